@@ -1,0 +1,544 @@
+//! Readers: a guest reads batches, the host reads results, outputs and writes.
+//!
+//! Every reader checks bounds and returns a [`WireError`] instead of
+//! panicking. The readers of guest-written buffers validate the whole buffer
+//! in `parse`, so their iterators afterwards yield every item.
+
+use alloc::vec::Vec;
+
+use crate::{KEEP, NULL, VERSION, WireError};
+
+/// A bounds-checked cursor over a buffer.
+#[derive(Clone)]
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    item: Option<u32>,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Cursor { buf, pos: 0, item: None }
+    }
+
+    fn err(&self, what: &'static str) -> WireError {
+        WireError { at: self.pos, what, item: self.item }
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
+        match end {
+            Some(end) => {
+                let s = &self.buf[self.pos..end];
+                self.pos = end;
+                Ok(s)
+            }
+            None => Err(self.err(what)),
+        }
+    }
+
+    #[inline]
+    fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    #[inline]
+    fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    #[inline]
+    fn i64(&mut self, what: &'static str) -> Result<i64, WireError> {
+        let b = self.take(8, what)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(i64::from_le_bytes(a))
+    }
+
+    #[inline]
+    fn bytes(&mut self, what: &'static str) -> Result<&'a [u8], WireError> {
+        let n = self.u32(what)?;
+        if n >= KEEP {
+            return Err(self.err(what));
+        }
+        self.take(n as usize, what)
+    }
+
+    #[inline]
+    fn str(&mut self, what: &'static str) -> Result<&'a str, WireError> {
+        let at = self.pos;
+        let b = self.bytes(what)?;
+        core::str::from_utf8(b).map_err(|_| WireError { at, what: "invalid UTF-8", item: self.item })
+    }
+
+    /// A length-prefixed field: `Null`, `Keep` (when allowed) or bytes.
+    #[inline]
+    fn field(&mut self, keep_ok: bool, what: &'static str) -> Result<Field<'a>, WireError> {
+        let at = self.pos;
+        match self.u32(what)? {
+            NULL => Ok(Field::Null),
+            KEEP if keep_ok => Ok(Field::Keep),
+            KEEP => Err(WireError { at, what: "unexpected KEEP marker", item: self.item }),
+            n => Ok(Field::Bytes(self.take(n as usize, what)?)),
+        }
+    }
+
+    /// A header block of `n` pairs; checks names are UTF-8.
+    fn headers_body(&mut self, n: u32) -> Result<Headers<'a>, WireError> {
+        let start = self.pos;
+        for _ in 0..n {
+            self.str("truncated header name")?;
+            self.bytes("truncated header value")?;
+        }
+        Ok(Headers { n, raw: &self.buf[start..self.pos] })
+    }
+
+    fn version(&mut self) -> Result<(), WireError> {
+        match self.u8("empty buffer")? {
+            VERSION => Ok(()),
+            _ => Err(WireError { at: 0, what: "unsupported layout version", item: None }),
+        }
+    }
+
+    fn end(&self) -> Result<(), WireError> {
+        if self.pos == self.buf.len() { Ok(()) } else { Err(self.err("trailing bytes after the last item")) }
+    }
+}
+
+/// A field of an output: as in the input record, absent, or these bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field<'a> {
+    /// Keep the input record's value of this field.
+    Keep,
+    /// No value (a Kafka null key or tombstone value).
+    Null,
+    /// These bytes.
+    Bytes(&'a [u8]),
+}
+
+impl<'a> Field<'a> {
+    /// Resolves `Keep` against the input record's field.
+    #[inline]
+    pub fn or_input(self, input: Option<&'a [u8]>) -> Option<&'a [u8]> {
+        match self {
+            Field::Keep => input,
+            Field::Null => None,
+            Field::Bytes(b) => Some(b),
+        }
+    }
+}
+
+/// A validated block of headers, read without copying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Headers<'a> {
+    n: u32,
+    raw: &'a [u8],
+}
+
+impl<'a> Headers<'a> {
+    /// An empty header block.
+    pub const EMPTY: Headers<'static> = Headers { n: 0, raw: &[] };
+
+    /// Number of headers.
+    pub fn len(&self) -> usize {
+        self.n as usize
+    }
+
+    /// True when there are no headers.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The `(name, value)` pairs in order.
+    pub fn iter(&self) -> HeaderIter<'a> {
+        HeaderIter { cur: Cursor::new(self.raw), left: self.n }
+    }
+}
+
+/// Iterator over [`Headers`].
+#[derive(Clone)]
+pub struct HeaderIter<'a> {
+    cur: Cursor<'a>,
+    left: u32,
+}
+
+impl<'a> Iterator for HeaderIter<'a> {
+    type Item = (&'a str, &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // The block was validated when it was read; an error cannot occur.
+        let k = self.cur.str("").ok()?;
+        let v = self.cur.bytes("").ok()?;
+        Some((k, v))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left as usize, Some(self.left as usize))
+    }
+}
+
+impl ExactSizeIterator for HeaderIter<'_> {}
+
+/// One input record, borrowed from a batch buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// Topic the record was read from.
+    pub topic: &'a str,
+    /// Partition the record was read from.
+    pub partition: i32,
+    /// Offset of the record in its partition.
+    pub offset: i64,
+    /// Record timestamp, milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// Record key, if any.
+    pub key: Option<&'a [u8]>,
+    /// Record value, if any (`None` is a tombstone).
+    pub value: Option<&'a [u8]>,
+    /// Record headers.
+    pub headers: Headers<'a>,
+}
+
+/// A batch of records as encoded by the host.
+#[derive(Debug, Clone)]
+pub struct Batch<'a> {
+    topics: Vec<&'a str>,
+    count: u32,
+    body: &'a [u8],
+    body_at: usize,
+}
+
+impl<'a> Batch<'a> {
+    /// Reads the batch header (version, topic table, record count).
+    pub fn parse(buf: &'a [u8]) -> Result<Self, WireError> {
+        let mut cur = Cursor::new(buf);
+        cur.version()?;
+        let n_topics = cur.u32("truncated topic count")?;
+        let mut topics = Vec::with_capacity(n_topics.min(1024) as usize);
+        for _ in 0..n_topics {
+            topics.push(cur.str("truncated topic name")?);
+        }
+        let count = cur.u32("truncated record count")?;
+        Ok(Batch { topics, count, body: &buf[cur.pos..], body_at: cur.pos })
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The records in order; an item is an error if the buffer is malformed.
+    pub fn records(&self) -> RecordIter<'_, 'a> {
+        RecordIter { batch: self, cur: Cursor::new(self.body), index: 0 }
+    }
+}
+
+/// Iterator over the records of a [`Batch`].
+pub struct RecordIter<'b, 'a> {
+    batch: &'b Batch<'a>,
+    cur: Cursor<'a>,
+    index: u32,
+}
+
+impl<'a> RecordIter<'_, 'a> {
+    fn read(&mut self) -> Result<RecordRef<'a>, WireError> {
+        let cur = &mut self.cur;
+        cur.item = Some(self.index);
+        let t = cur.u32("truncated record")?;
+        let topic = *self.batch.topics.get(t as usize).ok_or_else(|| cur.err("topic index out of range"))?;
+        let partition = cur.u32("truncated record")? as i32;
+        let offset = cur.i64("truncated record")?;
+        let timestamp = cur.i64("truncated record")?;
+        let key = cur.field(false, "truncated key")?.or_input(None);
+        let value = cur.field(false, "truncated value")?.or_input(None);
+        let n = cur.u32("truncated header count")?;
+        let headers = cur.headers_body(n)?;
+        Ok(RecordRef { topic, partition, offset, timestamp, key, value, headers })
+    }
+}
+
+impl<'a> Iterator for RecordIter<'_, 'a> {
+    type Item = Result<RecordRef<'a>, WireError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.index >= self.batch.count {
+            return None;
+        }
+        let r = self.read().map_err(|mut e| {
+            e.at += self.batch.body_at;
+            e
+        });
+        self.index = if r.is_ok() { self.index + 1 } else { self.batch.count };
+        Some(r)
+    }
+}
+
+/// One output, borrowed from a result or timer buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputRef<'a> {
+    /// Index into the output names declared at `init`.
+    pub output: u32,
+    /// The key to produce.
+    pub key: Field<'a>,
+    /// The value to produce.
+    pub value: Field<'a>,
+    /// The headers to produce; `None` keeps the input's.
+    pub headers: Option<Headers<'a>>,
+    /// The timestamp to produce; `None` keeps the input's.
+    pub timestamp: Option<i64>,
+}
+
+fn read_output<'a>(cur: &mut Cursor<'a>, n_outputs: u32) -> Result<OutputRef<'a>, WireError> {
+    let at = cur.pos;
+    let output = cur.u32("truncated output")?;
+    if output >= n_outputs {
+        return Err(WireError { at, what: "output index out of range", item: cur.item });
+    }
+    let key = cur.field(true, "truncated output key")?;
+    let value = cur.field(true, "truncated output value")?;
+    let headers = match cur.u32("truncated output header count")? {
+        KEEP => None,
+        n => Some(cur.headers_body(n)?),
+    };
+    let timestamp = match cur.u8("truncated output timestamp")? {
+        0 => None,
+        1 => Some(cur.i64("truncated output timestamp")?),
+        _ => return Err(cur.err("bad output timestamp tag")),
+    };
+    Ok(OutputRef { output, key, value, headers, timestamp })
+}
+
+/// The validated outputs of one record, or of a timer call.
+#[derive(Debug, Clone, Copy)]
+pub struct Outputs<'a> {
+    n: u32,
+    raw: &'a [u8],
+    n_outputs: u32,
+}
+
+impl<'a> Outputs<'a> {
+    /// Validates a timer buffer (`u8 version, outputs`) whose output indices
+    /// must be below `n_outputs`.
+    pub fn parse(buf: &'a [u8], n_outputs: u32) -> Result<Self, WireError> {
+        let mut cur = Cursor::new(buf);
+        cur.version()?;
+        let o = Self::read(&mut cur, n_outputs)?;
+        cur.end()?;
+        Ok(o)
+    }
+
+    fn read(cur: &mut Cursor<'a>, n_outputs: u32) -> Result<Self, WireError> {
+        let n = cur.u32("truncated output count")?;
+        let start = cur.pos;
+        for _ in 0..n {
+            read_output(cur, n_outputs)?;
+        }
+        Ok(Outputs { n, raw: &cur.buf[start..cur.pos], n_outputs })
+    }
+
+    /// Number of outputs.
+    pub fn len(&self) -> usize {
+        self.n as usize
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The outputs in order.
+    pub fn iter(&self) -> OutputIter<'a> {
+        OutputIter { cur: Cursor::new(self.raw), left: self.n, n_outputs: self.n_outputs }
+    }
+}
+
+/// Iterator over [`Outputs`].
+pub struct OutputIter<'a> {
+    cur: Cursor<'a>,
+    left: u32,
+    n_outputs: u32,
+}
+
+impl<'a> Iterator for OutputIter<'a> {
+    type Item = OutputRef<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        read_output(&mut self.cur, self.n_outputs).ok()
+    }
+}
+
+/// What the processor did with one input record.
+#[derive(Debug, Clone, Copy)]
+pub enum RecordResult<'a> {
+    /// Accepted, with these outputs (possibly none).
+    Ok(Outputs<'a>),
+    /// Rejected, with the processor's reason.
+    Rejected(&'a str),
+}
+
+/// A validated result buffer: one [`RecordResult`] per input record.
+#[derive(Debug, Clone, Copy)]
+pub struct Results<'a> {
+    count: u32,
+    body: &'a [u8],
+    n_outputs: u32,
+}
+
+fn read_result<'a>(cur: &mut Cursor<'a>, n_outputs: u32) -> Result<RecordResult<'a>, WireError> {
+    match cur.u8("truncated result")? {
+        0 => Ok(RecordResult::Ok(Outputs::read(cur, n_outputs)?)),
+        1 => Ok(RecordResult::Rejected(cur.str("truncated rejection reason")?)),
+        _ => Err(WireError { at: cur.pos - 1, what: "bad result tag", item: cur.item }),
+    }
+}
+
+impl<'a> Results<'a> {
+    /// Validates a result buffer that must hold `expected` results whose
+    /// output indices are below `n_outputs`.
+    pub fn parse(buf: &'a [u8], expected: usize, n_outputs: u32) -> Result<Self, WireError> {
+        let mut cur = Cursor::new(buf);
+        cur.version()?;
+        let count = cur.u32("truncated result count")?;
+        if count as usize != expected {
+            return Err(WireError { at: 1, what: "result count differs from record count", item: None });
+        }
+        let start = cur.pos;
+        for i in 0..count {
+            cur.item = Some(i);
+            read_result(&mut cur, n_outputs)?;
+        }
+        cur.item = None;
+        cur.end()?;
+        Ok(Results { count, body: &buf[start..], n_outputs })
+    }
+
+    /// Number of results.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The results in input order.
+    pub fn iter(&self) -> ResultIter<'a> {
+        ResultIter { cur: Cursor::new(self.body), left: self.count, n_outputs: self.n_outputs }
+    }
+}
+
+/// Iterator over [`Results`].
+pub struct ResultIter<'a> {
+    cur: Cursor<'a>,
+    left: u32,
+    n_outputs: u32,
+}
+
+impl<'a> Iterator for ResultIter<'a> {
+    type Item = RecordResult<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        read_result(&mut self.cur, self.n_outputs).ok()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left as usize, Some(self.left as usize))
+    }
+}
+
+/// One state write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write<'a> {
+    /// Set `key` to `value`.
+    Put(&'a [u8], &'a [u8]),
+    /// Remove `key`.
+    Delete(&'a [u8]),
+}
+
+/// A validated list of state writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Writes<'a> {
+    count: u32,
+    body: &'a [u8],
+}
+
+fn read_write<'a>(cur: &mut Cursor<'a>) -> Result<Write<'a>, WireError> {
+    match cur.u8("truncated write")? {
+        0 => Ok(Write::Put(cur.bytes("truncated write key")?, cur.bytes("truncated write value")?)),
+        1 => Ok(Write::Delete(cur.bytes("truncated write key")?)),
+        _ => Err(WireError { at: cur.pos - 1, what: "bad write tag", item: cur.item }),
+    }
+}
+
+impl<'a> Writes<'a> {
+    /// Validates a writes buffer.
+    pub fn parse(buf: &'a [u8]) -> Result<Self, WireError> {
+        let mut cur = Cursor::new(buf);
+        cur.version()?;
+        let count = cur.u32("truncated write count")?;
+        let start = cur.pos;
+        for i in 0..count {
+            cur.item = Some(i);
+            read_write(&mut cur)?;
+        }
+        cur.item = None;
+        cur.end()?;
+        Ok(Writes { count, body: &buf[start..] })
+    }
+
+    /// Number of writes.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The writes in order.
+    pub fn iter(&self) -> WriteIter<'a> {
+        WriteIter { cur: Cursor::new(self.body), left: self.count }
+    }
+}
+
+/// Iterator over [`Writes`].
+pub struct WriteIter<'a> {
+    cur: Cursor<'a>,
+    left: u32,
+}
+
+impl<'a> Iterator for WriteIter<'a> {
+    type Item = Write<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        read_write(&mut self.cur).ok()
+    }
+}
