@@ -1,0 +1,1 @@
+//! Write Partita stream processors in Rust.

@@ -1,0 +1,38 @@
+//! Command-line interface: argument types and the subcommands.
+
+use clap::{Parser, Subcommand};
+
+pub mod run;
+pub mod test;
+
+/// Partita runs WebAssembly stream processors on Kafka partitions.
+#[derive(Debug, Parser)]
+#[command(name = "partita", version, about)]
+pub struct Cli {
+    /// Log filter, as in RUST_LOG (for example `info` or `partita=debug`).
+    #[arg(long, global = true)]
+    pub log: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a processor over a file of records, offline: no broker needed.
+    Test(test::TestArgs),
+    /// Run a pipeline file against Kafka.
+    Run(run::RunArgs),
+}
+
+/// Sets up `tracing` logging to stderr, filtered by `filter`, else by
+/// `RUST_LOG`, else at `info`.
+pub fn init_logging(filter: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match filter {
+        Some(f) => EnvFilter::new(f),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

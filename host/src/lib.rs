@@ -1,0 +1,13 @@
+//! Partita: an embeddable WebAssembly processor host for Kafka partitions.
+//!
+//! # Layout
+//!
+//! - [`engine`]: loads processor components, runs batches under limits.
+//! - [`state`]: keyed state per (stage, partition), behind a trait.
+//! - [`tables`]: read-only reference tables.
+//! - [`cli`]: the `partita` command line.
+
+pub mod engine;
+pub mod state;
+pub mod tables;
+pub mod cli;

@@ -1,0 +1,24 @@
+//! The `partita` command line: `partita run` and `partita test`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use partita::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    partita::cli::init_logging(cli.log.as_deref());
+    let result = match cli.command {
+        Command::Test(args) => partita::cli::test::main(args),
+        Command::Run(args) => partita::cli::run::main(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: what failed and where, with its causes.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

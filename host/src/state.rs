@@ -1,0 +1,104 @@
+//! Keyed state of one (stage, partition), behind a trait the engine calls.
+//!
+//! The engine buffers a call's writes in a [`ChangeSet`] and hands them to
+//! the store only when the call succeeds, so a trapped batch leaves state as
+//! it was. [`MemoryState`] is the in-memory store; durable stores implement
+//! the same trait.
+
+use std::collections::BTreeMap;
+
+/// The writes of one successful call: `Some(value)` to store, `None` to delete.
+pub type ChangeSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// A key/value store scoped to one stage and partition.
+pub trait StateStore: Send + 'static {
+    /// The value under `key`.
+    fn get(&mut self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>>;
+
+    /// Up to `limit` entries with `start <= key < end` (unbounded when `end`
+    /// is `None`), in ascending key order.
+    fn scan(&mut self, start: &[u8], end: Option<&[u8]>, limit: usize) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// Applies the writes of one successful call, all or nothing.
+    fn commit(&mut self, changes: &ChangeSet) -> anyhow::Result<()>;
+
+    /// Number of keys stored, for metrics.
+    fn len(&self) -> usize;
+
+    /// True when no key is stored.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// State kept in an ordered in-memory map.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryState {
+    map: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl MemoryState {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl StateStore for MemoryState {
+    fn get(&mut self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self.map.get(key).cloned())
+    }
+
+    fn scan(&mut self, start: &[u8], end: Option<&[u8]>, limit: usize) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let upper = end.map_or(Unbounded, Excluded);
+        if end.is_some_and(|e| e <= start) {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .map
+            .range::<[u8], _>((Included(start), upper))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn commit(&mut self, changes: &ChangeSet) -> anyhow::Result<()> {
+        for (k, v) in changes {
+            match v {
+                Some(v) => self.map.insert(k.clone(), v.clone()),
+                None => self.map.remove(k),
+            };
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_and_scan_in_key_order() {
+        let mut s = MemoryState::new();
+        let mut c = ChangeSet::new();
+        for k in ["b", "a", "d", "c"] {
+            c.insert(k.as_bytes().to_vec(), Some(k.to_uppercase().into_bytes()));
+        }
+        s.commit(&c).unwrap();
+        let keys: Vec<_> = s.scan(b"b", Some(b"d"), 10).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![b"b".to_vec(), b"c".to_vec()]);
+        assert_eq!(s.scan(b"a", None, 2).unwrap().len(), 2);
+        assert!(s.scan(b"d", Some(b"a"), 10).unwrap().is_empty());
+        let mut del = ChangeSet::new();
+        del.insert(b"a".to_vec(), None);
+        s.commit(&del).unwrap();
+        assert_eq!(s.get(b"a").unwrap(), None);
+        assert_eq!(s.get(b"b").unwrap(), Some(b"B".to_vec()));
+        assert_eq!(s.len(), 3);
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds every processor (processors/*) and test guest (tests/guests/*) into
+# a WebAssembly component for wasm32-wasip2, in target/wasm/components/.
+# Installs the wasm32-wasip2 target through rustup when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    rustup target add wasm32-wasip2 >&2
+fi
+
+packages=()
+for dir in processors/*/ tests/guests/*/; do
+    [[ -f "$dir/Cargo.toml" ]] || continue
+    packages+=(-p "$(basename "$dir")")
+done
+
+cargo build --release --target wasm32-wasip2 --target-dir target/wasm "${packages[@]}" >&2
+
+mkdir -p target/wasm/components
+for f in target/wasm/wasm32-wasip2/release/*.wasm; do
+    cp "$f" target/wasm/components/
+done
+echo "components in target/wasm/components/:" >&2
+ls target/wasm/components >&2
