@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need and runs them all:
+#   - the wasm32-wasip2 target and every Wasm component (scripts/build-wasm.sh),
+#   - the Tansu broker, built once into a cache outside the checkout
+#     (scripts/install-broker.sh; the tests start their own brokers from it),
+#   - then `cargo test` over the whole workspace.
+# Extra arguments go to `cargo test` (for example a test name filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# The broker takes the longest to build the first time; build it alongside
+# the components and the test binaries instead of before them.
+log "broker (Tansu), installed once into ${PARTITA_CACHE:-$HOME/.cache/partita}"
+bash scripts/install-broker.sh > target-broker.log 2>&1 &
+broker_pid=$!
+trap 'kill $broker_pid 2>/dev/null || true' EXIT
+
+log "Wasm components"
+bash scripts/build-wasm.sh
+
+log "test binaries"
+cargo test --workspace --no-run
+
+log "waiting for the broker install"
+if ! wait $broker_pid; then
+    cat target-broker.log >&2
+    echo "error: installing the broker failed (log above)" >&2
+    exit 1
+fi
+trap - EXIT
+rm -f target-broker.log
+export PARTITA_TANSU="$(bash scripts/install-broker.sh)"
+
+log "tests"
+cargo test --workspace "$@"
