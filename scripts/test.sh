@@ -13,7 +13,8 @@ log() { printf '\n== %s\n' "$*" >&2; }
 # The broker takes the longest to build the first time; build it alongside
 # the components and the test binaries instead of before them.
 log "broker (Tansu), installed once into ${PARTITA_CACHE:-$HOME/.cache/partita}"
-bash scripts/install-broker.sh > target-broker.log 2>&1 &
+mkdir -p target
+bash scripts/install-broker.sh > target/broker-install.log 2>&1 &
 broker_pid=$!
 trap 'kill $broker_pid 2>/dev/null || true' EXIT
 
@@ -25,12 +26,11 @@ cargo test --workspace --no-run
 
 log "waiting for the broker install"
 if ! wait $broker_pid; then
-    cat target-broker.log >&2
+    cat target/broker-install.log >&2
     echo "error: installing the broker failed (log above)" >&2
     exit 1
 fi
 trap - EXIT
-rm -f target-broker.log
 export PARTITA_TANSU="$(bash scripts/install-broker.sh)"
 
 log "tests"
