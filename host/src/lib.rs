@@ -5,9 +5,11 @@
 //! - [`engine`]: loads processor components, runs batches under limits.
 //! - [`state`]: keyed state per (stage, partition), behind a trait.
 //! - [`tables`]: read-only reference tables.
+//! - [`config`]: the pipeline file: parsing and checks, every problem at once.
 //! - [`cli`]: the `partita` command line.
 
 pub mod engine;
 pub mod state;
 pub mod tables;
+pub mod config;
 pub mod cli;

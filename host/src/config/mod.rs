@@ -1,0 +1,226 @@
+//! The pipeline file: what `partita run` reads (docs/PIPELINE.md is the
+//! reference).
+//!
+//! [`Pipeline::load`] reads and checks a file without touching Kafka or the
+//! processors: syntax, keys, types, ranges, names, and that each processor
+//! file exists. [`check_processors`] then loads every processor with the
+//! engine and checks what only the processor knows (that it is a component,
+//! that `init` accepts the stage's config, that every output it declares has
+//! a topic). Both report every problem at once, each naming the file, the
+//! line and column, and the key.
+//!
+//! The file is read as spanned TOML and walked key by key rather than
+//! through `serde` derive, because serde stops at the first problem.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::engine::Limits;
+
+mod parse;
+mod problems;
+mod processors;
+mod reader;
+
+pub use problems::{ConfigError, Location, Problem};
+pub use processors::{CheckedStage, check_processors};
+
+/// Records per batch unless the stage sets `batch_size`.
+pub const DEFAULT_BATCH_SIZE: usize = 500;
+/// Encoded bytes at which a batch closes unless the stage sets `batch_bytes`.
+pub const DEFAULT_BATCH_BYTES: usize = 1 << 20;
+/// How long a batch waits for more records unless the stage sets `max_wait_ms`.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_millis(10);
+/// Memory cap per instance unless the stage sets `memory_mb`.
+pub const DEFAULT_MEMORY_MB: u64 = 128;
+/// CPU deadline per call unless the stage sets `deadline_ms`.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(1000);
+/// Interval between offset commits unless `[kafka]` sets `commit_interval_ms`.
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// A checked pipeline file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    /// The file, as the user named it (problems are reported against it).
+    pub file: PathBuf,
+    /// How to reach Kafka.
+    pub kafka: KafkaConfig,
+    /// The stages, in file order.
+    pub stages: Vec<StageConfig>,
+}
+
+/// The `[kafka]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaConfig {
+    /// `bootstrap`: comma-separated `host:port` list.
+    pub bootstrap: String,
+    /// `group`: prefix of every stage's consumer group id
+    /// (`<group>.<stage>`).
+    pub group: String,
+    /// `properties`: librdkafka properties for every client (TLS, SASL...).
+    pub properties: Vec<(String, String)>,
+    /// `consumer`: librdkafka properties for consumers only.
+    pub consumer: Vec<(String, String)>,
+    /// `producer`: librdkafka properties for the producer only.
+    pub producer: Vec<(String, String)>,
+    /// `create_topics`: create missing input, output and DLQ topics.
+    pub create_topics: bool,
+    /// `new_topic_partitions`: partitions of topics that Partita creates.
+    pub new_topic_partitions: i32,
+    /// `new_topic_replication`: replication factor of topics it creates.
+    pub new_topic_replication: i32,
+    /// `commit_interval_ms`: how often a partition commits its progress.
+    pub commit_interval: Duration,
+}
+
+impl KafkaConfig {
+    /// The consumer group id of stage `stage`.
+    pub fn group_id(&self, stage: &str) -> String {
+        format!("{}.{stage}", self.group)
+    }
+}
+
+/// What a stage does with a record its processor rejects or fails on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnError {
+    /// Produce it to a dead-letter topic: `topic`, or `<source topic>.dlq`.
+    Dlq {
+        /// The `dlq` key, when set.
+        topic: Option<String>,
+    },
+    /// Drop it (counted in the metrics).
+    Skip,
+    /// Stop the pipeline with an error, committing what came before it.
+    Stop,
+}
+
+/// When a batch closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// `batch_size`: at most this many records.
+    pub max_records: usize,
+    /// `batch_bytes`: closes once the encoded batch holds this many bytes.
+    pub max_bytes: usize,
+    /// `max_wait_ms`: closes this long after its first record arrived.
+    pub max_wait: Duration,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits {
+            max_records: DEFAULT_BATCH_SIZE,
+            max_bytes: DEFAULT_BATCH_BYTES,
+            max_wait: DEFAULT_MAX_WAIT,
+        }
+    }
+}
+
+/// Where a stage's keys are in the file, for problems found later.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StageLocations {
+    /// The `[[stage]]` table.
+    pub stage: Option<Location>,
+    /// The `processor` value.
+    pub processor: Option<Location>,
+    /// The `outputs` value.
+    pub outputs: Option<Location>,
+    /// The `config` value.
+    pub config: Option<Location>,
+}
+
+/// One `[[stage]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageConfig {
+    /// `name`: unique in the file; letters, digits, `.`, `_`, `-`.
+    pub name: String,
+    /// `processor`: the component file, resolved against the pipeline
+    /// file's folder.
+    pub processor: PathBuf,
+    /// `input`: one topic, or several co-partitioned topics.
+    pub inputs: Vec<String>,
+    /// `outputs`: output name → topic, in file order.
+    pub outputs: Vec<(String, String)>,
+    /// `config`: passed to the processor's `init`, in file order.
+    pub config: Vec<(String, String)>,
+    /// `tables`: table name → compacted topic, in file order.
+    pub tables: Vec<(String, String)>,
+    /// `on_error` and `dlq`.
+    pub on_error: OnError,
+    /// `memory_mb` and `deadline_ms`.
+    pub limits: Limits,
+    /// `batch_size`, `batch_bytes` and `max_wait_ms`.
+    pub batch: BatchLimits,
+    /// Where the stage's keys are in the file.
+    pub at: StageLocations,
+}
+
+impl StageConfig {
+    /// The topic of output `name`, if the stage maps one.
+    pub fn output_topic(&self, name: &str) -> Option<&str> {
+        self.outputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.as_str())
+    }
+
+    /// The dead-letter topic for records read from `source`, if the stage
+    /// sends failures to one.
+    pub fn dlq_topic(&self, source: &str) -> Option<String> {
+        match &self.on_error {
+            OnError::Dlq { topic: Some(t) } => Some(t.clone()),
+            OnError::Dlq { topic: None } => Some(format!("{source}.dlq")),
+            OnError::Skip | OnError::Stop => None,
+        }
+    }
+
+    /// Every topic the stage writes to: outputs, then dead-letter topics.
+    pub fn written_topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self.outputs.iter().map(|(_, t)| t.clone()).collect();
+        for input in &self.inputs {
+            topics.extend(self.dlq_topic(input));
+        }
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+}
+
+impl Pipeline {
+    /// Reads and checks the pipeline file at `path`.
+    pub fn load(path: &Path) -> Result<Pipeline, ConfigError> {
+        let file = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Pipeline::parse(path, &text),
+            Err(e) => Err(ConfigError {
+                problems: vec![Problem {
+                    file,
+                    at: None,
+                    place: String::new(),
+                    message: format!("cannot read: {e}"),
+                }],
+            }),
+        }
+    }
+
+    /// Checks `text` as the content of the pipeline file `path` (processor
+    /// paths are resolved against its folder).
+    pub fn parse(path: &Path, text: &str) -> Result<Pipeline, ConfigError> {
+        parse::parse(path, text)
+    }
+
+    /// Every topic a stage reads, writes or loads as a table.
+    pub fn topics(&self) -> Vec<String> {
+        let mut topics = Vec::new();
+        for s in &self.stages {
+            topics.extend(s.inputs.iter().cloned());
+            topics.extend(s.written_topics());
+            topics.extend(s.tables.iter().map(|(_, t)| t.clone()));
+        }
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,490 @@
+//! Tests of the pipeline file: the minimal example, defaults, and one test
+//! per problem, each asserting the file, position and key in the message.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+/// A folder holding a pipeline file's neighbours (`p.wasm`).
+struct Dir {
+    dir: tempfile::TempDir,
+}
+
+impl Dir {
+    fn new() -> Dir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("processors")).unwrap();
+        std::fs::write(
+            dir.path().join("processors/passthrough.wasm"),
+            b"not checked here",
+        )
+        .unwrap();
+        Dir { dir }
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.path().join("pipeline.toml")
+    }
+
+    fn parse(&self, text: &str) -> Result<Pipeline, ConfigError> {
+        Pipeline::parse(&self.file(), text)
+    }
+
+    /// The problems, rendered, with the temporary folder shown as `DIR`.
+    fn problems(&self, text: &str) -> Vec<String> {
+        let err = self.parse(text).expect_err("the file should be refused");
+        let dir = self.dir.path().display().to_string();
+        err.problems
+            .iter()
+            .map(|p| p.to_string().replace(&dir, "DIR"))
+            .collect()
+    }
+}
+
+const MINIMAL: &str = r#"
+[kafka]
+bootstrap = "127.0.0.1:9092"
+group = "orders"
+
+[[stage]]
+name = "pass"
+processor = "processors/passthrough.wasm"   # relative to the pipeline file
+input = "legacy.orders"
+outputs = { default = "orders.out" }
+"#;
+
+#[test]
+fn the_minimal_file_of_the_issue_works_as_written() {
+    let d = Dir::new();
+    let p = d.parse(MINIMAL).unwrap();
+    assert_eq!(p.kafka.bootstrap, "127.0.0.1:9092");
+    assert_eq!(p.kafka.group, "orders");
+    assert_eq!(p.kafka.group_id("pass"), "orders.pass");
+    assert!(!p.kafka.create_topics);
+    assert_eq!(p.kafka.commit_interval, DEFAULT_COMMIT_INTERVAL);
+    assert_eq!(p.stages.len(), 1);
+    let s = &p.stages[0];
+    assert_eq!(s.name, "pass");
+    assert_eq!(
+        s.processor,
+        d.dir.path().join("processors/passthrough.wasm")
+    );
+    assert_eq!(s.inputs, ["legacy.orders"]);
+    assert_eq!(
+        s.outputs,
+        [("default".to_string(), "orders.out".to_string())]
+    );
+    assert_eq!(s.on_error, OnError::Dlq { topic: None });
+    assert_eq!(
+        s.dlq_topic("legacy.orders").as_deref(),
+        Some("legacy.orders.dlq")
+    );
+    assert_eq!(s.batch, BatchLimits::default());
+    assert_eq!(
+        s.limits,
+        Limits {
+            memory_bytes: 128 << 20,
+            deadline: Duration::from_secs(1)
+        }
+    );
+    assert_eq!(
+        s.at.processor,
+        Some(Location {
+            line: 8,
+            column: 13
+        })
+    );
+    assert_eq!(
+        p.topics(),
+        ["legacy.orders", "legacy.orders.dlq", "orders.out"]
+    );
+}
+
+#[test]
+fn every_key_of_the_full_example_is_read() {
+    let d = Dir::new();
+    let text = r#"
+[kafka]
+bootstrap = "k1:9092,k2:9092"
+group = "orders"
+create_topics = true
+new_topic_partitions = 4
+new_topic_replication = 3
+commit_interval_ms = 250
+properties = { "security.protocol" = "sasl_ssl", "sasl.mechanism" = "PLAIN" }
+consumer = { "auto.offset.reset" = "latest", "fetch.min.bytes" = 1024 }
+producer = { "linger.ms" = 5, "enable.idempotence" = true }
+
+[[stage]]
+name = "parse"
+processor = "processors/passthrough.wasm"
+input = ["a", "b"]
+outputs = { default = "parsed", rejects = "parsed.rejects" }
+config = { threshold = 10, mode = "strict", ratio = 0.5, verbose = false }
+tables = { rates = "ref.rates" }
+on_error = "dlq"
+dlq = "parse.errors"
+memory_mb = 64
+deadline_ms = 250
+batch_size = 100
+batch_bytes = 65536
+max_wait_ms = 0
+
+[[stage]]
+name = "count"
+processor = "processors/passthrough.wasm"
+input = "parsed"
+on_error = "skip"
+"#;
+    let p = d.parse(text).unwrap();
+    let k = &p.kafka;
+    assert!(k.create_topics);
+    assert_eq!((k.new_topic_partitions, k.new_topic_replication), (4, 3));
+    assert_eq!(k.commit_interval, Duration::from_millis(250));
+    assert_eq!(k.properties.len(), 2);
+    assert_eq!(
+        k.consumer,
+        [
+            ("auto.offset.reset".into(), "latest".into()),
+            ("fetch.min.bytes".into(), "1024".into())
+        ]
+    );
+    assert_eq!(
+        k.producer,
+        [
+            ("linger.ms".into(), "5".into()),
+            ("enable.idempotence".into(), "true".into())
+        ]
+    );
+    let s = &p.stages[0];
+    assert_eq!(s.inputs, ["a", "b"]);
+    assert_eq!(s.output_topic("rejects"), Some("parsed.rejects"));
+    let config: Vec<(&str, &str)> = s
+        .config
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        config,
+        [
+            ("threshold", "10"),
+            ("mode", "strict"),
+            ("ratio", "0.5"),
+            ("verbose", "false")
+        ]
+    );
+    assert_eq!(s.tables, [("rates".to_string(), "ref.rates".to_string())]);
+    assert_eq!(s.dlq_topic("a").as_deref(), Some("parse.errors"));
+    assert_eq!(
+        s.limits,
+        Limits {
+            memory_bytes: 64 << 20,
+            deadline: Duration::from_millis(250)
+        }
+    );
+    assert_eq!(
+        s.batch,
+        BatchLimits {
+            max_records: 100,
+            max_bytes: 65536,
+            max_wait: Duration::ZERO
+        }
+    );
+    assert_eq!(
+        s.written_topics(),
+        ["parse.errors", "parsed", "parsed.rejects"]
+    );
+    let c = &p.stages[1];
+    assert_eq!(c.on_error, OnError::Skip);
+    assert_eq!(c.dlq_topic("parsed"), None);
+    assert!(c.outputs.is_empty());
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_position_and_the_expected_keys() {
+    let d = Dir::new();
+    let text = MINIMAL.replace(
+        "input = \"legacy.orders\"",
+        "input = \"legacy.orders\"\nbatchsize = 10",
+    );
+    let problems = d.problems(&text);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with(
+            "DIR/pipeline.toml:10:1: stage \"pass\": unknown key `batchsize` (expected one of: "
+        ),
+        "{problems:?}"
+    );
+    assert!(problems[0].contains("batch_size"), "{problems:?}");
+}
+
+#[test]
+fn unknown_keys_in_kafka_and_at_the_top_are_reported() {
+    let d = Dir::new();
+    let text = format!(
+        "pipeline = 1\n{}",
+        MINIMAL.replace("group = \"orders\"", "group = \"orders\"\nbroker = \"x\"")
+    );
+    let problems = d.problems(&text);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[0].starts_with("DIR/pipeline.toml:1:1: unknown key `pipeline`"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].starts_with("DIR/pipeline.toml:6:1: kafka: unknown key `broker`"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn missing_keys_are_all_named() {
+    let d = Dir::new();
+    let text = "[kafka]\ngroup = \"g\"\n\n[[stage]]\nname = \"a\"\n";
+    let problems = d.problems(text);
+    assert_eq!(
+        problems,
+        [
+            "DIR/pipeline.toml:1:1: kafka: missing key `bootstrap`",
+            "DIR/pipeline.toml:4:1: stage \"a\": missing key `processor`",
+            "DIR/pipeline.toml:4:1: stage \"a\": missing key `input`",
+        ]
+    );
+}
+
+#[test]
+fn a_missing_kafka_table_and_no_stage_are_reported() {
+    let d = Dir::new();
+    let problems = d.problems("");
+    assert_eq!(
+        problems,
+        [
+            "DIR/pipeline.toml:1:1: missing table [kafka]",
+            "DIR/pipeline.toml: no stage: add at least one [[stage]]"
+        ]
+    );
+}
+
+#[test]
+fn a_stage_without_a_name_is_named_by_its_index() {
+    let d = Dir::new();
+    let text = MINIMAL.replace("name = \"pass\"\n", "");
+    assert_eq!(
+        d.problems(&text),
+        ["DIR/pipeline.toml:6:1: stage[0]: missing key `name`"]
+    );
+}
+
+#[test]
+fn wrong_types_name_the_key_and_what_was_expected() {
+    let d = Dir::new();
+    let text = MINIMAL
+        .replace(
+            "input = \"legacy.orders\"",
+            "input = [\"a\", 3]\nbatch_size = \"big\"",
+        )
+        .replace(
+            "group = \"orders\"",
+            "group = \"orders\"\ncreate_topics = \"yes\"",
+        )
+        .replace(
+            "outputs = { default = \"orders.out\" }",
+            "outputs = { default = 1 }\nconfig = { a = [1] }",
+        );
+    let problems = d.problems(&text);
+    assert_eq!(
+        problems,
+        [
+            "DIR/pipeline.toml:5:17: kafka: create_topics: expected true or false, found string",
+            "DIR/pipeline.toml:10:15: stage \"pass\": input[1]: expected a string, found integer",
+            "DIR/pipeline.toml:11:14: stage \"pass\": batch_size: expected an integer from 1 to 1000000, found string",
+            "DIR/pipeline.toml:12:23: stage \"pass\": outputs.default: expected a string, found integer",
+            "DIR/pipeline.toml:13:16: stage \"pass\": config.a: expected a string, number or boolean, found array",
+        ]
+    );
+}
+
+#[test]
+fn numbers_out_of_range_are_refused() {
+    let d = Dir::new();
+    let text = MINIMAL.replace(
+        "input = \"legacy.orders\"",
+        "input = \"legacy.orders\"\nmemory_mb = 0\nbatch_size = -5",
+    );
+    assert_eq!(
+        d.problems(&text),
+        [
+            "DIR/pipeline.toml:10:13: stage \"pass\": memory_mb: expected an integer from 1 to 65536, found 0",
+            "DIR/pipeline.toml:11:14: stage \"pass\": batch_size: expected an integer from 1 to 1000000, found -5",
+        ]
+    );
+}
+
+#[test]
+fn a_missing_processor_file_is_named_with_where_it_was_looked_for() {
+    let d = Dir::new();
+    let text = MINIMAL.replace("processors/passthrough.wasm", "processors/nope.wasm");
+    assert_eq!(
+        d.problems(&text),
+        [
+            "DIR/pipeline.toml:8:13: stage \"pass\": processor: file processors/nope.wasm not found \
+             (looked for DIR/processors/nope.wasm)"
+        ]
+    );
+}
+
+#[test]
+fn a_processor_path_that_is_a_folder_is_refused() {
+    let d = Dir::new();
+    let text = MINIMAL.replace("processors/passthrough.wasm", "processors");
+    let problems = d.problems(&text);
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].starts_with(
+        "DIR/pipeline.toml:8:13: stage \"pass\": processor: processors is not a file"
+    ));
+}
+
+#[test]
+fn duplicate_stage_names_are_refused() {
+    let d = Dir::new();
+    let second = "\n[[stage]]\nname = \"pass\"\nprocessor = \"processors/passthrough.wasm\"\ninput = \"x\"\n";
+    let text = format!("{MINIMAL}{second}");
+    assert_eq!(
+        d.problems(&text),
+        ["DIR/pipeline.toml:13:8: stage \"pass\": name: another stage has the same name"]
+    );
+}
+
+#[test]
+fn invalid_names_and_topics_are_refused() {
+    let d = Dir::new();
+    let text = MINIMAL
+        .replace("name = \"pass\"", "name = \"pa ss\"")
+        .replace("\"orders.out\"", "\"orders/out\"")
+        .replace("group = \"orders\"", "group = \"\"");
+    assert_eq!(
+        d.problems(&text),
+        [
+            "DIR/pipeline.toml:4:9: kafka: group: must not be empty",
+            "DIR/pipeline.toml:7:8: stage[0]: name: stage name \"pa ss\" may only use letters, digits, '.', '_' and '-'",
+            "DIR/pipeline.toml:10:23: stage[0]: outputs.default: invalid topic \"orders/out\": \
+             a topic name may only use letters, digits, '.', '_' and '-'",
+        ]
+    );
+}
+
+#[test]
+fn a_stage_writing_to_its_own_input_is_a_loop() {
+    let d = Dir::new();
+    let text = MINIMAL.replace("\"orders.out\"", "\"legacy.orders\"");
+    assert_eq!(
+        d.problems(&text),
+        [
+            "DIR/pipeline.toml:10:23: stage \"pass\": outputs.default: topic legacy.orders is also an input of this stage (a loop)"
+        ]
+    );
+}
+
+#[test]
+fn error_policies_are_checked() {
+    let d = Dir::new();
+    let bad = MINIMAL.replace(
+        "input = \"legacy.orders\"",
+        "input = \"legacy.orders\"\non_error = \"retry\"",
+    );
+    assert_eq!(
+        d.problems(&bad),
+        [
+            "DIR/pipeline.toml:10:12: stage \"pass\": on_error: unknown policy \"retry\" (expected \"dlq\", \"skip\" or \"stop\")"
+        ]
+    );
+    let dlq_with_skip = MINIMAL.replace(
+        "input = \"legacy.orders\"",
+        "input = \"legacy.orders\"\non_error = \"skip\"\ndlq = \"d\"",
+    );
+    assert_eq!(
+        d.problems(&dlq_with_skip),
+        [
+            "DIR/pipeline.toml:11:7: stage \"pass\": dlq: a dead-letter topic needs on_error = \"dlq\" (the default)"
+        ]
+    );
+    let stop = MINIMAL.replace(
+        "input = \"legacy.orders\"",
+        "input = \"legacy.orders\"\non_error = \"stop\"",
+    );
+    assert_eq!(d.parse(&stop).unwrap().stages[0].on_error, OnError::Stop);
+}
+
+#[test]
+fn properties_that_partita_owns_are_refused_with_the_reason() {
+    let d = Dir::new();
+    let text = MINIMAL.replace(
+        "group = \"orders\"",
+        "group = \"orders\"\n[kafka.properties]\n\"enable.auto.commit\" = true\n\"partition.assignment.strategy\" = \"cooperative-sticky\"\n\"security.protocol\" = \"ssl\"",
+    );
+    assert_eq!(
+        d.problems(&text),
+        [
+            "DIR/pipeline.toml:6:24: kafka: properties.enable.auto.commit: set by Partita: \
+             Partita commits offsets itself once outputs are acknowledged",
+            "DIR/pipeline.toml:7:35: kafka: properties.partition.assignment.strategy: only `range` is supported: \
+             a stage needs partition p of all its inputs on one member",
+        ]
+    );
+}
+
+#[test]
+fn invalid_toml_is_reported_with_its_position() {
+    let d = Dir::new();
+    let problems = d.problems("[kafka]\nbootstrap = \"x\"\ngroup = \n");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("DIR/pipeline.toml:3:"),
+        "{problems:?}"
+    );
+    assert!(problems[0].contains("invalid TOML"), "{problems:?}");
+}
+
+#[test]
+fn problems_in_several_stages_are_reported_together() {
+    let d = Dir::new();
+    let text = r#"
+[kafka]
+bootstrap = "b"
+group = "g"
+
+[[stage]]
+name = "a"
+processor = "processors/passthrough.wasm"
+input = "in"
+colour = "red"
+
+[[stage]]
+name = "b"
+processor = "processors/missing.wasm"
+input = "a.out"
+deadline_ms = 0
+"#;
+    let problems = d.problems(text);
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(problems[0].starts_with("DIR/pipeline.toml:10:1: stage \"a\": unknown key `colour`"));
+    assert!(problems[1].starts_with(
+        "DIR/pipeline.toml:14:13: stage \"b\": processor: file processors/missing.wasm"
+    ));
+    assert!(
+        problems[2]
+            .starts_with("DIR/pipeline.toml:16:15: stage \"b\": deadline_ms: expected an integer")
+    );
+}
+
+#[test]
+fn an_unreadable_file_is_a_problem_naming_it() {
+    let err = Pipeline::load(Path::new("/nonexistent/pipeline.toml")).unwrap_err();
+    assert_eq!(err.problems.len(), 1);
+    let text = err.to_string();
+    assert!(
+        text.starts_with("/nonexistent/pipeline.toml: cannot read: "),
+        "{text}"
+    );
+}
