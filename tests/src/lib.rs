@@ -2,5 +2,15 @@
 //!
 //! - [`wasm`]: builds the project's components (processors and test guests)
 //!   for `wasm32-wasip2` once per test run and finds them by name.
+//! - [`broker`]: a private Tansu broker per test, on a free local port.
+//! - [`kafka`]: create topics, produce, read to the end, committed offsets.
+//! - [`partita`]: runs the `partita` binary as a child process.
+//! - [`process`]: child processes killed when their handle drops.
+//! - [`orders`]: sample legacy data, orders as CSV lines.
 
+pub mod broker;
+pub mod kafka;
+pub mod orders;
+pub mod partita;
+pub mod process;
 pub mod wasm;
