@@ -219,6 +219,55 @@ mod tests {
         assert!(!alive(pid), "pid {pid} still alive after drop");
     }
 
+    /// Run as a child of the test below: starts a sleeper, writes its pid
+    /// to the file named by the variable, then waits to be killed.
+    #[test]
+    fn watchdog_kills_the_child_when_the_parent_dies() {
+        const PID_FILE: &str = "PARTITA_TESTS_WATCHDOG_PID_FILE";
+        if let Some(file) = std::env::var_os(PID_FILE) {
+            let dir = tempfile::tempdir().unwrap();
+            let child = sleeper(dir.path());
+            std::fs::write(&file, child.pid().to_string()).unwrap();
+            sleep(Duration::from_secs(600));
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let mut parent = Command::new(std::env::current_exe().unwrap());
+        parent
+            .args([
+                "--exact",
+                "process::tests::watchdog_kills_the_child_when_the_parent_dies",
+            ])
+            .env(PID_FILE, &pid_file);
+        let mut parent = Child::spawn("parent", parent, &dir.path().join("parent.log")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let pid = loop {
+            if let Ok(text) = std::fs::read_to_string(&pid_file)
+                && let Ok(pid) = text.parse::<u32>()
+            {
+                break pid;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no pid file: {}",
+                parent.log_tail(20)
+            );
+            sleep(Duration::from_millis(20));
+        };
+        assert!(alive(pid));
+        // The parent dies without running destructors.
+        parent.kill9().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "pid {pid} outlived its parent by 10 s"
+            );
+            sleep(Duration::from_millis(20));
+        }
+    }
+
     #[test]
     fn stop_sends_sigterm_and_reports_the_signal() {
         use std::os::unix::process::ExitStatusExt;
