@@ -8,6 +8,7 @@
 //! - [`config`]: the pipeline file: parsing and checks, every problem at once.
 //! - [`cli`]: the `partita` command line.
 
+mod bindings;
 pub mod engine;
 pub mod state;
 pub mod tables;

@@ -19,10 +19,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use partita_wire::{BatchWriter, Outputs, RecordRef};
+use wasmtime::component::{Component, Linker};
 
-use crate::state::{ChangeSet, StateStore};
+use crate::bindings::StagePre;
+use crate::state::StateStore;
 use crate::tables::Tables;
+
+mod cache;
+mod imports;
+mod instance;
+mod limits;
+mod ticker;
+mod world;
+
+use cache::ArtifactCache;
+use imports::StoreData;
+pub use instance::{Instance, Outcome, RecordOutcome};
+use ticker::Ticker;
 
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
@@ -110,6 +123,10 @@ pub enum ProcessError {
     /// The state store failed.
     #[error("state store failed: {0}")]
     State(String),
+    /// After an earlier failure the processor could not be started again
+    /// (instantiation or `init` failed), so the record was not run.
+    #[error("cannot restart the processor after a failure: {0}")]
+    Restart(String),
 }
 
 /// One instance's set-up: what `init` gets and what the instance may use.
@@ -129,109 +146,149 @@ pub struct InstanceSetup {
 }
 
 /// The process-wide Wasm engine. Cheap to clone.
+///
+/// Holds the wasmtime engine, the linker with every host import, the
+/// compiled-artifact cache and the epoch ticker thread. The thread stops
+/// when the last clone of the engine, and the last [`Processor`] and
+/// [`Instance`] made from it, are dropped.
 #[derive(Clone)]
-pub struct Engine {}
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    wasm: wasmtime::Engine,
+    linker: Linker<StoreData>,
+    cache: Option<ArtifactCache>,
+    tick: Duration,
+    // Last: dropping it joins the thread.
+    _ticker: Ticker,
+}
 
 impl Engine {
     /// Builds the engine and starts its epoch ticker.
     pub fn new(config: EngineConfig) -> anyhow::Result<Engine> {
-        todo!("{config:?}")
+        anyhow::ensure!(!config.epoch_tick.is_zero(), "the epoch tick must be longer than zero");
+        let mut wasm_config = wasmtime::Config::new();
+        wasm_config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .strategy(wasmtime::Strategy::Cranelift);
+        let wasm = wasmtime::Engine::new(&wasm_config).map_err(anyhow::Error::from)?;
+        let linker = imports::linker(&wasm).map_err(anyhow::Error::from)?;
+        let cache = config.cache_dir.map(|dir| ArtifactCache::new(dir, &wasm));
+        let ticker = Ticker::start(wasm.clone(), config.epoch_tick)?;
+        Ok(Engine { inner: Arc::new(EngineInner { wasm, linker, cache, tick: config.epoch_tick, _ticker: ticker }) })
     }
 
     /// Loads the component at `path`: compiles it (or reuses the cached
     /// artifact for the same content and wasmtime version) and checks it
     /// against the `stage` world.
     pub fn load(&self, path: &Path) -> Result<Processor, LoadError> {
-        todo!("{path:?}")
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+        self.load_bytes(path, &bytes)
+    }
+
+    /// Like [`Engine::load`], for a component already in memory; `path` only
+    /// names it in errors and logs.
+    pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<Processor, LoadError> {
+        let not_component = |reason: String| LoadError::NotAComponent { path: path.to_path_buf(), reason };
+        let wrong_world = |reason: String| LoadError::WrongWorld { path: path.to_path_buf(), reason };
+        let hash = blake3::hash(bytes).to_hex().to_string();
+        let inner = &*self.inner;
+        let cached = inner.cache.as_ref().and_then(|c| c.load(&inner.wasm, &hash));
+        let from_cache = cached.is_some();
+        let component = match cached {
+            Some(c) => c,
+            None => {
+                if let Some(problem) = world::header_problem(bytes) {
+                    return Err(not_component(problem));
+                }
+                Component::new(&inner.wasm, bytes).map_err(|e| not_component(format!("{e:#}")))?
+            }
+        };
+        world::check_exports(&inner.wasm, &component).map_err(wrong_world)?;
+        world::check_imports(&inner.wasm, &inner.linker, &component).map_err(wrong_world)?;
+        let pre = inner
+            .linker
+            .instantiate_pre(&component)
+            .and_then(StagePre::new)
+            .map_err(|e| wrong_world(format!("{e:#}")))?;
+        if !from_cache && let Some(cache) = &inner.cache {
+            cache.store(&hash, &component);
+        }
+        let version = hash[..VERSION_HEX_LEN].to_string();
+        tracing::debug!(path = %path.display(), version, from_cache, "loaded processor");
+        Ok(Processor {
+            inner: Arc::new(ProcessorInner {
+                engine: self.clone(),
+                path: path.to_path_buf(),
+                version,
+                hash,
+                pre,
+                from_cache,
+            }),
+        })
+    }
+
+    /// Where the compiled artifact of a component with content hash `hash`
+    /// is cached, if the cache is on.
+    pub fn cached_artifact_path(&self, hash: &str) -> Option<PathBuf> {
+        self.inner.cache.as_ref().map(|c| c.path_for(hash))
+    }
+
+    /// The number of epoch ticks that make up `deadline` (at least one).
+    fn ticks(&self, deadline: Duration) -> u64 {
+        let tick = self.inner.tick.as_nanos().max(1);
+        u64::try_from(deadline.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX).max(1)
     }
 }
 
+/// Hex digits of the content hash that name a processor version.
+const VERSION_HEX_LEN: usize = 12;
+
 /// A loaded, checked processor component. Cheap to clone.
 #[derive(Clone)]
-pub struct Processor {}
+pub struct Processor {
+    inner: Arc<ProcessorInner>,
+}
+
+struct ProcessorInner {
+    engine: Engine,
+    path: PathBuf,
+    version: String,
+    hash: String,
+    pre: StagePre<StoreData>,
+    from_cache: bool,
+}
 
 impl Processor {
     /// Content hash of the component file (hex), naming this version.
     pub fn version(&self) -> &str {
-        todo!()
+        &self.inner.version
+    }
+
+    /// The full content hash (blake3, hex) of the component file.
+    pub fn content_hash(&self) -> &str {
+        &self.inner.hash
     }
 
     /// The file it was loaded from.
     pub fn path(&self) -> &Path {
-        todo!()
+        &self.inner.path
     }
 
-    /// Creates an instance and calls `init` with `setup.config`.
+    /// True when the compiled code came from the on-disk cache instead of
+    /// being compiled by this load.
+    pub fn from_cache(&self) -> bool {
+        self.inner.from_cache
+    }
+
+    /// Creates an instance and calls `init` with `setup.config`. On failure
+    /// `setup.state` is dropped; to change the code of a running instance
+    /// while keeping its state, use [`Instance::replace_processor`].
     pub fn instantiate(&self, setup: InstanceSetup) -> Result<Instance, InstanceError> {
-        let _ = setup;
-        todo!()
+        Instance::start(self.clone(), setup)
     }
 }
 
-/// A running processor instance for one stage and partition.
-pub struct Instance {}
-
-impl Instance {
-    /// The output names the processor declared at `init`.
-    pub fn outputs(&self) -> &[String] {
-        todo!()
-    }
-
-    /// The processor version this instance runs.
-    pub fn version(&self) -> &str {
-        todo!()
-    }
-
-    /// Runs one batch. Never fails as a whole: a batch that traps or exceeds
-    /// a limit is retried record by record on a fresh instance, and the
-    /// records that still fail are reported as [`RecordOutcome::Failed`].
-    pub fn process<'a>(&'a mut self, batch: &'a BatchWriter) -> Outcome<'a> {
-        let _ = batch;
-        todo!()
-    }
-
-    /// Calls `on-timer`; on failure the instance is replaced by a fresh one.
-    pub fn on_timer(&mut self, stream_time: i64, wall_time: i64) -> Result<Outputs<'_>, ProcessError> {
-        let _ = (stream_time, wall_time);
-        todo!()
-    }
-
-    /// Ends the instance and gives its state back (for a hot swap).
-    pub fn into_state(self) -> Box<dyn StateStore> {
-        todo!()
-    }
-}
-
-/// What became of each record of a batch.
-pub struct Outcome<'a> {
-    _batch: &'a BatchWriter,
-}
-
-impl<'a> Outcome<'a> {
-    /// Every input record with what became of it, in input order.
-    pub fn iter(&self) -> impl Iterator<Item = (RecordRef<'a>, RecordOutcome<'_>)> + '_ {
-        std::iter::empty()
-    }
-
-    /// The state changes committed by this batch (for a changelog).
-    pub fn changes(&self) -> &ChangeSet {
-        todo!()
-    }
-
-    /// How many calls into the guest the batch took (1 unless it was retried
-    /// record by record).
-    pub fn calls(&self) -> usize {
-        todo!()
-    }
-}
-
-/// What became of one record.
-#[derive(Debug, Clone, Copy)]
-pub enum RecordOutcome<'a> {
-    /// Accepted, with these outputs (fields marked keep refer to the input).
-    Ok(Outputs<'a>),
-    /// The processor rejected it, with this reason.
-    Rejected(&'a str),
-    /// Processing it trapped or exceeded a limit, even on its own.
-    Failed(&'a ProcessError),
-}

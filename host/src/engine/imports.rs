@@ -1,0 +1,231 @@
+//! The data of one instance's store and the host functions the processor
+//! imports: `state` (over the call's pending writes, then the store),
+//! `tables` and `log`, plus an empty WASI context for language runtimes.
+
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::limits::Limiter;
+use crate::bindings::Stage;
+use crate::bindings::partita::processor::{log, state, tables, types};
+use crate::state::{ChangeSet, StateStore};
+use crate::tables::Tables;
+
+/// A state store failure raised as a trap out of a state import, so that the
+/// call stops and the failure is reported as such.
+#[derive(Debug)]
+pub(crate) struct StateFailure(pub(crate) String);
+
+impl std::fmt::Display for StateFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StateFailure {}
+
+/// Who an instance is, for its log lines.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    pub(crate) stage: Arc<str>,
+    pub(crate) partition: i32,
+    pub(crate) version: Arc<str>,
+}
+
+/// Everything a store holds for one instance.
+pub(crate) struct StoreData {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    /// The partition's state, owned while the instance runs.
+    pub(crate) state: Box<dyn StateStore>,
+    /// Writes of the current call, applied to `state` only if it succeeds.
+    pub(crate) pending: ChangeSet,
+    tables: Arc<dyn Tables>,
+    origin: Origin,
+}
+
+impl StoreData {
+    /// Fresh store data around `state`; WASI grants nothing.
+    pub(crate) fn new(state: Box<dyn StateStore>, tables: Arc<dyn Tables>, memory_bytes: usize, origin: Origin) -> Self {
+        StoreData {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limiter: Limiter::new(memory_bytes),
+            state,
+            pending: ChangeSet::new(),
+            tables,
+            origin,
+        }
+    }
+
+    /// Gives back the state and tables (when the store is replaced).
+    pub(crate) fn into_parts(self) -> (Box<dyn StateStore>, Arc<dyn Tables>) {
+        (self.state, self.tables)
+    }
+
+    /// The tables this instance reads.
+    pub(crate) fn tables(&self) -> Arc<dyn Tables> {
+        self.tables.clone()
+    }
+
+    fn failure(e: anyhow::Error) -> wasmtime::Error {
+        wasmtime::Error::new(StateFailure(format!("{e:#}")))
+    }
+}
+
+/// The linker with every import a processor may use.
+pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<StoreData>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    Stage::add_to_linker::<_, HasSelf<_>>(&mut linker, |d| d)?;
+    Ok(linker)
+}
+
+impl WasiView for StoreData {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl types::Host for StoreData {}
+
+impl state::Host for StoreData {
+    fn get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+        match self.pending.get(&key) {
+            Some(v) => Ok(v.clone()),
+            None => self.state.get(&key).map_err(Self::failure),
+        }
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.pending.insert(key, Some(value));
+        Ok(())
+    }
+
+    fn delete(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
+        self.pending.insert(key, None);
+        Ok(())
+    }
+
+    fn write_batch(&mut self, writes: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
+        let writes = match partita_wire::Writes::parse(&writes) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(format!("malformed writes buffer: {e}"))),
+        };
+        for w in writes.iter() {
+            match w {
+                partita_wire::Write::Put(k, v) => self.pending.insert(k.to_vec(), Some(v.to_vec())),
+                partita_wire::Write::Delete(k) => self.pending.insert(k.to_vec(), None),
+            };
+        }
+        Ok(Ok(()))
+    }
+
+    fn scan(&mut self, start: Vec<u8>, end: Option<Vec<u8>>, limit: u32) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        scan_merged(&mut *self.state, &self.pending, &start, end.as_deref(), limit as usize).map_err(Self::failure)
+    }
+}
+
+/// Up to `limit` entries of `start <= key < end` as the call sees them: the
+/// store's entries overlaid with the call's pending writes, in key order.
+pub(crate) fn scan_merged(
+    store: &mut dyn StateStore,
+    pending: &ChangeSet,
+    start: &[u8],
+    end: Option<&[u8]>,
+    limit: usize,
+) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    if end.is_some_and(|e| e <= start) || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let overlay: Vec<(&Vec<u8>, &Option<Vec<u8>>)> =
+        pending.range::<[u8], _>((Included(start), end.map_or(Unbounded, Excluded))).collect();
+    // Each pending write hides or replaces at most one stored entry, so this
+    // many stored entries hold at least `limit` visible ones (or all of them).
+    let stored = store.scan(start, end, limit.saturating_add(overlay.len()))?;
+    let mut out = Vec::with_capacity(limit.min(stored.len() + overlay.len()));
+    let mut s = stored.into_iter().peekable();
+    let mut p = overlay.into_iter().peekable();
+    while out.len() < limit {
+        let take_pending = match (s.peek(), p.peek()) {
+            (None, None) => break,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some((sk, _)), Some((pk, _))) => {
+                if sk.as_slice() == pk.as_slice() {
+                    s.next(); // replaced or deleted by the pending write
+                    true
+                } else {
+                    pk.as_slice() < sk.as_slice()
+                }
+            }
+        };
+        if take_pending {
+            if let Some((k, Some(v))) = p.next() {
+                out.push((k.clone(), v.clone()));
+            }
+        } else if let Some(kv) = s.next() {
+            out.push(kv);
+        }
+    }
+    Ok(out)
+}
+
+impl tables::Host for StoreData {
+    fn lookup(&mut self, table: String, key: Vec<u8>) -> Option<Vec<u8>> {
+        self.tables.lookup(&table, &key)
+    }
+}
+
+impl log::Host for StoreData {
+    fn log(&mut self, level: log::Level, message: String) {
+        let Origin { stage, partition, version } = &self.origin;
+        let (stage, version) = (&**stage, &**version);
+        match level {
+            log::Level::Trace => tracing::trace!(stage, partition, version, "{message}"),
+            log::Level::Debug => tracing::debug!(stage, partition, version, "{message}"),
+            log::Level::Info => tracing::info!(stage, partition, version, "{message}"),
+            log::Level::Warn => tracing::warn!(stage, partition, version, "{message}"),
+            log::Level::Error => tracing::error!(stage, partition, version, "{message}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MemoryState;
+
+    fn kv(k: &str, v: &str) -> (Vec<u8>, Vec<u8>) {
+        (k.as_bytes().to_vec(), v.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn scan_overlays_pending_writes_in_key_order() {
+        let mut store = MemoryState::new();
+        let mut base = ChangeSet::new();
+        for k in ["a", "b", "c", "d", "e"] {
+            base.insert(k.into(), Some(k.to_uppercase().into_bytes()));
+        }
+        store.commit(&base).unwrap();
+        let mut pending = ChangeSet::new();
+        pending.insert(b"a".to_vec(), None); // deleted
+        pending.insert(b"b".to_vec(), None); // deleted
+        pending.insert(b"c".to_vec(), Some(b"c2".to_vec())); // replaced
+        pending.insert(b"bb".to_vec(), Some(b"new".to_vec())); // added
+
+        let all = scan_merged(&mut store, &pending, b"", None, 100).unwrap();
+        assert_eq!(all, vec![kv("bb", "new"), kv("c", "c2"), kv("d", "D"), kv("e", "E")]);
+        // The limit counts visible entries, even when deletes hide the first.
+        let two = scan_merged(&mut store, &pending, b"a", None, 2).unwrap();
+        assert_eq!(two, vec![kv("bb", "new"), kv("c", "c2")]);
+        let bounded = scan_merged(&mut store, &pending, b"b", Some(b"d"), 10).unwrap();
+        assert_eq!(bounded, vec![kv("bb", "new"), kv("c", "c2")]);
+        assert!(scan_merged(&mut store, &pending, b"d", Some(b"a"), 10).unwrap().is_empty());
+        assert!(scan_merged(&mut store, &pending, b"a", None, 0).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,508 @@
+//! A running instance: calls into the guest under limits, commits state on
+//! success, and on failure restarts the guest and retries record by record.
+//!
+//! The fast path is one call per batch: the guest's result buffer is
+//! validated once and the [`Outcome`] hands out views into it, with no
+//! allocation per record. Only a failed batch takes the slow path, where
+//! each record is sent on its own ([`BatchWriter::single`]) on a fresh
+//! instance, so that one poison record does not fail its neighbours.
+
+use std::sync::Arc;
+
+use partita_wire::{Batch, BatchWriter, Outputs, RecordIter, RecordRef, RecordResult, ResultIter, Results};
+use wasmtime::Store;
+
+use super::imports::{Origin, StateFailure, StoreData};
+use super::{InstanceError, InstanceSetup, Limits, ProcessError, Processor};
+use crate::bindings::Stage;
+use crate::state::{ChangeSet, MemoryState, StateStore};
+use crate::tables::Tables;
+
+/// A running processor instance for one stage and partition.
+pub struct Instance {
+    processor: Processor,
+    stage: Arc<str>,
+    partition: i32,
+    config: Vec<(String, String)>,
+    limits: Limits,
+    ticks: u64,
+    store: Store<StoreData>,
+    /// `None` after a restart failed: the store still holds the state, but
+    /// there is no guest to call until a restart succeeds.
+    guest: Option<Stage>,
+    /// Why the last restart failed, while `guest` is `None`.
+    broken: Option<ProcessError>,
+    outputs: Vec<String>,
+    /// Result buffer of the last whole-batch call.
+    results: Vec<u8>,
+    /// Per-record results of the last batch retried record by record.
+    singles: Vec<Single>,
+    /// State changes committed by the last batch.
+    changes: ChangeSet,
+    /// Output buffer of the last timer call.
+    timer: Vec<u8>,
+}
+
+/// The result of one record run on its own.
+enum Single {
+    Ok(Vec<u8>),
+    Failed(ProcessError),
+}
+
+/// A started guest: its store, bindings and declared outputs.
+type Started = (Store<StoreData>, Stage, Vec<String>);
+
+impl Instance {
+    /// Creates the store, instantiates the component and calls `init`.
+    pub(super) fn start(processor: Processor, setup: InstanceSetup) -> Result<Instance, InstanceError> {
+        let InstanceSetup { stage, partition, config, state, tables, limits } = setup;
+        let stage: Arc<str> = stage.into();
+        let ticks = processor.inner.engine.ticks(limits.deadline);
+        let data = store_data(&processor, &stage, partition, state, tables, limits);
+        let (store, guest, outputs) = start_guest(&processor, data, &config, ticks, limits).map_err(|(e, _)| e)?;
+        Ok(Instance {
+            processor,
+            stage,
+            partition,
+            config,
+            limits,
+            ticks,
+            store,
+            guest: Some(guest),
+            broken: None,
+            outputs,
+            results: Vec::new(),
+            singles: Vec::new(),
+            changes: ChangeSet::new(),
+            timer: Vec::new(),
+        })
+    }
+
+    /// The output names the processor declared at `init`.
+    pub fn outputs(&self) -> &[String] {
+        &self.outputs
+    }
+
+    /// The processor version this instance runs.
+    pub fn version(&self) -> &str {
+        self.processor.version()
+    }
+
+    /// The processor this instance runs.
+    pub fn processor(&self) -> &Processor {
+        &self.processor
+    }
+
+    /// The partition's state, as committed so far.
+    pub fn state(&mut self) -> &mut dyn StateStore {
+        &mut *self.store.data_mut().state
+    }
+
+    /// Runs one batch. Never fails as a whole: a batch that traps or exceeds
+    /// a limit is retried record by record on a fresh instance, and the
+    /// records that still fail are reported as [`RecordOutcome::Failed`].
+    pub fn process<'a>(&'a mut self, batch: &'a BatchWriter) -> Outcome<'a> {
+        self.changes.clear();
+        self.singles.clear();
+        let n = batch.len();
+        let mut calls = 0;
+        let mut whole = false;
+        if n > 0 {
+            if self.guest.is_none() {
+                self.restart();
+            }
+            if self.guest.is_some() {
+                calls += 1;
+                match self.call_process(batch.as_bytes(), n) {
+                    Ok(buf) => {
+                        self.results = buf;
+                        whole = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            stage = &*self.stage,
+                            partition = self.partition,
+                            version = self.version(),
+                            records = n,
+                            "batch failed ({e}); retrying record by record on a fresh instance"
+                        );
+                        self.restart();
+                    }
+                }
+            }
+            if !whole {
+                for i in 0..n {
+                    let single = match &self.broken {
+                        Some(e) => Single::Failed(e.clone()),
+                        None => {
+                            calls += 1;
+                            match self.call_process(&batch.single(i), 1) {
+                                Ok(buf) => Single::Ok(buf),
+                                Err(e) => {
+                                    self.restart();
+                                    Single::Failed(e)
+                                }
+                            }
+                        }
+                    };
+                    self.singles.push(single);
+                }
+            }
+        }
+        let this: &'a Instance = self;
+        let n_outputs = this.n_outputs();
+        let body = if n == 0 {
+            Body::Empty
+        } else if whole {
+            // Validated by `call_process`; parsing again only re-walks it.
+            Body::Whole(parse_results(&this.results, n, n_outputs))
+        } else {
+            Body::Singles(
+                this.singles
+                    .iter()
+                    .map(|s| match s {
+                        Single::Ok(buf) => SingleRef::Ok(parse_results(buf, 1, n_outputs)),
+                        Single::Failed(e) => SingleRef::Failed(e),
+                    })
+                    .collect(),
+            )
+        };
+        let records = Batch::parse(batch.as_bytes()).expect("BatchWriter encodes a valid batch header");
+        Outcome { records, body, changes: &this.changes, calls }
+    }
+
+    /// Calls `on-timer`; on failure the instance is replaced by a fresh one.
+    pub fn on_timer(&mut self, stream_time: i64, wall_time: i64) -> Result<Outputs<'_>, ProcessError> {
+        if self.guest.is_none() {
+            self.restart();
+        }
+        self.before_call();
+        let Some(guest) = &self.guest else {
+            return Err(self.broken.clone().unwrap_or_else(|| ProcessError::Restart("no instance".into())));
+        };
+        let result = guest.partita_processor_processor().call_on_timer(&mut self.store, stream_time, wall_time);
+        let checked = match result {
+            Ok(buf) => {
+                self.timer = buf;
+                match Outputs::parse(&self.timer, self.n_outputs()) {
+                    Ok(_) => self.commit(),
+                    Err(e) => Err(ProcessError::Malformed(format!("timer outputs: {e}"))),
+                }
+            }
+            Err(e) => Err(self.classify(e)),
+        };
+        match checked {
+            Ok(()) => Ok(Outputs::parse(&self.timer, self.n_outputs()).expect("validated above")),
+            Err(e) => {
+                self.restart();
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the instance and gives its state back (for a hot swap).
+    pub fn into_state(self) -> Box<dyn StateStore> {
+        self.store.into_data().into_parts().0
+    }
+
+    /// Swaps in `processor` (a new version of the code) at a batch boundary,
+    /// keeping this instance's state, configuration and limits: the new code
+    /// is instantiated and its `init` called first, and only if that works
+    /// does it replace the running one. On error nothing changes.
+    pub fn replace_processor(&mut self, processor: &Processor) -> Result<(), InstanceError> {
+        let state = std::mem::replace(&mut self.store.data_mut().state, Box::new(MemoryState::new()));
+        let tables = self.tables();
+        let data = store_data(processor, &self.stage, self.partition, state, tables, self.limits);
+        let ticks = processor.inner.engine.ticks(self.limits.deadline);
+        match start_guest(processor, data, &self.config, ticks, self.limits) {
+            Ok((store, guest, outputs)) => {
+                self.processor = processor.clone();
+                self.ticks = ticks;
+                self.install(store, guest, outputs);
+                Ok(())
+            }
+            Err((e, failed)) => {
+                // Put the state back into the running instance.
+                self.store.data_mut().state = failed.into_data().into_parts().0;
+                Err(e)
+            }
+        }
+    }
+
+    fn n_outputs(&self) -> u32 {
+        u32::try_from(self.outputs.len()).unwrap_or(u32::MAX)
+    }
+
+    fn tables(&self) -> Arc<dyn Tables> {
+        self.store.data().tables()
+    }
+
+    /// Resets what a call may leave behind and arms the deadline.
+    fn before_call(&mut self) {
+        let data = self.store.data_mut();
+        data.pending.clear();
+        data.limiter.take_refused();
+        self.store.set_epoch_deadline(self.ticks);
+    }
+
+    /// One `process` call on the current guest, validated and committed.
+    fn call_process(&mut self, input: &[u8], records: usize) -> Result<Vec<u8>, ProcessError> {
+        self.before_call();
+        let Some(guest) = &self.guest else {
+            return Err(self.broken.clone().unwrap_or_else(|| ProcessError::Restart("no instance".into())));
+        };
+        let buf = match guest.partita_processor_processor().call_process(&mut self.store, input) {
+            Ok(buf) => buf,
+            Err(e) => return Err(self.classify(e)),
+        };
+        if let Err(e) = Results::parse(&buf, records, self.n_outputs()) {
+            return Err(ProcessError::Malformed(format!("results: {e}")));
+        }
+        self.commit()?;
+        Ok(buf)
+    }
+
+    /// Applies the call's pending writes to the state store and keeps them
+    /// as the batch's changes.
+    fn commit(&mut self) -> Result<(), ProcessError> {
+        let data = self.store.data_mut();
+        if data.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut data.pending);
+        data.state.commit(&pending).map_err(|e| ProcessError::State(format!("{e:#}")))?;
+        if self.changes.is_empty() {
+            self.changes = pending;
+        } else {
+            self.changes.extend(pending);
+        }
+        Ok(())
+    }
+
+    /// Names the cause of a failed call.
+    fn classify(&mut self, e: wasmtime::Error) -> ProcessError {
+        let refused = self.store.data_mut().limiter.take_refused();
+        self.store.data_mut().pending.clear();
+        if let Some(f) = e.downcast_ref::<StateFailure>() {
+            return ProcessError::State(f.0.clone());
+        }
+        match e.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => ProcessError::Deadline(self.limits.deadline),
+            _ if refused => ProcessError::Memory(self.limits.memory_bytes),
+            trap => {
+                tracing::debug!(stage = &*self.stage, partition = self.partition, "guest failure: {e:?}");
+                ProcessError::Trap(describe(&e, trap))
+            }
+        }
+    }
+
+    /// Replaces the store and guest by fresh ones (same state, config and
+    /// limits). If that fails, the instance is marked broken and keeps the
+    /// state in the failed store; the next batch tries again.
+    fn restart(&mut self) {
+        let placeholder = store_data(
+            &self.processor,
+            &self.stage,
+            self.partition,
+            Box::new(MemoryState::new()),
+            self.tables(),
+            self.limits,
+        );
+        let old = std::mem::replace(&mut self.store, Store::new(&self.processor.inner.engine.inner.wasm, placeholder));
+        let (state, tables) = old.into_data().into_parts();
+        let data = store_data(&self.processor, &self.stage, self.partition, state, tables, self.limits);
+        match start_guest(&self.processor, data, &self.config, self.ticks, self.limits) {
+            Ok((store, guest, outputs)) => self.install(store, guest, outputs),
+            Err((e, failed)) => {
+                tracing::error!(
+                    stage = &*self.stage,
+                    partition = self.partition,
+                    version = self.version(),
+                    "cannot restart the processor: {e}"
+                );
+                self.store = failed;
+                self.guest = None;
+                self.broken = Some(ProcessError::Restart(e.to_string()));
+            }
+        }
+    }
+
+    fn install(&mut self, store: Store<StoreData>, guest: Stage, outputs: Vec<String>) {
+        if outputs != self.outputs {
+            tracing::info!(stage = &*self.stage, partition = self.partition, ?outputs, "processor outputs changed");
+        }
+        self.store = store;
+        self.guest = Some(guest);
+        self.broken = None;
+        self.outputs = outputs;
+    }
+}
+
+/// Store data for one instance of `processor`.
+fn store_data(
+    processor: &Processor,
+    stage: &Arc<str>,
+    partition: i32,
+    state: Box<dyn StateStore>,
+    tables: Arc<dyn Tables>,
+    limits: Limits,
+) -> StoreData {
+    let origin = Origin { stage: stage.clone(), partition, version: processor.version().into() };
+    StoreData::new(state, tables, limits.memory_bytes, origin)
+}
+
+/// Instantiates `processor` in a new store around `data` and calls `init`.
+/// On failure the store comes back too, so that the state is not lost.
+#[allow(clippy::ptr_arg, reason = "the generated `call_init` takes the config as `&Vec`")]
+fn start_guest(
+    processor: &Processor,
+    data: StoreData,
+    config: &Vec<(String, String)>,
+    ticks: u64,
+    limits: Limits,
+) -> Result<Started, (InstanceError, Store<StoreData>)> {
+    let version = processor.version().to_string();
+    let mut store = Store::new(&processor.inner.engine.inner.wasm, data);
+    store.limiter(|d| &mut d.limiter);
+    store.epoch_deadline_trap();
+    store.set_epoch_deadline(ticks);
+    let cause = |store: &mut Store<StoreData>, e: wasmtime::Error| {
+        let refused = store.data_mut().limiter.take_refused();
+        match e.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => ProcessError::Deadline(limits.deadline).to_string(),
+            _ if refused => ProcessError::Memory(limits.memory_bytes).to_string(),
+            trap => describe(&e, trap),
+        }
+    };
+    let guest = match processor.inner.pre.instantiate(&mut store) {
+        Ok(g) => g,
+        Err(e) => {
+            let reason = cause(&mut store, e);
+            return Err((InstanceError::Instantiate { version, reason }, store));
+        }
+    };
+    let init = guest.partita_processor_processor().call_init(&mut store, config);
+    store.data_mut().pending.clear();
+    match init {
+        Ok(Ok(outputs)) => Ok((store, guest, outputs)),
+        Ok(Err(reason)) => Err((InstanceError::Init { version, reason }, store)),
+        Err(e) => {
+            let reason = cause(&mut store, e);
+            Err((InstanceError::Init { version, reason }, store))
+        }
+    }
+}
+
+/// A one-line description of a guest failure.
+fn describe(e: &wasmtime::Error, trap: Option<&wasmtime::Trap>) -> String {
+    match trap {
+        Some(t) => t.to_string(),
+        None => e.chain().last().map_or_else(|| e.to_string(), |c| c.to_string()),
+    }
+}
+
+/// Parses a result buffer that `call_process` already validated.
+fn parse_results(buf: &[u8], records: usize, n_outputs: u32) -> Results<'_> {
+    Results::parse(buf, records, n_outputs).expect("result buffer validated when it was returned")
+}
+
+/// What became of each record of a batch.
+pub struct Outcome<'a> {
+    records: Batch<'a>,
+    body: Body<'a>,
+    changes: &'a ChangeSet,
+    calls: usize,
+}
+
+enum Body<'a> {
+    Empty,
+    Whole(Results<'a>),
+    Singles(Vec<SingleRef<'a>>),
+}
+
+enum SingleRef<'a> {
+    Ok(Results<'a>),
+    Failed(&'a ProcessError),
+}
+
+impl<'a> Outcome<'a> {
+    /// Every input record with what became of it, in input order.
+    pub fn iter(&self) -> impl Iterator<Item = (RecordRef<'a>, RecordOutcome<'_>)> + '_ {
+        let rest = match &self.body {
+            Body::Empty => Rest::Empty,
+            Body::Whole(r) => Rest::Whole(r.iter()),
+            Body::Singles(s) => Rest::Singles(s.iter()),
+        };
+        OutcomeIter { records: self.records.records(), rest }
+    }
+
+    /// Number of records in the batch.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True when the batch was empty.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The state changes committed by this batch (for a changelog).
+    pub fn changes(&self) -> &ChangeSet {
+        self.changes
+    }
+
+    /// How many calls into the guest the batch took (1 unless it was retried
+    /// record by record).
+    pub fn calls(&self) -> usize {
+        self.calls
+    }
+}
+
+enum Rest<'o, 'a> {
+    Empty,
+    Whole(ResultIter<'a>),
+    Singles(std::slice::Iter<'o, SingleRef<'a>>),
+}
+
+struct OutcomeIter<'o, 'a> {
+    records: RecordIter<'o, 'a>,
+    rest: Rest<'o, 'a>,
+}
+
+impl<'o, 'a: 'o> Iterator for OutcomeIter<'o, 'a> {
+    type Item = (RecordRef<'a>, RecordOutcome<'o>);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let outcome = match &mut self.rest {
+            Rest::Empty => return None,
+            Rest::Whole(results) => from_result(results.next()?),
+            Rest::Singles(singles) => match singles.next()? {
+                SingleRef::Ok(r) => from_result(r.iter().next()?),
+                SingleRef::Failed(e) => RecordOutcome::Failed(e),
+            },
+        };
+        let record = self.records.next()?.expect("BatchWriter encodes valid records");
+        Some((record, outcome))
+    }
+}
+
+#[inline]
+fn from_result(r: RecordResult<'_>) -> RecordOutcome<'_> {
+    match r {
+        RecordResult::Ok(o) => RecordOutcome::Ok(o),
+        RecordResult::Rejected(reason) => RecordOutcome::Rejected(reason),
+    }
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, Copy)]
+pub enum RecordOutcome<'a> {
+    /// Accepted, with these outputs (fields marked keep refer to the input).
+    Ok(Outputs<'a>),
+    /// The processor rejected it, with this reason.
+    Rejected(&'a str),
+    /// Processing it trapped or exceeded a limit, even on its own.
+    Failed(&'a ProcessError),
+}
+

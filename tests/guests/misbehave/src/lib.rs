@@ -1,0 +1,173 @@
+//! A test processor that misbehaves on request, built on the raw WIT
+//! bindings (not the SDK) so that it can break every rule of the contract.
+//!
+//! The record value chooses what happens to the record:
+//!
+//! | value             | behaviour                                              |
+//! |-------------------|--------------------------------------------------------|
+//! | `loop`            | spins forever (stopped by the CPU deadline)            |
+//! | `alloc`           | allocates without bound (stopped by the memory cap)    |
+//! | `panic`           | panics (a trap)                                        |
+//! | `reject`          | rejected with the reason `rejected on request`         |
+//! | `state`           | adds 1 to the counter `count:KEY`, outputs the count   |
+//! | `put-panic`       | sets `count:KEY` to 1000, then panics                  |
+//! | `write-batch`     | sets `wb:KEY` and deletes `count:KEY` in one write-batch |
+//! | `bad-write-batch` | sends a malformed write-batch, rejected with the error |
+//! | `scan`            | outputs every `count:` entry as `k=v;…`                 |
+//! | `table`           | outputs the value of KEY in table `names`, else rejects |
+//! | `log`             | logs the key at info level, then as identity           |
+//! | `malformed`       | the whole batch returns a malformed result buffer      |
+//! | `second-output`   | one output to output index 1                           |
+//! | anything else     | identity: one output to index 0, everything kept       |
+//!
+//! Configuration: `fail_init` makes `init` fail; `init` = `loop`, `alloc`
+//! or `panic` misbehaves in `init`; `outputs` is a comma-separated list of
+//! output names (default `out`); `timer` = `panic` makes `on-timer` panic.
+
+// The ABI glue that wit-bindgen generates is unsafe code without docs.
+#![allow(unsafe_code, missing_docs)]
+
+use std::cell::RefCell;
+
+use partita_wire::{Batch, OutputSpec, ResultWriter, WritesWriter};
+
+wit_bindgen::generate!({
+    path: "../../../wit",
+    world: "stage",
+});
+
+use exports::partita::processor::processor::Guest;
+use partita::processor::{log, state, tables, types};
+
+thread_local! {
+    static CONFIG: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn config(key: &str) -> Option<String> {
+    CONFIG.with(|c| c.borrow().iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+}
+
+/// Misbehaves in the way the caller asks.
+fn misbehave(what: &str) {
+    match what {
+        "loop" => {
+            let mut n = 0u64;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        "alloc" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
+            }
+        }
+        "panic" => panic!("panic requested"),
+        _ => {}
+    }
+}
+
+struct Misbehave;
+
+impl Guest for Misbehave {
+    fn init(settings: types::Config) -> Result<Vec<String>, String> {
+        CONFIG.with(|c| *c.borrow_mut() = settings);
+        if config_has("fail_init") {
+            return Err("init failed as configured".into());
+        }
+        if let Some(what) = config("init") {
+            misbehave(&what);
+        }
+        let outputs = config("outputs").unwrap_or_else(|| "out".into());
+        Ok(outputs.split(',').map(str::to_string).collect())
+    }
+
+    fn process(batch: Vec<u8>) -> Vec<u8> {
+        let batch = Batch::parse(&batch).expect("the host sends a valid batch");
+        let mut out = ResultWriter::with_capacity(64 * batch.len());
+        for record in batch.records() {
+            let record = record.expect("the host sends valid records");
+            let key = record.key.unwrap_or_default();
+            let value = record.value.unwrap_or_default();
+            out.begin();
+            match value {
+                b"loop" | b"alloc" | b"panic" => misbehave(std::str::from_utf8(value).unwrap_or_default()),
+                b"malformed" => return vec![1, 0xff, 0xff],
+                b"reject" => out.reject("rejected on request"),
+                b"state" => {
+                    let n = counter(key) + 1;
+                    state::put(&counter_key(key), n.to_string().as_bytes());
+                    out.output(&value_output(n.to_string().as_bytes()));
+                }
+                b"put-panic" => {
+                    state::put(&counter_key(key), b"1000");
+                    panic!("panic after a state write");
+                }
+                b"write-batch" => {
+                    let mut w = WritesWriter::default();
+                    w.put(&[b"wb:", key].concat(), b"1");
+                    w.delete(&counter_key(key));
+                    match state::write_batch(&w.finish()) {
+                        Ok(()) => out.output(&value_output(b"written")),
+                        Err(e) => out.reject(&e),
+                    }
+                }
+                b"bad-write-batch" => match state::write_batch(&[1, 9, 0, 0, 0]) {
+                    Ok(()) => out.output(&value_output(b"accepted a malformed write-batch")),
+                    Err(e) => out.reject(&e),
+                },
+                b"scan" => {
+                    let mut text = String::new();
+                    for (k, v) in state::scan(b"count:", Some(b"count;"), 1000) {
+                        text.push_str(&format!("{}={};", String::from_utf8_lossy(&k), String::from_utf8_lossy(&v)));
+                    }
+                    out.output(&value_output(text.as_bytes()));
+                }
+                b"table" => match tables::lookup("names", key) {
+                    Some(v) => out.output(&value_output(&v)),
+                    None => out.reject("not in table names"),
+                },
+                b"log" => {
+                    log::log(log::Level::Info, &format!("record {}", String::from_utf8_lossy(key)));
+                    out.output(&OutputSpec::default());
+                }
+                b"second-output" => out.output(&OutputSpec { output: 1, ..OutputSpec::default() }),
+                _ => out.output(&OutputSpec::default()),
+            }
+        }
+        out.finish()
+    }
+
+    fn on_timer(stream_time: i64, wall_time: i64) -> Vec<u8> {
+        if let Some(what) = config("timer") {
+            misbehave(&what);
+        }
+        let calls = counter(b"timer") + 1;
+        state::put(&counter_key(b"timer"), calls.to_string().as_bytes());
+        let value = format!("stream={stream_time} wall={wall_time} calls={calls}");
+        ResultWriter::timer_outputs(&[OutputSpec {
+            key: Some(Some(b"timer")),
+            value: Some(Some(value.as_bytes())),
+            ..OutputSpec::default()
+        }])
+    }
+}
+
+fn config_has(key: &str) -> bool {
+    config(key).is_some()
+}
+
+fn counter_key(key: &[u8]) -> Vec<u8> {
+    [b"count:", key].concat()
+}
+
+fn counter(key: &[u8]) -> u64 {
+    state::get(&counter_key(key)).and_then(|v| String::from_utf8(v).ok()?.parse().ok()).unwrap_or(0)
+}
+
+/// One output to index 0 with this value, keeping key, headers, timestamp.
+fn value_output(value: &[u8]) -> OutputSpec<'_> {
+    OutputSpec { value: Some(Some(value)), ..OutputSpec::default() }
+}
+
+export!(Misbehave);
