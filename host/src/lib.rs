@@ -6,6 +6,7 @@
 //! - [`state`]: keyed state per (stage, partition), behind a trait.
 //! - [`tables`]: read-only reference tables.
 //! - [`config`]: the pipeline file: parsing and checks, every problem at once.
+//! - [`metrics`]: Prometheus metrics, the endpoint and the progress log.
 //! - [`cli`]: the `partita` command line.
 
 mod bindings;
@@ -13,4 +14,5 @@ pub mod engine;
 pub mod state;
 pub mod tables;
 pub mod config;
+pub mod metrics;
 pub mod cli;

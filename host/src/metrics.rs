@@ -1,0 +1,670 @@
+//! Run metrics: counters the workers bump once per batch, rendered as
+//! Prometheus text on `--metrics-addr`, and the periodic progress line.
+//!
+//! The HTTP endpoint is a few lines over tokio's `TcpListener` rather than
+//! a web framework: it answers one `GET /metrics` per connection and
+//! nothing else, which does not justify a dependency tree.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Upper bounds, in seconds, of the `partita_batch_seconds` buckets.
+pub const BATCH_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Every metric of a run. Shared by the workers, the consumers' statistics
+/// callbacks, the HTTP endpoint and the progress log.
+#[derive(Default)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    stages: BTreeMap<String, Arc<StageMetrics>>,
+    partitions: BTreeMap<(String, i32), Arc<PartitionMetrics>>,
+}
+
+/// Per-stage metrics.
+pub struct StageMetrics {
+    inputs: Vec<String>,
+    version: Mutex<String>,
+    batch_buckets: [AtomicU64; BATCH_BUCKETS.len()],
+    batch_count: AtomicU64,
+    batch_nanos: AtomicU64,
+    /// Outputs produced again after the client gave up on them.
+    pub produce_retries: AtomicU64,
+    /// Offset commits the broker did not accept.
+    pub commit_failures: AtomicU64,
+}
+
+impl StageMetrics {
+    /// Records the duration of one batch.
+    pub fn observe_batch(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BATCH_BUCKETS.iter().position(|&b| secs <= b) {
+            self.batch_buckets[i].fetch_add(1, Relaxed);
+        }
+        self.batch_count.fetch_add(1, Relaxed);
+        self.batch_nanos
+            .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// Sets the processor version the stage runs.
+    pub fn set_version(&self, version: &str) {
+        *lock(&self.version) = version.to_string();
+    }
+}
+
+/// Per-(stage, partition) counters, bumped once per batch.
+pub struct PartitionMetrics {
+    /// Records read and processed.
+    pub records_in: AtomicU64,
+    /// Output records acknowledged by the broker.
+    pub records_out: AtomicU64,
+    /// Records the processor rejected.
+    pub rejected: AtomicU64,
+    /// Records that trapped or exceeded a limit on their own.
+    pub failed: AtomicU64,
+    /// Records acknowledged on a dead-letter topic.
+    pub dlq: AtomicU64,
+    /// Records dropped by `on_error = "skip"`.
+    pub skipped: AtomicU64,
+    assigned: AtomicBool,
+    /// Per input topic (the stage's input order): high watermark, next
+    /// offset to process, last committed offset; -1 when unknown.
+    offsets: Vec<[AtomicI64; 3]>,
+}
+
+const HIGH: usize = 0;
+const POSITION: usize = 1;
+const COMMITTED: usize = 2;
+
+impl PartitionMetrics {
+    fn new(inputs: usize) -> Self {
+        PartitionMetrics {
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            dlq: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            assigned: AtomicBool::new(false),
+            offsets: (0..inputs)
+                .map(|_| [AtomicI64::new(-1), AtomicI64::new(-1), AtomicI64::new(-1)])
+                .collect(),
+        }
+    }
+
+    /// Marks the partition assigned to this process (its lag is reported)
+    /// or not (its lag is someone else's to report).
+    pub fn set_assigned(&self, assigned: bool) {
+        self.assigned.store(assigned, Relaxed);
+        if !assigned {
+            for o in &self.offsets {
+                for v in o {
+                    v.store(-1, Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Sets the next offset to process of input `topic` (by input index).
+    pub fn set_position(&self, topic: usize, next: i64) {
+        if let Some(o) = self.offsets.get(topic) {
+            o[POSITION].store(next, Relaxed);
+        }
+    }
+
+    fn set_watermarks(&self, topic: usize, high: i64, committed: i64) {
+        if let Some(o) = self.offsets.get(topic) {
+            o[HIGH].store(high, Relaxed);
+            o[COMMITTED].store(committed, Relaxed);
+        }
+    }
+
+    /// High watermark minus the next offset to process, summed over the
+    /// input topics whose both ends are known; `None` when none is known.
+    pub fn lag(&self) -> Option<i64> {
+        if !self.assigned.load(Relaxed) {
+            return None;
+        }
+        let mut total = None;
+        for o in &self.offsets {
+            let high = o[HIGH].load(Relaxed);
+            let pos = match o[POSITION].load(Relaxed) {
+                p if p >= 0 => p,
+                _ => o[COMMITTED].load(Relaxed),
+            };
+            if high >= 0 && pos >= 0 {
+                *total.get_or_insert(0) += (high - pos).max(0);
+            }
+        }
+        total
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Totals of one stage at one moment, for the progress line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StageTotals {
+    /// Records in.
+    pub records_in: u64,
+    /// Records out.
+    pub records_out: u64,
+    /// Records sent to the dead-letter topic.
+    pub dlq: u64,
+    /// Lag over the partitions this process holds.
+    pub lag: i64,
+}
+
+impl Metrics {
+    /// An empty registry.
+    pub fn new() -> Arc<Metrics> {
+        Arc::new(Metrics::default())
+    }
+
+    /// Registers stage `name` reading `inputs`; returns its metrics.
+    pub fn stage(&self, name: &str, inputs: &[String]) -> Arc<StageMetrics> {
+        let mut r = lock(&self.registry);
+        r.stages
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                Arc::new(StageMetrics {
+                    inputs: inputs.to_vec(),
+                    version: Mutex::new(String::new()),
+                    batch_buckets: Default::default(),
+                    batch_count: AtomicU64::new(0),
+                    batch_nanos: AtomicU64::new(0),
+                    produce_retries: AtomicU64::new(0),
+                    commit_failures: AtomicU64::new(0),
+                })
+            })
+            .clone()
+    }
+
+    /// The counters of (`stage`, `partition`), created on first use. The
+    /// stage must have been registered with [`Metrics::stage`].
+    pub fn partition(&self, stage: &str, partition: i32) -> Arc<PartitionMetrics> {
+        let mut r = lock(&self.registry);
+        let inputs = r.stages.get(stage).map_or(0, |s| s.inputs.len());
+        r.partitions
+            .entry((stage.to_string(), partition))
+            .or_insert_with(|| Arc::new(PartitionMetrics::new(inputs)))
+            .clone()
+    }
+
+    /// Records what a consumer's statistics say about (`topic`,
+    /// `partition`) of `stage`: its high watermark and last commit.
+    pub fn set_watermarks(
+        &self,
+        stage: &str,
+        topic: &str,
+        partition: i32,
+        high: i64,
+        committed: i64,
+    ) {
+        let r = lock(&self.registry);
+        let Some(index) = r
+            .stages
+            .get(stage)
+            .and_then(|s| s.inputs.iter().position(|t| t == topic))
+        else {
+            return;
+        };
+        if let Some(p) = r.partitions.get(&(stage.to_string(), partition)) {
+            p.set_watermarks(index, high, committed);
+        }
+    }
+
+    /// Totals per stage, in stage-name order.
+    pub fn totals(&self) -> Vec<(String, StageTotals)> {
+        let r = lock(&self.registry);
+        let mut out: BTreeMap<String, StageTotals> = r
+            .stages
+            .keys()
+            .map(|s| (s.clone(), StageTotals::default()))
+            .collect();
+        for ((stage, _), p) in &r.partitions {
+            let t = out.entry(stage.clone()).or_default();
+            t.records_in += p.records_in.load(Relaxed);
+            t.records_out += p.records_out.load(Relaxed);
+            t.dlq += p.dlq.load(Relaxed);
+            t.lag += p.lag().unwrap_or(0);
+        }
+        out.into_iter().collect()
+    }
+
+    /// The metrics as Prometheus text, format version 0.0.4.
+    pub fn render(&self) -> String {
+        let r = lock(&self.registry);
+        let mut out = String::with_capacity(4096);
+        type Get = fn(&PartitionMetrics) -> u64;
+        let counters: [(&str, &str, Get); 6] = [
+            (
+                "partita_records_in_total",
+                "Records read and processed.",
+                |p| p.records_in.load(Relaxed),
+            ),
+            (
+                "partita_records_out_total",
+                "Output records acknowledged by the broker.",
+                |p| p.records_out.load(Relaxed),
+            ),
+            (
+                "partita_records_rejected_total",
+                "Records the processor rejected.",
+                |p| p.rejected.load(Relaxed),
+            ),
+            (
+                "partita_records_failed_total",
+                "Records that trapped or exceeded a limit on their own.",
+                |p| p.failed.load(Relaxed),
+            ),
+            (
+                "partita_dlq_total",
+                "Records acknowledged on a dead-letter topic.",
+                |p| p.dlq.load(Relaxed),
+            ),
+            (
+                "partita_records_skipped_total",
+                "Records dropped by on_error = skip.",
+                |p| p.skipped.load(Relaxed),
+            ),
+        ];
+        for (name, help, get) in counters {
+            header(&mut out, name, help, "counter");
+            for ((stage, partition), p) in &r.partitions {
+                let _ = writeln!(
+                    out,
+                    "{name}{{stage=\"{}\",partition=\"{partition}\"}} {}",
+                    escape(stage),
+                    get(p)
+                );
+            }
+        }
+
+        let name = "partita_consumer_lag";
+        header(
+            &mut out,
+            name,
+            "High watermark minus the next offset to process, over the stage's inputs.",
+            "gauge",
+        );
+        for ((stage, partition), p) in &r.partitions {
+            if let Some(lag) = p.lag() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{stage=\"{}\",partition=\"{partition}\"}} {lag}",
+                    escape(stage)
+                );
+            }
+        }
+
+        let name = "partita_batch_seconds";
+        header(
+            &mut out,
+            name,
+            "Time to run one batch through the processor and hand its outputs over.",
+            "histogram",
+        );
+        for (stage, s) in &r.stages {
+            let stage = escape(stage);
+            let mut cumulative = 0;
+            for (bound, n) in BATCH_BUCKETS.iter().zip(&s.batch_buckets) {
+                cumulative += n.load(Relaxed);
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{stage=\"{stage}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let count = s.batch_count.load(Relaxed);
+            let sum = s.batch_nanos.load(Relaxed) as f64 / 1e9;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{stage=\"{stage}\",le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(out, "{name}_sum{{stage=\"{stage}\"}} {sum}");
+            let _ = writeln!(out, "{name}_count{{stage=\"{stage}\"}} {count}");
+        }
+
+        type StageGet = fn(&StageMetrics) -> u64;
+        let stage_counters: [(&str, &str, StageGet); 2] = [
+            (
+                "partita_produce_retries_total",
+                "Outputs produced again after the client gave up on them.",
+                |s| s.produce_retries.load(Relaxed),
+            ),
+            (
+                "partita_commit_failures_total",
+                "Offset commits the broker did not accept.",
+                |s| s.commit_failures.load(Relaxed),
+            ),
+        ];
+        for (name, help, get) in stage_counters {
+            header(&mut out, name, help, "counter");
+            for (stage, s) in &r.stages {
+                let _ = writeln!(out, "{name}{{stage=\"{}\"}} {}", escape(stage), get(s));
+            }
+        }
+
+        let name = "partita_processor_info";
+        header(
+            &mut out,
+            name,
+            "The processor version each stage runs.",
+            "gauge",
+        );
+        for (stage, s) in &r.stages {
+            let version = lock(&s.version);
+            if !version.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{stage=\"{}\",version=\"{}\"}} 1",
+                    escape(stage),
+                    escape(&version)
+                );
+            }
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Escapes a label value: backslash, double quote and newline.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The progress line from two snapshots of [`Metrics::totals`] taken
+/// `elapsed` apart.
+pub fn progress_line(
+    before: &[(String, StageTotals)],
+    now: &[(String, StageTotals)],
+    elapsed: Duration,
+) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-3);
+    let rate = |a: u64, b: u64| (b.saturating_sub(a) as f64 / secs).round() as u64;
+    let parts: Vec<String> = now
+        .iter()
+        .map(|(stage, t)| {
+            let b = before
+                .iter()
+                .find(|(s, _)| s == stage)
+                .map(|(_, b)| b.clone())
+                .unwrap_or_default();
+            format!(
+                "{stage} in {}/s out {}/s dlq {}/s lag {}",
+                rate(b.records_in, t.records_in),
+                rate(b.records_out, t.records_out),
+                rate(b.dlq, t.dlq),
+                t.lag
+            )
+        })
+        .collect();
+    format!("progress: {}", parts.join(" | "))
+}
+
+/// Logs [`progress_line`] every `every` until the task is dropped.
+pub async fn log_progress(metrics: Arc<Metrics>, every: Duration) {
+    let mut before = metrics.totals();
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let now = metrics.totals();
+        tracing::info!("{}", progress_line(&before, &now, every));
+        before = now;
+    }
+}
+
+/// Binds `addr` for [`serve`].
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Answers `GET /metrics` on `listener` with [`Metrics::render`] until the
+/// task is dropped; any other path gets 404.
+pub async fn serve(metrics: Arc<Metrics>, listener: TcpListener) {
+    loop {
+        let (mut socket, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("metrics endpoint: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(1024);
+            let mut chunk = [0u8; 1024];
+            let head_done = loop {
+                match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut chunk)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break false,
+                    Ok(Ok(n)) => {
+                        buf.extend_from_slice(&chunk[..n]);
+                        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            break true;
+                        }
+                        if buf.len() > 16 * 1024 {
+                            break false;
+                        }
+                    }
+                }
+            };
+            if !head_done {
+                tracing::debug!("metrics endpoint: incomplete request from {peer}");
+                return;
+            }
+            let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+            let line = String::from_utf8_lossy(line);
+            let mut words = line.split_whitespace();
+            let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let (status, body) = match (method, path.split('?').next().unwrap_or("")) {
+                ("GET", "/metrics") => ("200 OK", metrics.render()),
+                ("GET", _) => (
+                    "404 Not Found",
+                    "not found: metrics are at /metrics\n".to_string(),
+                ),
+                _ => (
+                    "405 Method Not Allowed",
+                    "only GET is supported\n".to_string(),
+                ),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            if let Err(e) = socket.write_all(response.as_bytes()).await {
+                tracing::debug!("metrics endpoint: cannot answer {peer}: {e}");
+            }
+            let _ = socket.shutdown().await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn counters_render_per_stage_and_partition() {
+        let m = Metrics::new();
+        let s = m.stage("pass", &inputs(&["in"]));
+        s.set_version("abc123");
+        let p0 = m.partition("pass", 0);
+        let p3 = m.partition("pass", 3);
+        p0.records_in.fetch_add(10, Relaxed);
+        p0.records_out.fetch_add(9, Relaxed);
+        p0.rejected.fetch_add(1, Relaxed);
+        p0.dlq.fetch_add(1, Relaxed);
+        p3.records_in.fetch_add(5, Relaxed);
+        p3.failed.fetch_add(2, Relaxed);
+        p3.skipped.fetch_add(2, Relaxed);
+        s.commit_failures.fetch_add(1, Relaxed);
+        let text = m.render();
+        for line in [
+            "# TYPE partita_records_in_total counter",
+            "partita_records_in_total{stage=\"pass\",partition=\"0\"} 10",
+            "partita_records_in_total{stage=\"pass\",partition=\"3\"} 5",
+            "partita_records_out_total{stage=\"pass\",partition=\"0\"} 9",
+            "partita_records_rejected_total{stage=\"pass\",partition=\"0\"} 1",
+            "partita_records_failed_total{stage=\"pass\",partition=\"3\"} 2",
+            "partita_dlq_total{stage=\"pass\",partition=\"0\"} 1",
+            "partita_records_skipped_total{stage=\"pass\",partition=\"3\"} 2",
+            "partita_commit_failures_total{stage=\"pass\"} 1",
+            "partita_produce_retries_total{stage=\"pass\"} 0",
+            "partita_processor_info{stage=\"pass\",version=\"abc123\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn batch_histogram_is_cumulative_with_sum_and_count() {
+        let m = Metrics::new();
+        let s = m.stage("a", &[]);
+        s.observe_batch(Duration::from_micros(300));
+        s.observe_batch(Duration::from_millis(3));
+        s.observe_batch(Duration::from_secs(20));
+        let text = m.render();
+        for line in [
+            "# TYPE partita_batch_seconds histogram",
+            "partita_batch_seconds_bucket{stage=\"a\",le=\"0.0005\"} 1",
+            "partita_batch_seconds_bucket{stage=\"a\",le=\"0.001\"} 1",
+            "partita_batch_seconds_bucket{stage=\"a\",le=\"0.005\"} 2",
+            "partita_batch_seconds_bucket{stage=\"a\",le=\"10\"} 2",
+            "partita_batch_seconds_bucket{stage=\"a\",le=\"+Inf\"} 3",
+            "partita_batch_seconds_sum{stage=\"a\"} 20.0033",
+            "partita_batch_seconds_count{stage=\"a\"} 3",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn lag_sums_inputs_and_falls_back_to_the_committed_offset() {
+        let m = Metrics::new();
+        m.stage("join", &inputs(&["a", "b"]));
+        let p = m.partition("join", 1);
+        assert_eq!(p.lag(), None, "unassigned partitions have no lag");
+        p.set_assigned(true);
+        assert_eq!(p.lag(), None, "nothing known yet");
+        m.set_watermarks("join", "a", 1, 100, 40);
+        assert_eq!(
+            p.lag(),
+            Some(60),
+            "committed offset stands in for the position"
+        );
+        p.set_position(0, 90);
+        m.set_watermarks("join", "b", 1, 50, 45);
+        m.set_watermarks("join", "other", 1, 1000, 0);
+        m.set_watermarks("join", "a", 7, 1000, 0);
+        assert_eq!(p.lag(), Some(10 + 5));
+        let text = m.render();
+        assert!(
+            text.contains("partita_consumer_lag{stage=\"join\",partition=\"1\"} 15\n"),
+            "{text}"
+        );
+        p.set_assigned(false);
+        assert_eq!(p.lag(), None);
+        assert!(
+            !m.render().contains("partita_consumer_lag{"),
+            "a revoked partition's lag is not reported"
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn progress_line_gives_rates_and_lag_per_stage() {
+        let t = |i, o, d, lag| StageTotals {
+            records_in: i,
+            records_out: o,
+            dlq: d,
+            lag,
+        };
+        let before = vec![
+            ("a".to_string(), t(100, 100, 0, 5)),
+            ("b".to_string(), t(0, 0, 0, 0)),
+        ];
+        let now = vec![
+            ("a".to_string(), t(1100, 1000, 100, 7)),
+            ("b".to_string(), t(500, 50, 0, 0)),
+        ];
+        assert_eq!(
+            progress_line(&before, &now, Duration::from_secs(2)),
+            "progress: a in 500/s out 450/s dlq 50/s lag 7 | b in 250/s out 25/s dlq 0/s lag 0"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_endpoint_serves_metrics_and_404_elsewhere() {
+        let m = Metrics::new();
+        m.stage("s", &inputs(&["t"]));
+        m.partition("s", 2).records_in.fetch_add(7, Relaxed);
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(m.clone(), listener));
+        let get = |path: &'static str| async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        let ok = get("/metrics").await;
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert!(
+            ok.contains("partita_records_in_total{stage=\"s\",partition=\"2\"} 7\n"),
+            "{ok}"
+        );
+        let body = ok.split("\r\n\r\n").nth(1).unwrap();
+        let length: usize = ok
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        assert_eq!(length, body.len());
+        let missing = get("/other").await;
+        assert!(
+            missing.starts_with("HTTP/1.1 404 Not Found\r\n"),
+            "{missing}"
+        );
+        server.abort();
+    }
+}
