@@ -226,8 +226,9 @@ impl Kafka {
             .map_or(0, |t| t.partitions().len()))
     }
 
-    /// Produces `records` to `topic`, partitioned by key (librdkafka's
-    /// default partitioner), with idempotence on, and waits until the broker
+    /// Produces `records` to `topic`, partitioned by key with the Java
+    /// client's partitioner (`murmur2_random`, as Partita and Kafka's own
+    /// tools do), with idempotence on, and waits until the broker
     /// acknowledged every one. Returns where each record landed, in input
     /// order.
     pub fn produce(
@@ -238,6 +239,7 @@ impl Kafka {
         let producer: BaseProducer<Deliveries> = self
             .config()
             .set("enable.idempotence", "true")
+            .set("partitioner", "murmur2_random")
             .set("linger.ms", "5")
             .set("batch.num.messages", "10000")
             .set("queue.buffering.max.messages", "1000000")

@@ -6,6 +6,7 @@
 //! kafka-tool [--bootstrap HOST:PORT] produce TOPIC [--key-column N] [--input FILE]
 //! kafka-tool [--bootstrap HOST:PORT] consume TOPIC [--values]
 //! kafka-tool [--bootstrap HOST:PORT] offsets TOPIC [--group GROUP]
+//! kafka-tool [--bootstrap HOST:PORT] produce-orders TOPIC --count N [--seed S] [--customers N] [--malformed-every N]
 //! kafka-tool gen-orders --count N [--seed S] [--customers N] [--malformed-every N]
 //! ```
 //!
@@ -85,27 +86,64 @@ enum Cmd {
         #[arg(long)]
         group: Option<String>,
     },
+    /// Produces sample legacy orders (as gen-orders prints them) keyed by
+    /// customer, and prints how many were acknowledged.
+    ProduceOrders {
+        /// Topic to produce to.
+        topic: String,
+        /// The orders.
+        #[command(flatten)]
+        orders: OrderArgs,
+    },
     /// Prints sample legacy orders as CSV lines `id,customer,amount,country`.
     GenOrders {
-        /// How many orders.
-        #[arg(long)]
-        count: u64,
-        /// Seed of the pseudo-random data.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Number of distinct customers.
-        #[arg(long, default_value_t = 100)]
-        customers: u64,
-        /// Write every N-th line with `;` separators (malformed).
-        #[arg(long, value_name = "N")]
-        malformed_every: Option<u64>,
+        /// The orders.
+        #[command(flatten)]
+        orders: OrderArgs,
     },
+}
+
+/// Settings of the sample orders.
+#[derive(Debug, clap::Args)]
+struct OrderArgs {
+    /// How many orders.
+    #[arg(long)]
+    count: u64,
+    /// Seed of the pseudo-random data.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Number of distinct customers.
+    #[arg(long, default_value_t = 100)]
+    customers: u64,
+    /// Write every N-th line with `;` separators (malformed).
+    #[arg(long, value_name = "N")]
+    malformed_every: Option<u64>,
+}
+
+impl OrderArgs {
+    fn settings(&self) -> Result<Orders> {
+        if self.customers == 0 {
+            bail!("--customers must be at least 1");
+        }
+        Ok(Orders {
+            seed: self.seed,
+            customers: self.customers,
+            malformed_every: self.malformed_every,
+        })
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`kafka-tool consume T | head`): not an error.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -199,21 +237,16 @@ fn run(cli: Cli) -> Result<()> {
                 writeln!(out)?;
             }
         }
-        Cmd::GenOrders {
-            count,
-            seed,
-            customers,
-            malformed_every,
-        } => {
-            if customers == 0 {
-                bail!("--customers must be at least 1");
-            }
-            let settings = Orders {
-                seed,
-                customers,
-                malformed_every,
-            };
-            for order in settings.generate(count) {
+        Cmd::ProduceOrders { topic, orders } => {
+            let records = orders
+                .settings()?
+                .generate(orders.count)
+                .map(|o| o.record());
+            let positions = kafka.produce(&topic, records)?;
+            writeln!(out, "produced {} orders to {topic}", positions.len())?;
+        }
+        Cmd::GenOrders { orders } => {
+            for order in orders.settings()?.generate(orders.count) {
                 writeln!(out, "{}", order.line())?;
             }
         }
