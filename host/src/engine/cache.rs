@@ -49,7 +49,10 @@ pub(crate) struct ArtifactCache {
 impl ArtifactCache {
     /// A cache in `dir` (created on first store) for artifacts of `engine`.
     pub(crate) fn new(dir: PathBuf, engine: &wasmtime::Engine) -> Self {
-        ArtifactCache { dir, fingerprint: engine_fingerprint(engine) }
+        ArtifactCache {
+            dir,
+            fingerprint: engine_fingerprint(engine),
+        }
     }
 
     /// Where the artifact of a component whose content hash is `hash` lives.
@@ -102,7 +105,11 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     loop {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!(".partial-{}-{n}", std::process::id()));
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(f) => return Ok((path, f)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),

@@ -49,7 +49,12 @@ pub(crate) struct StoreData {
 
 impl StoreData {
     /// Fresh store data around `state`; WASI grants nothing.
-    pub(crate) fn new(state: Box<dyn StateStore>, tables: Arc<dyn Tables>, memory_bytes: usize, origin: Origin) -> Self {
+    pub(crate) fn new(
+        state: Box<dyn StateStore>,
+        tables: Arc<dyn Tables>,
+        memory_bytes: usize,
+        origin: Origin,
+    ) -> Self {
         StoreData {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
@@ -86,7 +91,10 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Store
 
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -124,8 +132,20 @@ impl state::Host for StoreData {
         Ok(Ok(()))
     }
 
-    fn scan(&mut self, start: Vec<u8>, end: Option<Vec<u8>>, limit: u32) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        scan_merged(&mut *self.state, &self.pending, &start, end.as_deref(), limit as usize).map_err(Self::failure)
+    fn scan(
+        &mut self,
+        start: Vec<u8>,
+        end: Option<Vec<u8>>,
+        limit: u32,
+    ) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        scan_merged(
+            &mut *self.state,
+            &self.pending,
+            &start,
+            end.as_deref(),
+            limit as usize,
+        )
+        .map_err(Self::failure)
     }
 }
 
@@ -142,8 +162,9 @@ pub(crate) fn scan_merged(
     if end.is_some_and(|e| e <= start) || limit == 0 {
         return Ok(Vec::new());
     }
-    let overlay: Vec<(&Vec<u8>, &Option<Vec<u8>>)> =
-        pending.range::<[u8], _>((Included(start), end.map_or(Unbounded, Excluded))).collect();
+    let overlay: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = pending
+        .range::<[u8], _>((Included(start), end.map_or(Unbounded, Excluded)))
+        .collect();
     // Each pending write hides or replaces at most one stored entry, so this
     // many stored entries hold at least `limit` visible ones (or all of them).
     let stored = store.scan(start, end, limit.saturating_add(overlay.len()))?;
@@ -183,7 +204,11 @@ impl tables::Host for StoreData {
 
 impl log::Host for StoreData {
     fn log(&mut self, level: log::Level, message: String) {
-        let Origin { stage, partition, version } = &self.origin;
+        let Origin {
+            stage,
+            partition,
+            version,
+        } = &self.origin;
         let (stage, version) = (&**stage, &**version);
         match level {
             log::Level::Trace => tracing::trace!(stage, partition, version, "{message}"),
@@ -219,13 +244,24 @@ mod tests {
         pending.insert(b"bb".to_vec(), Some(b"new".to_vec())); // added
 
         let all = scan_merged(&mut store, &pending, b"", None, 100).unwrap();
-        assert_eq!(all, vec![kv("bb", "new"), kv("c", "c2"), kv("d", "D"), kv("e", "E")]);
+        assert_eq!(
+            all,
+            vec![kv("bb", "new"), kv("c", "c2"), kv("d", "D"), kv("e", "E")]
+        );
         // The limit counts visible entries, even when deletes hide the first.
         let two = scan_merged(&mut store, &pending, b"a", None, 2).unwrap();
         assert_eq!(two, vec![kv("bb", "new"), kv("c", "c2")]);
         let bounded = scan_merged(&mut store, &pending, b"b", Some(b"d"), 10).unwrap();
         assert_eq!(bounded, vec![kv("bb", "new"), kv("c", "c2")]);
-        assert!(scan_merged(&mut store, &pending, b"d", Some(b"a"), 10).unwrap().is_empty());
-        assert!(scan_merged(&mut store, &pending, b"a", None, 0).unwrap().is_empty());
+        assert!(
+            scan_merged(&mut store, &pending, b"d", Some(b"a"), 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            scan_merged(&mut store, &pending, b"a", None, 0)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

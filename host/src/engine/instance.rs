@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
-use partita_wire::{Batch, BatchWriter, Outputs, RecordIter, RecordRef, RecordResult, ResultIter, Results};
+use partita_wire::{
+    Batch, BatchWriter, Outputs, RecordIter, RecordRef, RecordResult, ResultIter, Results,
+};
 use wasmtime::Store;
 
 use super::imports::{Origin, StateFailure, StoreData};
@@ -54,12 +56,23 @@ type Started = (Store<StoreData>, Stage, Vec<String>);
 
 impl Instance {
     /// Creates the store, instantiates the component and calls `init`.
-    pub(super) fn start(processor: Processor, setup: InstanceSetup) -> Result<Instance, InstanceError> {
-        let InstanceSetup { stage, partition, config, state, tables, limits } = setup;
+    pub(super) fn start(
+        processor: Processor,
+        setup: InstanceSetup,
+    ) -> Result<Instance, InstanceError> {
+        let InstanceSetup {
+            stage,
+            partition,
+            config,
+            state,
+            tables,
+            limits,
+        } = setup;
         let stage: Arc<str> = stage.into();
         let ticks = processor.inner.engine.ticks(limits.deadline);
         let data = store_data(&processor, &stage, partition, state, tables, limits);
-        let (store, guest, outputs) = start_guest(&processor, data, &config, ticks, limits).map_err(|(e, _)| e)?;
+        let (store, guest, outputs) =
+            start_guest(&processor, data, &config, ticks, limits).map_err(|(e, _)| e)?;
         Ok(Instance {
             processor,
             stage,
@@ -167,20 +180,37 @@ impl Instance {
                     .collect(),
             )
         };
-        let records = Batch::parse(batch.as_bytes()).expect("BatchWriter encodes a valid batch header");
-        Outcome { records, body, changes: &this.changes, calls }
+        let records =
+            Batch::parse(batch.as_bytes()).expect("BatchWriter encodes a valid batch header");
+        Outcome {
+            records,
+            body,
+            changes: &this.changes,
+            calls,
+        }
     }
 
     /// Calls `on-timer`; on failure the instance is replaced by a fresh one.
-    pub fn on_timer(&mut self, stream_time: i64, wall_time: i64) -> Result<Outputs<'_>, ProcessError> {
+    pub fn on_timer(
+        &mut self,
+        stream_time: i64,
+        wall_time: i64,
+    ) -> Result<Outputs<'_>, ProcessError> {
         if self.guest.is_none() {
             self.restart();
         }
         self.before_call();
         let Some(guest) = &self.guest else {
-            return Err(self.broken.clone().unwrap_or_else(|| ProcessError::Restart("no instance".into())));
+            return Err(self
+                .broken
+                .clone()
+                .unwrap_or_else(|| ProcessError::Restart("no instance".into())));
         };
-        let result = guest.partita_processor_processor().call_on_timer(&mut self.store, stream_time, wall_time);
+        let result = guest.partita_processor_processor().call_on_timer(
+            &mut self.store,
+            stream_time,
+            wall_time,
+        );
         let checked = match result {
             Ok(buf) => {
                 self.timer = buf;
@@ -210,9 +240,19 @@ impl Instance {
     /// is instantiated and its `init` called first, and only if that works
     /// does it replace the running one. On error nothing changes.
     pub fn replace_processor(&mut self, processor: &Processor) -> Result<(), InstanceError> {
-        let state = std::mem::replace(&mut self.store.data_mut().state, Box::new(MemoryState::new()));
+        let state = std::mem::replace(
+            &mut self.store.data_mut().state,
+            Box::new(MemoryState::new()),
+        );
         let tables = self.tables();
-        let data = store_data(processor, &self.stage, self.partition, state, tables, self.limits);
+        let data = store_data(
+            processor,
+            &self.stage,
+            self.partition,
+            state,
+            tables,
+            self.limits,
+        );
         let ticks = processor.inner.engine.ticks(self.limits.deadline);
         match start_guest(processor, data, &self.config, ticks, self.limits) {
             Ok((store, guest, outputs)) => {
@@ -249,9 +289,15 @@ impl Instance {
     fn call_process(&mut self, input: &[u8], records: usize) -> Result<Vec<u8>, ProcessError> {
         self.before_call();
         let Some(guest) = &self.guest else {
-            return Err(self.broken.clone().unwrap_or_else(|| ProcessError::Restart("no instance".into())));
+            return Err(self
+                .broken
+                .clone()
+                .unwrap_or_else(|| ProcessError::Restart("no instance".into())));
         };
-        let buf = match guest.partita_processor_processor().call_process(&mut self.store, input) {
+        let buf = match guest
+            .partita_processor_processor()
+            .call_process(&mut self.store, input)
+        {
             Ok(buf) => buf,
             Err(e) => return Err(self.classify(e)),
         };
@@ -270,7 +316,9 @@ impl Instance {
             return Ok(());
         }
         let pending = std::mem::take(&mut data.pending);
-        data.state.commit(&pending).map_err(|e| ProcessError::State(format!("{e:#}")))?;
+        data.state
+            .commit(&pending)
+            .map_err(|e| ProcessError::State(format!("{e:#}")))?;
         if self.changes.is_empty() {
             self.changes = pending;
         } else {
@@ -290,7 +338,11 @@ impl Instance {
             Some(wasmtime::Trap::Interrupt) => ProcessError::Deadline(self.limits.deadline),
             _ if refused => ProcessError::Memory(self.limits.memory_bytes),
             trap => {
-                tracing::debug!(stage = &*self.stage, partition = self.partition, "guest failure: {e:?}");
+                tracing::debug!(
+                    stage = &*self.stage,
+                    partition = self.partition,
+                    "guest failure: {e:?}"
+                );
                 ProcessError::Trap(describe(&e, trap))
             }
         }
@@ -308,9 +360,19 @@ impl Instance {
             self.tables(),
             self.limits,
         );
-        let old = std::mem::replace(&mut self.store, Store::new(&self.processor.inner.engine.inner.wasm, placeholder));
+        let old = std::mem::replace(
+            &mut self.store,
+            Store::new(&self.processor.inner.engine.inner.wasm, placeholder),
+        );
         let (state, tables) = old.into_data().into_parts();
-        let data = store_data(&self.processor, &self.stage, self.partition, state, tables, self.limits);
+        let data = store_data(
+            &self.processor,
+            &self.stage,
+            self.partition,
+            state,
+            tables,
+            self.limits,
+        );
         match start_guest(&self.processor, data, &self.config, self.ticks, self.limits) {
             Ok((store, guest, outputs)) => self.install(store, guest, outputs),
             Err((e, failed)) => {
@@ -329,7 +391,12 @@ impl Instance {
 
     fn install(&mut self, store: Store<StoreData>, guest: Stage, outputs: Vec<String>) {
         if outputs != self.outputs {
-            tracing::info!(stage = &*self.stage, partition = self.partition, ?outputs, "processor outputs changed");
+            tracing::info!(
+                stage = &*self.stage,
+                partition = self.partition,
+                ?outputs,
+                "processor outputs changed"
+            );
         }
         self.store = store;
         self.guest = Some(guest);
@@ -347,13 +414,20 @@ fn store_data(
     tables: Arc<dyn Tables>,
     limits: Limits,
 ) -> StoreData {
-    let origin = Origin { stage: stage.clone(), partition, version: processor.version().into() };
+    let origin = Origin {
+        stage: stage.clone(),
+        partition,
+        version: processor.version().into(),
+    };
     StoreData::new(state, tables, limits.memory_bytes, origin)
 }
 
 /// Instantiates `processor` in a new store around `data` and calls `init`.
 /// On failure the store comes back too, so that the state is not lost.
-#[allow(clippy::ptr_arg, reason = "the generated `call_init` takes the config as `&Vec`")]
+#[allow(
+    clippy::ptr_arg,
+    reason = "the generated `call_init` takes the config as `&Vec`"
+)]
 fn start_guest(
     processor: &Processor,
     data: StoreData,
@@ -381,7 +455,9 @@ fn start_guest(
             return Err((InstanceError::Instantiate { version, reason }, store));
         }
     };
-    let init = guest.partita_processor_processor().call_init(&mut store, config);
+    let init = guest
+        .partita_processor_processor()
+        .call_init(&mut store, config);
     store.data_mut().pending.clear();
     match init {
         Ok(Ok(outputs)) => Ok((store, guest, outputs)),
@@ -397,7 +473,10 @@ fn start_guest(
 fn describe(e: &wasmtime::Error, trap: Option<&wasmtime::Trap>) -> String {
     match trap {
         Some(t) => t.to_string(),
-        None => e.chain().last().map_or_else(|| e.to_string(), |c| c.to_string()),
+        None => e
+            .chain()
+            .last()
+            .map_or_else(|| e.to_string(), |c| c.to_string()),
     }
 }
 
@@ -433,7 +512,10 @@ impl<'a> Outcome<'a> {
             Body::Whole(r) => Rest::Whole(r.iter()),
             Body::Singles(s) => Rest::Singles(s.iter()),
         };
-        OutcomeIter { records: self.records.records(), rest }
+        OutcomeIter {
+            records: self.records.records(),
+            rest,
+        }
     }
 
     /// Number of records in the batch.
@@ -482,7 +564,10 @@ impl<'o, 'a: 'o> Iterator for OutcomeIter<'o, 'a> {
                 SingleRef::Failed(e) => RecordOutcome::Failed(e),
             },
         };
-        let record = self.records.next()?.expect("BatchWriter encodes valid records");
+        let record = self
+            .records
+            .next()?
+            .expect("BatchWriter encodes valid records");
         Some((record, outcome))
     }
 }
@@ -505,4 +590,3 @@ pub enum RecordOutcome<'a> {
     /// Processing it trapped or exceeded a limit, even on its own.
     Failed(&'a ProcessError),
 }
-

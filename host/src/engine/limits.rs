@@ -31,7 +31,10 @@ impl Limiter {
             .table_elements(MAX_TABLE_ELEMENTS)
             .trap_on_grow_failure(false)
             .build();
-        Limiter { inner, refused: false }
+        Limiter {
+            inner,
+            refused: false,
+        }
     }
 
     /// Whether a memory growth was refused since the last call, and resets.
@@ -41,13 +44,23 @@ impl Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let allowed = self.inner.memory_growing(current, desired, maximum)?;
         self.refused |= !allowed;
         Ok(allowed)
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         self.inner.table_growing(current, desired, maximum)
     }
 

@@ -168,7 +168,10 @@ struct EngineInner {
 impl Engine {
     /// Builds the engine and starts its epoch ticker.
     pub fn new(config: EngineConfig) -> anyhow::Result<Engine> {
-        anyhow::ensure!(!config.epoch_tick.is_zero(), "the epoch tick must be longer than zero");
+        anyhow::ensure!(
+            !config.epoch_tick.is_zero(),
+            "the epoch tick must be longer than zero"
+        );
         let mut wasm_config = wasmtime::Config::new();
         wasm_config
             .wasm_component_model(true)
@@ -178,25 +181,45 @@ impl Engine {
         let linker = imports::linker(&wasm).map_err(anyhow::Error::from)?;
         let cache = config.cache_dir.map(|dir| ArtifactCache::new(dir, &wasm));
         let ticker = Ticker::start(wasm.clone(), config.epoch_tick)?;
-        Ok(Engine { inner: Arc::new(EngineInner { wasm, linker, cache, tick: config.epoch_tick, _ticker: ticker }) })
+        Ok(Engine {
+            inner: Arc::new(EngineInner {
+                wasm,
+                linker,
+                cache,
+                tick: config.epoch_tick,
+                _ticker: ticker,
+            }),
+        })
     }
 
     /// Loads the component at `path`: compiles it (or reuses the cached
     /// artifact for the same content and wasmtime version) and checks it
     /// against the `stage` world.
     pub fn load(&self, path: &Path) -> Result<Processor, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         self.load_bytes(path, &bytes)
     }
 
     /// Like [`Engine::load`], for a component already in memory; `path` only
     /// names it in errors and logs.
     pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<Processor, LoadError> {
-        let not_component = |reason: String| LoadError::NotAComponent { path: path.to_path_buf(), reason };
-        let wrong_world = |reason: String| LoadError::WrongWorld { path: path.to_path_buf(), reason };
+        let not_component = |reason: String| LoadError::NotAComponent {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let wrong_world = |reason: String| LoadError::WrongWorld {
+            path: path.to_path_buf(),
+            reason,
+        };
         let hash = blake3::hash(bytes).to_hex().to_string();
         let inner = &*self.inner;
-        let cached = inner.cache.as_ref().and_then(|c| c.load(&inner.wasm, &hash));
+        let cached = inner
+            .cache
+            .as_ref()
+            .and_then(|c| c.load(&inner.wasm, &hash));
         let from_cache = cached.is_some();
         let component = match cached {
             Some(c) => c,
@@ -240,7 +263,9 @@ impl Engine {
     /// The number of epoch ticks that make up `deadline` (at least one).
     fn ticks(&self, deadline: Duration) -> u64 {
         let tick = self.inner.tick.as_nanos().max(1);
-        u64::try_from(deadline.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX).max(1)
+        u64::try_from(deadline.as_nanos().div_ceil(tick))
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 }
 
@@ -291,4 +316,3 @@ impl Processor {
         Instance::start(self.clone(), setup)
     }
 }
-

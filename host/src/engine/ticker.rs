@@ -18,13 +18,23 @@ impl Ticker {
     /// Starts a thread that calls `increment_epoch` on `engine` every `tick`.
     pub(crate) fn start(engine: wasmtime::Engine, tick: Duration) -> std::io::Result<Ticker> {
         let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new().name("partita-epoch".into()).spawn(move || {
-            // The sender is never used to send: the thread ends when it drops.
-            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
-                engine.increment_epoch();
-            }
-        })?;
-        Ok(Ticker { stop: Some(stop), thread: Some(thread) })
+        let (started, running) = mpsc::sync_channel::<()>(0);
+        let thread = std::thread::Builder::new()
+            .name("partita-epoch".into())
+            .spawn(move || {
+                let _ = started.send(());
+                // The sender is never used to send: the thread ends when it drops.
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+                    engine.increment_epoch();
+                }
+            })?;
+        // Return once the thread runs (and carries its name), so that the
+        // engine's deadlines tick from the moment it exists.
+        let _ = running.recv();
+        Ok(Ticker {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 }
 

@@ -27,21 +27,30 @@ pub(crate) fn header_problem(bytes: &[u8]) -> Option<String> {
         );
     }
     if bytes[6..8] != COMPONENT_LAYER {
-        return Some(format!("unknown WebAssembly layer {:?} in the header", &bytes[6..8]));
+        return Some(format!(
+            "unknown WebAssembly layer {:?} in the header",
+            &bytes[6..8]
+        ));
     }
     None
 }
 
 /// Checks that `component` exports the processor interface with all of its
 /// functions. Extra exports are fine (some toolchains add their own).
-pub(crate) fn check_exports(engine: &wasmtime::Engine, component: &Component) -> Result<(), String> {
+pub(crate) fn check_exports(
+    engine: &wasmtime::Engine,
+    component: &Component,
+) -> Result<(), String> {
     let ty = component.component_type();
     let Some(export) = ty.get_export(engine, PROCESSOR_EXPORT) else {
         let found: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
         return Err(if found.is_empty() {
             format!("missing export {PROCESSOR_EXPORT} (the component exports nothing)")
         } else {
-            format!("missing export {PROCESSOR_EXPORT} (it exports {})", found.join(", "))
+            format!(
+                "missing export {PROCESSOR_EXPORT} (it exports {})",
+                found.join(", ")
+            )
         });
     };
     let ComponentItem::ComponentInstance(instance) = export.ty else {
@@ -49,12 +58,20 @@ pub(crate) fn check_exports(engine: &wasmtime::Engine, component: &Component) ->
     };
     let missing: Vec<&str> = PROCESSOR_FUNCS
         .into_iter()
-        .filter(|f| !matches!(instance.get_export(engine, f).map(|e| e.ty), Some(ComponentItem::ComponentFunc(_))))
+        .filter(|f| {
+            !matches!(
+                instance.get_export(engine, f).map(|e| e.ty),
+                Some(ComponentItem::ComponentFunc(_))
+            )
+        })
         .collect();
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!("missing export {PROCESSOR_EXPORT}#{}", missing.join(", ")))
+        Err(format!(
+            "missing export {PROCESSOR_EXPORT}#{}",
+            missing.join(", ")
+        ))
     }
 }
 
@@ -71,14 +88,23 @@ pub(crate) fn check_imports<T>(
     let outer = e.to_string();
     let name = outer.split('`').nth(1).map(str::to_string);
     let name = name.or_else(|| {
-        component.component_type().imports(engine).map(|(n, _)| n.to_string()).find(|n| outer.contains(n.as_str()))
+        component
+            .component_type()
+            .imports(engine)
+            .map(|(n, _)| n.to_string())
+            .find(|n| outer.contains(n.as_str()))
     });
     match name {
         Some(name) if name.starts_with(OWN_PACKAGE) || name.starts_with("wasi:") => {
             let detail: Vec<String> = e.chain().skip(1).map(|c| c.to_string()).collect();
-            Err(format!("import {name} does not match what the host provides: {}", detail.join(": ")))
+            Err(format!(
+                "import {name} does not match what the host provides: {}",
+                detail.join(": ")
+            ))
         }
-        Some(name) => Err(format!("unsupported import {name} (the host provides only {OWN_PACKAGE}* and wasi:*)")),
+        Some(name) => Err(format!(
+            "unsupported import {name} (the host provides only {OWN_PACKAGE}* and wasi:*)"
+        )),
         None => Err(format!("unsupported import: {e:#}")),
     }
 }
@@ -89,10 +115,26 @@ mod tests {
 
     #[test]
     fn headers() {
-        assert!(header_problem(b"").unwrap().contains("not a WebAssembly binary"));
-        assert!(header_problem(b"hello world!").unwrap().contains("not a WebAssembly binary"));
-        assert!(header_problem(b"\0asm\x01\0\0\0").unwrap().contains("core WebAssembly module"));
-        assert!(header_problem(b"\0asm\x0d\0\x07\0").unwrap().contains("unknown WebAssembly layer"));
+        assert!(
+            header_problem(b"")
+                .unwrap()
+                .contains("not a WebAssembly binary")
+        );
+        assert!(
+            header_problem(b"hello world!")
+                .unwrap()
+                .contains("not a WebAssembly binary")
+        );
+        assert!(
+            header_problem(b"\0asm\x01\0\0\0")
+                .unwrap()
+                .contains("core WebAssembly module")
+        );
+        assert!(
+            header_problem(b"\0asm\x0d\0\x07\0")
+                .unwrap()
+                .contains("unknown WebAssembly layer")
+        );
         assert_eq!(header_problem(b"\0asm\x0d\0\x01\0"), None);
     }
 }

@@ -40,7 +40,10 @@ impl Guest for Foreign {
         let now = now.to_string();
         for _ in batch.records() {
             out.begin();
-            out.output(&OutputSpec { value: Some(Some(now.as_bytes())), ..OutputSpec::default() });
+            out.output(&OutputSpec {
+                value: Some(Some(now.as_bytes())),
+                ..OutputSpec::default()
+            });
         }
         out.finish()
     }

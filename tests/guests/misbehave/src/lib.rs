@@ -18,9 +18,11 @@
 //! | `log`             | logs the key at info level, then as identity           |
 //! | `malformed`       | the whole batch returns a malformed result buffer      |
 //! | `second-output`   | one output to output index 1                           |
+//! | `arm-init-failure`| stores `fail-init`, so that later `init` calls fail    |
 //! | anything else     | identity: one output to index 0, everything kept       |
 //!
-//! Configuration: `fail_init` makes `init` fail; `init` = `loop`, `alloc`
+//! Configuration: `fail_init` makes `init` fail, and so does the state key
+//! `fail-init`; `init` = `loop`, `alloc`
 //! or `panic` misbehaves in `init`; `outputs` is a comma-separated list of
 //! output names (default `out`); `timer` = `panic` makes `on-timer` panic.
 
@@ -44,7 +46,12 @@ thread_local! {
 }
 
 fn config(key: &str) -> Option<String> {
-    CONFIG.with(|c| c.borrow().iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+    CONFIG.with(|c| {
+        c.borrow()
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    })
 }
 
 /// Misbehaves in the way the caller asks.
@@ -75,6 +82,9 @@ impl Guest for Misbehave {
         if config_has("fail_init") {
             return Err("init failed as configured".into());
         }
+        if state::get(b"fail-init").is_some() {
+            return Err("init failed: the state holds fail-init".into());
+        }
         if let Some(what) = config("init") {
             misbehave(&what);
         }
@@ -91,7 +101,9 @@ impl Guest for Misbehave {
             let value = record.value.unwrap_or_default();
             out.begin();
             match value {
-                b"loop" | b"alloc" | b"panic" => misbehave(std::str::from_utf8(value).unwrap_or_default()),
+                b"loop" | b"alloc" | b"panic" => {
+                    misbehave(std::str::from_utf8(value).unwrap_or_default())
+                }
                 b"malformed" => return vec![1, 0xff, 0xff],
                 b"reject" => out.reject("rejected on request"),
                 b"state" => {
@@ -119,7 +131,11 @@ impl Guest for Misbehave {
                 b"scan" => {
                     let mut text = String::new();
                     for (k, v) in state::scan(b"count:", Some(b"count;"), 1000) {
-                        text.push_str(&format!("{}={};", String::from_utf8_lossy(&k), String::from_utf8_lossy(&v)));
+                        text.push_str(&format!(
+                            "{}={};",
+                            String::from_utf8_lossy(&k),
+                            String::from_utf8_lossy(&v)
+                        ));
                     }
                     out.output(&value_output(text.as_bytes()));
                 }
@@ -128,10 +144,20 @@ impl Guest for Misbehave {
                     None => out.reject("not in table names"),
                 },
                 b"log" => {
-                    log::log(log::Level::Info, &format!("record {}", String::from_utf8_lossy(key)));
+                    log::log(
+                        log::Level::Info,
+                        &format!("record {}", String::from_utf8_lossy(key)),
+                    );
                     out.output(&OutputSpec::default());
                 }
-                b"second-output" => out.output(&OutputSpec { output: 1, ..OutputSpec::default() }),
+                b"arm-init-failure" => {
+                    state::put(b"fail-init", b"1");
+                    out.output(&OutputSpec::default());
+                }
+                b"second-output" => out.output(&OutputSpec {
+                    output: 1,
+                    ..OutputSpec::default()
+                }),
                 _ => out.output(&OutputSpec::default()),
             }
         }
@@ -162,12 +188,17 @@ fn counter_key(key: &[u8]) -> Vec<u8> {
 }
 
 fn counter(key: &[u8]) -> u64 {
-    state::get(&counter_key(key)).and_then(|v| String::from_utf8(v).ok()?.parse().ok()).unwrap_or(0)
+    state::get(&counter_key(key))
+        .and_then(|v| String::from_utf8(v).ok()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// One output to index 0 with this value, keeping key, headers, timestamp.
 fn value_output(value: &[u8]) -> OutputSpec<'_> {
-    OutputSpec { value: Some(Some(value)), ..OutputSpec::default() }
+    OutputSpec {
+        value: Some(Some(value)),
+        ..OutputSpec::default()
+    }
 }
 
 export!(Misbehave);
