@@ -5,12 +5,17 @@
 //! - [`broker`]: a private Tansu broker per test, on a free local port.
 //! - [`kafka`]: create topics, produce, read to the end, committed offsets.
 //! - [`partita`]: runs the `partita` binary as a child process.
+//! - [`pipeline`]: pipeline folders, waiting for stages to catch up,
+//!   checking outputs against inputs.
+//! - [`metrics`]: reads a running `partita`'s Prometheus metrics.
 //! - [`process`]: child processes killed when their handle drops.
 //! - [`orders`]: sample legacy data, orders as CSV lines.
 
 pub mod broker;
 pub mod kafka;
+pub mod metrics;
 pub mod orders;
 pub mod partita;
+pub mod pipeline;
 pub mod process;
 pub mod wasm;
