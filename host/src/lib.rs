@@ -7,6 +7,7 @@
 //! - [`tables`]: read-only reference tables.
 //! - [`config`]: the pipeline file: parsing and checks, every problem at once.
 //! - [`metrics`]: Prometheus metrics, the endpoint and the progress log.
+//! - [`kafka`]: Kafka clients: settings, admin, producer, table loading.
 //! - [`cli`]: the `partita` command line.
 
 mod bindings;
@@ -15,4 +16,5 @@ pub mod state;
 pub mod tables;
 pub mod config;
 pub mod metrics;
+pub mod kafka;
 pub mod cli;

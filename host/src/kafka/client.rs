@@ -1,0 +1,195 @@
+//! librdkafka client settings: Partita's defaults, then the pipeline
+//! file's properties on top; and the logging of librdkafka's own messages
+//! and errors through `tracing`.
+
+use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
+
+use crate::config::KafkaConfig;
+
+/// How often consumers report statistics (the source of lag), unless the
+/// pipeline file sets `statistics.interval.ms`.
+pub const STATISTICS_INTERVAL_MS: &str = "5000";
+
+fn base(kafka: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &kafka.bootstrap);
+    c.set_log_level(RDKafkaLogLevel::Info);
+    c
+}
+
+fn apply(c: &mut ClientConfig, props: &[(String, String)]) {
+    for (k, v) in props {
+        c.set(k, v);
+    }
+}
+
+/// Settings of stage `stage`'s consumer: group `<group>.<stage>`, no
+/// automatic commit or offset store, range assignment, earliest reset.
+pub fn consumer_config(kafka: &KafkaConfig, stage: &str) -> ClientConfig {
+    let mut c = base(kafka);
+    c.set("group.id", kafka.group_id(stage))
+        .set("client.id", format!("partita-{stage}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "range")
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+    apply(&mut c, &kafka.properties);
+    apply(&mut c, &kafka.consumer);
+    c
+}
+
+/// Settings of a consumer without a group that reads a table topic from
+/// its beginning to its end.
+pub fn table_reader_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut c = base(kafka);
+    c.set("client.id", "partita-tables")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true");
+    apply(&mut c, &kafka.properties);
+    apply(&mut c, &kafka.consumer);
+    // Set last: a table is read to its end and never committed.
+    c.set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .set("group.id", format!("{}.tables", kafka.group));
+    c
+}
+
+/// Settings of the producer shared by every stage: acknowledged by all
+/// in-sync replicas, idempotent, Java-compatible key partitioning.
+pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut c = base(kafka);
+    c.set("client.id", "partita")
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5");
+    apply(&mut c, &kafka.properties);
+    apply(&mut c, &kafka.producer);
+    c
+}
+
+/// Settings of the admin client (topic checks and creation).
+pub fn admin_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut c = base(kafka);
+    c.set("client.id", "partita-admin");
+    apply(&mut c, &kafka.properties);
+    c
+}
+
+/// Logs librdkafka's messages and errors through `tracing`, under the
+/// `librdkafka` target, naming the client.
+pub fn log(client: &str, level: RDKafkaLogLevel, facility: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", "{client}: {facility}: {message}")
+        }
+        RDKafkaLogLevel::Warning => {
+            tracing::warn!(target: "librdkafka", "{client}: {facility}: {message}")
+        }
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", "{client}: {facility}: {message}")
+        }
+        RDKafkaLogLevel::Debug => {
+            tracing::debug!(target: "librdkafka", "{client}: {facility}: {message}")
+        }
+    }
+}
+
+/// Logs a client-wide error (for example "all brokers are down"): the
+/// client reconnects by itself, so this is a warning, not a failure.
+pub fn error(client: &str, error: &KafkaError, reason: &str) {
+    tracing::warn!(target: "librdkafka", "{client}: {error}: {reason}");
+}
+
+/// A client context that only logs, for the admin client and table readers.
+#[derive(Clone)]
+pub struct LogContext {
+    /// Names the client in log lines.
+    pub name: String,
+}
+
+impl ClientContext for LogContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        log(&self.name, level, fac, log_message);
+    }
+
+    fn error(&self, e: KafkaError, reason: &str) {
+        error(&self.name, &e, reason);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for LogContext {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn kafka() -> KafkaConfig {
+        KafkaConfig {
+            bootstrap: "b:9092".into(),
+            group: "orders".into(),
+            properties: vec![
+                ("security.protocol".into(), "ssl".into()),
+                ("linger.ms".into(), "1".into()),
+            ],
+            consumer: vec![("auto.offset.reset".into(), "latest".into())],
+            producer: vec![("linger.ms".into(), "20".into())],
+            create_topics: false,
+            new_topic_partitions: 1,
+            new_topic_replication: 1,
+            commit_interval: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn consumer_defaults_then_file_properties() {
+        let c = consumer_config(&kafka(), "pass");
+        assert_eq!(c.get("bootstrap.servers"), Some("b:9092"));
+        assert_eq!(c.get("group.id"), Some("orders.pass"));
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+        assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(c.get("partition.assignment.strategy"), Some("range"));
+        assert_eq!(c.get("security.protocol"), Some("ssl"));
+        assert_eq!(
+            c.get("auto.offset.reset"),
+            Some("latest"),
+            "consumer properties come last"
+        );
+    }
+
+    #[test]
+    fn producer_defaults_then_file_properties() {
+        let c = producer_config(&kafka());
+        assert_eq!(c.get("acks"), Some("all"));
+        assert_eq!(c.get("enable.idempotence"), Some("true"));
+        assert_eq!(c.get("partitioner"), Some("murmur2_random"));
+        assert_eq!(c.get("security.protocol"), Some("ssl"));
+        assert_eq!(
+            c.get("linger.ms"),
+            Some("20"),
+            "producer properties override shared ones"
+        );
+        assert_eq!(c.get("group.id"), None);
+    }
+
+    #[test]
+    fn table_readers_never_commit_and_stop_at_the_end() {
+        let mut k = kafka();
+        k.consumer
+            .push(("enable.partition.eof".into(), "false".into()));
+        let c = table_reader_config(&k);
+        assert_eq!(c.get("group.id"), Some("orders.tables"));
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+        assert_eq!(c.get("enable.partition.eof"), Some("true"));
+        assert_eq!(c.get("security.protocol"), Some("ssl"));
+    }
+}

@@ -1,0 +1,16 @@
+//! Kafka clients, built on rdkafka (librdkafka).
+//!
+//! - [`client`]: client settings (Partita's defaults, then the pipeline
+//!   file's properties) and logging of librdkafka through `tracing`.
+//! - [`admin`]: waiting for the cluster, checking and creating topics.
+//! - [`produce`]: the shared producer and per-batch delivery tracking.
+//! - [`tables`]: reading a compacted table topic to its end.
+//!
+//! The stage consumers live with the workers they feed, in
+//! [`crate::pipeline`], because their rebalance callbacks start and stop
+//! those workers.
+
+pub mod admin;
+pub mod client;
+pub mod produce;
+pub mod tables;
