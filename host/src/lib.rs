@@ -5,6 +5,7 @@
 //! - [`engine`]: loads processor components, runs batches under limits.
 //! - [`state`]: keyed state per (stage, partition), behind a trait.
 //! - [`tables`]: read-only reference tables.
+//! - [`jsonl`]: the JSON Lines record format of `partita test`.
 //! - [`config`]: the pipeline file: parsing and checks, every problem at once.
 //! - [`metrics`]: Prometheus metrics, the endpoint and the progress log.
 //! - [`kafka`]: Kafka clients: settings, admin, producer, table loading.
@@ -12,6 +13,7 @@
 
 mod bindings;
 pub mod engine;
+pub mod jsonl;
 pub mod state;
 pub mod tables;
 pub mod config;

@@ -186,6 +186,7 @@ impl Instance {
             records,
             body,
             changes: &this.changes,
+            outputs: &this.outputs,
             calls,
         }
     }
@@ -490,6 +491,7 @@ pub struct Outcome<'a> {
     records: Batch<'a>,
     body: Body<'a>,
     changes: &'a ChangeSet,
+    outputs: &'a [String],
     calls: usize,
 }
 
@@ -526,6 +528,12 @@ impl<'a> Outcome<'a> {
     /// True when the batch was empty.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+
+    /// The output names that the outputs' indices refer to (those the
+    /// processor declared at `init`).
+    pub fn output_names(&self) -> &'a [String] {
+        self.outputs
     }
 
     /// The state changes committed by this batch (for a changelog).
