@@ -206,8 +206,9 @@ fn answers(port: u16) -> bool {
 }
 
 /// A port of 127.0.0.1 that was free a moment ago and that this process has
-/// not handed out before.
-fn free_port() -> Result<u16> {
+/// not handed out before (for brokers, and for other servers of a test such
+/// as `partita run --metrics-addr`).
+pub fn free_port() -> Result<u16> {
     static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     let given = given.get_or_insert_with(HashSet::new);

@@ -58,6 +58,52 @@ pub fn toml_path(path: &Path) -> String {
     toml_string(&path.to_string_lossy())
 }
 
+/// One `[[stage]]` of a pipeline file written by [`pipeline_toml`].
+#[derive(Debug, Clone)]
+pub struct Stage<'a> {
+    /// `name`.
+    pub name: &'a str,
+    /// `processor` (written as an absolute path).
+    pub processor: &'a Path,
+    /// `input`.
+    pub input: &'a str,
+    /// `outputs`, name to topic.
+    pub outputs: &'a [(&'a str, &'a str)],
+    /// More lines for the stage table, such as `dlq = "x"`.
+    pub extra: &'a str,
+}
+
+/// The text of a pipeline file: `[kafka]` with `bootstrap`, `group` and the
+/// lines of `kafka_extra`, then the stages.
+pub fn pipeline_toml(
+    bootstrap: &str,
+    group: &str,
+    kafka_extra: &str,
+    stages: &[Stage<'_>],
+) -> String {
+    let mut text = format!(
+        "[kafka]\nbootstrap = {}\ngroup = {}\n{kafka_extra}\n",
+        toml_string(bootstrap),
+        toml_string(group)
+    );
+    for s in stages {
+        let outputs: Vec<String> = s
+            .outputs
+            .iter()
+            .map(|(n, t)| format!("{} = {}", toml_string(n), toml_string(t)))
+            .collect();
+        text.push_str(&format!(
+            "\n[[stage]]\nname = {}\nprocessor = {}\ninput = {}\noutputs = {{ {} }}\n{}\n",
+            toml_string(s.name),
+            toml_path(s.processor),
+            toml_string(s.input),
+            outputs.join(", "),
+            s.extra
+        ));
+    }
+    text
+}
+
 /// Waits until every `(group, topic)` has committed the whole topic, in the
 /// order given (list a pipeline's stages upstream first, so that a
 /// downstream stage is checked after everything upstream reached its
@@ -118,6 +164,13 @@ impl Inputs {
                 .map(|o| o.id)
                 .zip(positions.iter().copied())
                 .collect(),
+        }
+    }
+
+    /// From ids and the positions of their input records.
+    pub fn from_positions(by_id: &HashMap<u64, Position>) -> Inputs {
+        Inputs {
+            by_id: by_id.clone(),
         }
     }
 
@@ -373,6 +426,39 @@ mod tests {
         assert_eq!(id_of_value(b"14,c0001,1.00,FR"), Some(14));
         assert_eq!(id_of_value(b"15;c0001;1.00;FR"), Some(15));
         assert_eq!(id_of_value(&[0xff]), None);
+    }
+
+    #[test]
+    fn pipeline_toml_writes_every_stage() {
+        let text = pipeline_toml(
+            "127.0.0.1:9",
+            "g",
+            "commit_interval_ms = 200",
+            &[
+                Stage {
+                    name: "a",
+                    processor: Path::new("/p/a.wasm"),
+                    input: "in",
+                    outputs: &[("default", "mid")],
+                    extra: "batch_size = 10",
+                },
+                Stage {
+                    name: "b",
+                    processor: Path::new("/p/b.wasm"),
+                    input: "mid",
+                    outputs: &[("x", "o1"), ("y", "o2")],
+                    extra: "",
+                },
+            ],
+        );
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(v["kafka"]["bootstrap"].as_str(), Some("127.0.0.1:9"));
+        assert_eq!(v["kafka"]["commit_interval_ms"].as_integer(), Some(200));
+        let stages = v["stage"].as_array().unwrap();
+        assert_eq!(stages.len(), 2);
+        assert_eq!(stages[0]["processor"].as_str(), Some("/p/a.wasm"));
+        assert_eq!(stages[0]["batch_size"].as_integer(), Some(10));
+        assert_eq!(stages[1]["outputs"]["y"].as_str(), Some("o2"));
     }
 
     #[test]
