@@ -26,7 +26,8 @@ pub trait Processor: Sized + 'static {
 
     /// Handles one record: emit any number of outputs through `out`, or
     /// reject the record (its outputs are then discarded and the host sends
-    /// it to the stage's dead-letter topic with the reason).
+    /// it to the stage's dead-letter topic with the reason). State writes
+    /// made before a rejection are kept, so check the record before writing.
     fn process(&mut self, record: &Record<'_>, out: &mut Emitter<'_>) -> Result<(), Reject>;
 
     /// Called when time passes: `stream_time` is the largest record
