@@ -84,10 +84,42 @@ fn size(key: &[u8], value: &Option<Vec<u8>>) -> usize {
     key.len() + value.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD
 }
 
+/// The keys written in the current call, each once, in first-write order,
+/// stored end to end in one buffer kept from call to call.
+#[derive(Default)]
+struct DirtyKeys {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl DirtyKeys {
+    fn push(&mut self, key: &[u8]) {
+        self.bytes.extend_from_slice(key);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(s, &e)| &self.bytes[s..e])
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+}
+
 struct Cache {
     map: HashMap<Vec<u8>, Slot>,
-    /// Keys written in this call, each once, in first-write order.
-    dirty: Vec<Vec<u8>>,
+    dirty: DirtyKeys,
     bytes: usize,
     limits: CacheLimits,
     /// Number of the current call.
@@ -98,7 +130,7 @@ impl Cache {
     fn new() -> Self {
         Cache {
             map: HashMap::new(),
-            dirty: Vec::new(),
+            dirty: DirtyKeys::default(),
             bytes: 0,
             limits: CacheLimits::default(),
             call: 0,
@@ -132,7 +164,7 @@ impl Cache {
         self.bytes = self.bytes + size(key, &slot.value) - before;
         if write && !slot.dirty {
             slot.dirty = true;
-            self.dirty.push(key.to_vec());
+            self.dirty.push(key);
         }
         r
     }
@@ -148,7 +180,7 @@ impl Cache {
                 slot.used = call;
                 if !slot.dirty {
                     slot.dirty = true;
-                    self.dirty.push(key.to_vec());
+                    self.dirty.push(key);
                 }
             }
             None => {
@@ -161,7 +193,7 @@ impl Cache {
                         used: call,
                     },
                 );
-                self.dirty.push(key.to_vec());
+                self.dirty.push(key);
             }
         }
     }
@@ -172,15 +204,16 @@ impl Cache {
             return;
         }
         let mut writes = WritesWriter::default();
-        for key in self.dirty.drain(..) {
-            if let Some(slot) = self.map.get_mut(&key) {
+        for key in self.dirty.iter() {
+            if let Some(slot) = self.map.get_mut(key) {
                 slot.dirty = false;
                 match &slot.value {
-                    Some(v) => writes.put(&key, v),
-                    None => writes.delete(&key),
+                    Some(v) => writes.put(key, v),
+                    None => writes.delete(key),
                 }
             }
         }
+        self.dirty.clear();
         if let Err(e) = host::state_write_batch(&writes.finish()) {
             panic!("the host refused this call's state writes: {e}");
         }
