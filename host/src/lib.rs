@@ -9,6 +9,7 @@
 //! - [`config`]: the pipeline file: parsing and checks, every problem at once.
 //! - [`metrics`]: Prometheus metrics, the endpoint and the progress log.
 //! - [`kafka`]: Kafka clients: settings, admin, producer, table loading.
+//! - [`pipeline`]: running a pipeline on Kafka: stages, workers, commits.
 //! - [`cli`]: the `partita` command line.
 
 mod bindings;
@@ -19,4 +20,5 @@ pub mod tables;
 pub mod config;
 pub mod metrics;
 pub mod kafka;
+pub mod pipeline;
 pub mod cli;

@@ -1,13 +1,96 @@
-//! `partita run`: runs a pipeline file against Kafka.
+//! `partita run`: runs a pipeline file against Kafka until SIGINT or
+//! SIGTERM (docs/PIPELINE.md).
+//!
+//! Exit status: 0 after a clean stop, 1 when a stage stopped the run, 2
+//! when the pipeline could not start, 130 on a second signal (exit at once,
+//! nothing more committed).
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use crate::config::Pipeline;
+use crate::pipeline::{self, RunOptions};
 
 /// Arguments of `partita run`.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// The pipeline file.
+    pub pipeline: PathBuf,
+    /// Serve Prometheus metrics at http://ADDR/metrics, for example
+    /// 127.0.0.1:9898.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+}
 
 /// Runs `partita run`.
 pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("not built yet")
+    let pipeline = match Pipeline::load(&args.pipeline) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("partita-runtime")
+        .enable_all()
+        .build()?;
+    let options = RunOptions {
+        metrics_addr: args.metrics_addr,
+        ..RunOptions::default()
+    };
+    let result = runtime.block_on(async move {
+        let shutdown = async {
+            let first = signals::next().await;
+            tracing::info!("{first}: stopping (a second signal exits at once)");
+            tokio::spawn(async {
+                let second = signals::next().await;
+                eprintln!("{second} again: exiting at once; nothing more is committed");
+                std::process::exit(130);
+            });
+        };
+        pipeline::run(pipeline, options, shutdown).await
+    });
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            match &e {
+                // One problem per line, each naming file, line and key.
+                pipeline::RunError::Invalid(problems) => eprintln!("{problems}"),
+                other => eprintln!("error: {other}"),
+            }
+            Ok(ExitCode::from(e.exit_code()))
+        }
+    }
+}
+
+/// Waiting for SIGINT or SIGTERM.
+mod signals {
+    /// The name of the next SIGINT or SIGTERM received.
+    #[cfg(unix)]
+    pub async fn next() -> &'static str {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+
+    /// The name of the next Ctrl-C received.
+    #[cfg(not(unix))]
+    pub async fn next() -> &'static str {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }

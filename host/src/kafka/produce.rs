@@ -49,6 +49,11 @@ impl Acks {
         })
     }
 
+    /// Counts one more record whose delivery will be reported.
+    pub fn track(&self) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Closes the batch: no record will be added to it.
     pub fn close(&self) {
         self.settle();
@@ -64,6 +69,11 @@ impl Acks {
     /// no failure is waiting to be produced again.
     pub fn is_done(&self) -> bool {
         self.pending.load(Ordering::Acquire) == 0 && !self.failed.load(Ordering::Acquire)
+    }
+
+    /// True when records the client gave up on wait to be produced again.
+    pub fn has_failures(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     /// Records sent and not yet reported (plus one while open).
@@ -213,7 +223,7 @@ impl Producer {
         if let Some(p) = record.partition.filter(|p| *p >= 0) {
             r = r.partition(p);
         }
-        acks.pending.fetch_add(1, Ordering::AcqRel);
+        acks.track();
         loop {
             match self.inner.send(r) {
                 Ok(()) => return Ok(()),

@@ -1,0 +1,379 @@
+//! Running a pipeline against Kafka: what `partita run` does
+//! (docs/PIPELINE.md describes the guarantees).
+//!
+//! [`run`] checks the processors, waits for the cluster, checks or creates
+//! the topics, loads the reference tables, then runs every stage until the
+//! `shutdown` future completes or a stage fails:
+//!
+//! ```text
+//! stage consumer (group <group>.<stage>, one thread)
+//!   └─ rebalance → worker thread per assigned partition
+//!        partition queue(s) → batch → processor → producer → acks → commit
+//! ```
+//!
+//! - [`batch`]: closing batches, encoding records from the consumer.
+//! - [`ledger`]: batches in flight and the offsets that may be committed.
+//! - [`dlq`]: dead-letter headers and error kinds.
+//! - `runner`: the processor behind a worker (an engine instance).
+//! - `worker`: one (stage, partition).
+//! - `stage`: one stage's consumer and its rebalance callbacks.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::config::{self, ConfigError, KafkaConfig, Pipeline, StageConfig};
+use crate::engine::{Engine, EngineConfig};
+use crate::kafka::admin::{Admin, TopicPartitions};
+use crate::kafka::produce::Producer;
+use crate::kafka::tables::load_table;
+use crate::metrics::{self, Metrics, StageMetrics};
+use crate::tables::MemoryTables;
+
+pub(crate) mod batch;
+pub mod dlq;
+pub(crate) mod ledger;
+mod runner;
+mod stage;
+mod worker;
+
+use runner::{EngineRunners, RunnerFactory};
+
+/// How to run, beyond the pipeline file.
+pub struct RunOptions {
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
+    /// How often to log the progress line.
+    pub progress_every: Duration,
+    /// The engine to use; `None` builds one with [`default_engine_config`].
+    pub engine: Option<Engine>,
+    /// The metrics registry to fill; `None` makes a new one.
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            metrics_addr: None,
+            progress_every: Duration::from_secs(5),
+            engine: None,
+            metrics: None,
+        }
+    }
+}
+
+/// Why a run ended with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The pipeline file or a processor is invalid: every problem.
+    #[error("{0}")]
+    Invalid(#[from] ConfigError),
+    /// The run could not start (missing topics, a port in use...).
+    #[error("{0}")]
+    Setup(String),
+    /// A stage stopped the run (`on_error = "stop"`, a record the broker
+    /// refuses for good, a worker that could not start).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl RunError {
+    /// The process exit status for this error: 2 when the pipeline could
+    /// not start, 1 when it failed while running.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Invalid(_) | RunError::Setup(_) => 2,
+            RunError::Failed(_) => 1,
+        }
+    }
+}
+
+/// The engine settings of `partita run`: compiled components cached in
+/// `$PARTITA_CACHE/compiled` (default `~/.cache/partita/compiled`), CPU
+/// deadlines checked every 10 ms.
+pub fn default_engine_config() -> EngineConfig {
+    let cache = std::env::var_os("PARTITA_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("partita")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/partita")));
+    EngineConfig {
+        cache_dir: cache.map(|c| c.join("compiled")),
+        epoch_tick: Duration::from_millis(10),
+    }
+}
+
+/// Stop and failure, shared by every thread of a run.
+#[derive(Default)]
+pub(crate) struct RunControl {
+    stopping: AtomicBool,
+    failure: Mutex<Option<String>>,
+    wake: tokio::sync::Notify,
+}
+
+impl RunControl {
+    /// True once the run is stopping.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Relaxed)
+    }
+
+    /// Stops the run.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// Stops the run with an error (the first one is kept).
+    pub(crate) fn fail(&self, error: String) {
+        tracing::error!("{error}");
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(error);
+        self.stop();
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    async fn stopped(&self) {
+        while !self.stopping() {
+            self.wake.notified().await;
+        }
+    }
+}
+
+/// What every worker of a stage shares.
+pub(crate) struct StageShared {
+    /// The stage.
+    pub config: StageConfig,
+    /// The `[kafka]` table.
+    pub kafka: KafkaConfig,
+    /// The process's producer.
+    pub producer: Producer,
+    /// Starts a partition's processor.
+    pub runners: Arc<dyn RunnerFactory>,
+    /// The stage's metrics.
+    pub metrics: Arc<StageMetrics>,
+    /// Every metric, for the partitions' counters.
+    pub all_metrics: Arc<Metrics>,
+    /// Stop and failure of the run.
+    pub control: Arc<RunControl>,
+    /// How often workers commit.
+    pub commit_interval: Duration,
+    /// Per input, its dead-letter topic (`None` unless `on_error = "dlq"`).
+    pub dlq_topics: Vec<Option<String>>,
+}
+
+/// Runs `pipeline` until `shutdown` completes (then stops cleanly:
+/// in-flight batches finished, outputs acknowledged, offsets committed) or
+/// a stage fails.
+pub async fn run(
+    pipeline: Pipeline,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let engine = match options.engine.clone() {
+        Some(e) => e,
+        None => {
+            Engine::new(default_engine_config()).map_err(|e| RunError::Setup(format!("{e:#}")))?
+        }
+    };
+    let checked = {
+        let (pipeline, engine) = (pipeline.clone(), engine.clone());
+        tokio::task::spawn_blocking(move || config::check_processors(&pipeline, &engine))
+            .await
+            .map_err(|e| RunError::Setup(format!("checking the processors: {e}")))??
+    };
+    for (stage, c) in pipeline.stages.iter().zip(&checked) {
+        tracing::info!(
+            "stage \"{}\": processor {} version {} (outputs: {})",
+            stage.name,
+            stage.processor.display(),
+            c.processor.version(),
+            c.outputs.join(", ")
+        );
+    }
+
+    let metrics = options.metrics.clone().unwrap_or_default();
+    let server = match options.metrics_addr {
+        Some(addr) => {
+            let listener = metrics::bind(addr)
+                .await
+                .map_err(|e| RunError::Setup(format!("cannot serve metrics on {addr}: {e}")))?;
+            tracing::info!(
+                "metrics at http://{}/metrics",
+                listener.local_addr().unwrap_or(addr)
+            );
+            Some(AbortOnDrop(tokio::spawn(metrics::serve(
+                metrics.clone(),
+                listener,
+            ))))
+        }
+        None => None,
+    };
+
+    let kafka = &pipeline.kafka;
+    let admin = Admin::new(kafka).map_err(|e| RunError::Setup(e.to_string()))?;
+    tracing::info!("connecting to Kafka at {}", kafka.bootstrap);
+    let needed = pipeline.topics();
+    let topics = tokio::select! {
+        t = admin.ensure_topics(kafka, &needed) => t.map_err(|e| RunError::Setup(e.to_string()))?,
+        () = &mut shutdown => return Ok(()),
+    };
+    check_copartitioned(&pipeline, &topics)?;
+
+    let mut stages: Vec<(StageConfig, Arc<dyn RunnerFactory>)> = Vec::new();
+    for (stage, c) in pipeline.stages.iter().zip(checked) {
+        let tables = MemoryTables::new();
+        for (name, topic) in &stage.tables {
+            let partitions = topics.get(topic).copied().unwrap_or(1);
+            let stop = Arc::new(AtomicBool::new(false));
+            let task = {
+                let (kafka, name, topic, tables, stop) = (
+                    kafka.clone(),
+                    name.clone(),
+                    topic.clone(),
+                    tables.clone(),
+                    stop.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    load_table(&kafka, &name, &topic, partitions, &tables, &stop)
+                })
+            };
+            let loaded = tokio::select! {
+                r = task => r,
+                () = &mut shutdown => {
+                    stop.store(true, Relaxed);
+                    return Ok(());
+                }
+            };
+            loaded
+                .map_err(|e| RunError::Setup(format!("loading table {name}: {e}")))?
+                .map_err(|e| {
+                    RunError::Setup(format!(
+                        "stage \"{}\": loading table {name} from {topic}: {e}",
+                        stage.name
+                    ))
+                })?;
+        }
+        let runners = EngineRunners {
+            processor: c.processor,
+            stage: stage.clone(),
+            tables: Arc::new(tables),
+        };
+        stages.push((stage.clone(), Arc::new(runners)));
+    }
+    let result = run_stages(kafka, stages, metrics, options.progress_every, shutdown).await;
+    drop(server);
+    result
+}
+
+/// Refuses a stage whose input topics have different partition counts.
+fn check_copartitioned(pipeline: &Pipeline, topics: &TopicPartitions) -> Result<(), RunError> {
+    let mut problems = Vec::new();
+    for s in &pipeline.stages {
+        let counts: Vec<(String, i32)> = s
+            .inputs
+            .iter()
+            .map(|t| (t.clone(), topics.get(t).copied().unwrap_or(0)))
+            .collect();
+        if counts.windows(2).any(|w| w[0].1 != w[1].1) {
+            let list: Vec<String> = counts.iter().map(|(t, n)| format!("{t} has {n}")).collect();
+            problems.push(format!(
+                "stage \"{}\": its inputs are not co-partitioned ({}); they need the same number of partitions",
+                s.name,
+                list.join(", ")
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::Setup(problems.join("\n")))
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs stages whose processors are ready, until `shutdown` completes or a
+/// stage fails.
+pub(crate) async fn run_stages(
+    kafka: &KafkaConfig,
+    stages: Vec<(StageConfig, Arc<dyn RunnerFactory>)>,
+    metrics: Arc<Metrics>,
+    progress_every: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let producer = Producer::new(kafka)
+        .map_err(|e| RunError::Setup(format!("cannot create the producer: {e}")))?;
+    let control = Arc::new(RunControl::default());
+    let mut drivers = Vec::new();
+    for (config, runners) in stages {
+        let stage_metrics = metrics.stage(&config.name, &config.inputs);
+        stage_metrics.set_version(&runners.version());
+        let dlq_topics = config.inputs.iter().map(|t| config.dlq_topic(t)).collect();
+        let shared = Arc::new(StageShared {
+            kafka: kafka.clone(),
+            producer: producer.clone(),
+            runners,
+            metrics: stage_metrics,
+            all_metrics: metrics.clone(),
+            control: control.clone(),
+            commit_interval: kafka.commit_interval,
+            dlq_topics,
+            config,
+        });
+        let name = shared.config.name.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("{name}-consumer"))
+            .spawn(move || stage::drive(shared))
+            .map_err(|e| {
+                RunError::Setup(format!(
+                    "stage \"{name}\": cannot start its consumer thread: {e}"
+                ))
+            })?;
+        drivers.push(thread);
+    }
+    let _progress = AbortOnDrop(tokio::spawn(metrics::log_progress(
+        metrics.clone(),
+        progress_every,
+    )));
+
+    tokio::select! {
+        () = shutdown => {
+            tracing::info!("stopping: finishing the batches in hand, then committing");
+            control.stop();
+        }
+        () = control.stopped() => {}
+    }
+    for d in drivers {
+        let _ = tokio::task::spawn_blocking(move || d.join()).await;
+    }
+    // Every batch was acknowledged before its worker stopped; this only
+    // waits for what a failed stage left behind.
+    if let Err(e) = producer.flush(Duration::from_secs(10)) {
+        tracing::warn!("producer flush: {e}");
+    }
+    match control.failure() {
+        Some(f) => Err(RunError::Failed(f)),
+        None => {
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! One stage's consumer: a member of the group `<group>.<stage>` whose
+//! rebalance callbacks start and stop the partition workers, driven by a
+//! thread that polls it.
+//!
+//! On assignment, each partition's queue is split off the consumer before
+//! the assignment takes effect, so its records go straight to its worker;
+//! partition p of every input goes to the same worker. On revocation, the
+//! callback stops the workers and waits until each has finished its batch,
+//! seen its outputs acknowledged and committed, before the group moves on.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::TopicPartitionList;
+
+use super::StageShared;
+use super::worker::{self, WorkerSetup};
+use crate::kafka::client::{self, consumer_config};
+
+/// A running worker.
+struct WorkerHandle {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+/// The consumer context of a stage: logging, statistics, commits and the
+/// rebalance callbacks that own the workers.
+pub(crate) struct StageContext {
+    shared: Arc<StageShared>,
+    consumer: OnceLock<Weak<BaseConsumer<StageContext>>>,
+    workers: Mutex<BTreeMap<i32, WorkerHandle>>,
+}
+
+impl StageContext {
+    fn name(&self) -> &str {
+        &self.shared.config.name
+    }
+
+    /// Starts a worker per partition of `tpl`, splitting off the queues of
+    /// all its input topics first.
+    fn start_workers(&self, tpl: &TopicPartitionList) {
+        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
+            self.shared.control.fail(format!(
+                "stage \"{}\": the consumer is gone during an assignment",
+                self.name()
+            ));
+            return;
+        };
+        let mut by_partition: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
+        for e in tpl.elements() {
+            match self
+                .shared
+                .config
+                .inputs
+                .iter()
+                .position(|t| t == e.topic())
+            {
+                Some(i) => by_partition
+                    .entry(e.partition())
+                    .or_default()
+                    .push(i as u32),
+                None => tracing::warn!(
+                    "stage \"{}\": assigned {} which it does not read",
+                    self.name(),
+                    e.topic()
+                ),
+            }
+        }
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        for (partition, inputs) in by_partition {
+            if let Some(old) = workers.remove(&partition) {
+                stop_and_join(self.name(), partition, old);
+            }
+            let mut queues = Vec::new();
+            for input in inputs {
+                let topic = &self.shared.config.inputs[input as usize];
+                match consumer.split_partition_queue(topic, partition) {
+                    Some(q) => queues.push((input, q)),
+                    None => {
+                        self.shared.control.fail(format!(
+                            "stage \"{}\": cannot read partition {partition} of {topic} on its own queue",
+                            self.name()
+                        ));
+                        return;
+                    }
+                }
+            }
+            let stop = Arc::new(AtomicBool::new(false));
+            let setup = WorkerSetup {
+                shared: self.shared.clone(),
+                partition,
+                queues,
+                consumer: consumer.clone(),
+                stop: stop.clone(),
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("{}-{partition}", self.name()))
+                .spawn(move || worker::run(setup));
+            match spawned {
+                Ok(thread) => {
+                    workers.insert(partition, WorkerHandle { stop, thread });
+                }
+                Err(e) => {
+                    self.shared.control.fail(format!(
+                        "stage \"{}\": cannot start a worker thread: {e}",
+                        self.name()
+                    ));
+                    return;
+                }
+            }
+        }
+        let partitions: Vec<i32> = workers.keys().copied().collect();
+        tracing::info!(
+            "stage \"{}\": assigned partitions {partitions:?}",
+            self.name()
+        );
+    }
+
+    /// Stops the workers of the partitions in `tpl` (all when `None`) and
+    /// waits until each has committed.
+    fn stop_workers(&self, tpl: Option<&TopicPartitionList>) {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let partitions: Vec<i32> = match tpl {
+            Some(tpl) => {
+                let mut p: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                p.sort_unstable();
+                p.dedup();
+                p
+            }
+            None => workers.keys().copied().collect(),
+        };
+        let stopping: Vec<(i32, WorkerHandle)> = partitions
+            .iter()
+            .filter_map(|p| workers.remove(p).map(|w| (*p, w)))
+            .collect();
+        if stopping.is_empty() {
+            return;
+        }
+        // Ask all first, then wait: the workers drain concurrently.
+        for (_, w) in &stopping {
+            w.stop.store(true, Relaxed);
+            w.thread.thread().unpark();
+        }
+        let list: Vec<i32> = stopping.iter().map(|(p, _)| *p).collect();
+        for (p, w) in stopping {
+            stop_and_join(self.name(), p, w);
+        }
+        tracing::info!("stage \"{}\": released partitions {list:?}", self.name());
+    }
+}
+
+fn stop_and_join(stage: &str, partition: i32, w: WorkerHandle) {
+    w.stop.store(true, Relaxed);
+    w.thread.thread().unpark();
+    if w.thread.join().is_err() {
+        tracing::error!("stage \"{stage}\", partition {partition}: worker thread panicked");
+    }
+}
+
+impl ClientContext for StageContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        client::log(
+            &format!("stage \"{}\" consumer", self.name()),
+            level,
+            fac,
+            log_message,
+        );
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        client::error(
+            &format!("stage \"{}\" consumer", self.name()),
+            &error,
+            reason,
+        );
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.hi_offset >= 0 {
+                    let metrics = &self.shared.all_metrics;
+                    metrics.set_watermarks(
+                        self.name(),
+                        topic,
+                        *partition,
+                        p.hi_offset,
+                        p.committed_offset,
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for StageContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => self.start_workers(tpl),
+            Rebalance::Revoke(tpl) => self.stop_workers(Some(tpl)),
+            Rebalance::Error(e) => {
+                tracing::warn!("stage \"{}\": rebalance error: {e}", self.name())
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            self.shared.metrics.commit_failures.fetch_add(1, Relaxed);
+            let parts: Vec<String> = offsets
+                .elements()
+                .iter()
+                .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                .collect();
+            tracing::warn!(
+                "stage \"{}\": commit of {} failed: {e}; it is made again later",
+                self.name(),
+                parts.join(", ")
+            );
+        }
+    }
+}
+
+/// Runs stage `shared`'s consumer on the current thread until the run
+/// stops, then stops its workers and leaves the group.
+pub(crate) fn drive(shared: Arc<StageShared>) {
+    let name = shared.config.name.clone();
+    let context = StageContext {
+        shared: shared.clone(),
+        consumer: OnceLock::new(),
+        workers: Mutex::default(),
+    };
+    let config = consumer_config(&shared.kafka, &name);
+    let consumer = match BaseConsumer::from_config_and_context(&config, context) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            shared
+                .control
+                .fail(format!("stage \"{name}\": cannot create its consumer: {e}"));
+            return;
+        }
+    };
+    let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
+    let inputs: Vec<&str> = shared.config.inputs.iter().map(String::as_str).collect();
+    if let Err(e) = consumer.subscribe(&inputs) {
+        shared.control.fail(format!(
+            "stage \"{name}\": cannot subscribe to {}: {e}",
+            inputs.join(", ")
+        ));
+        return;
+    }
+    tracing::info!(
+        "stage \"{name}\": joining group {} on {}",
+        shared.kafka.group_id(&name),
+        inputs.join(", ")
+    );
+    while !shared.control.stopping() {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(m)) => {
+                // Every partition's queue is split off to its worker before
+                // the partition is assigned, so records never come here; if
+                // one did, its partition's order could not be kept.
+                use rdkafka::message::Message;
+                shared.control.fail(format!(
+                    "stage \"{name}\": record {}/{} offset {} reached the group queue instead of its worker",
+                    m.topic(),
+                    m.partition(),
+                    m.offset()
+                ));
+            }
+            // Already logged by the context's error callback.
+            Some(Err(e)) => tracing::debug!("stage \"{name}\": {e}"),
+        }
+    }
+    consumer.context().stop_workers(None);
+    // Leaving the group: closing the consumer revokes (nothing left) and
+    // sends LeaveGroup so the partitions move at once.
+    drop(consumer);
+    tracing::info!("stage \"{name}\": stopped");
+}

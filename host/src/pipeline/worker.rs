@@ -1,0 +1,551 @@
+//! The worker of one assigned (stage, partition), on its own thread.
+//!
+//! It reads the partition's queue(s) in offset order, closes batches,
+//! runs them through the processor, hands outputs and dead letters to the
+//! producer, and commits offsets once a batch and all batches before it
+//! are acknowledged. Up to [`MAX_IN_FLIGHT`] batches may wait for their
+//! acknowledgements while the next ones are processed. When asked to stop
+//! (revoke, shutdown) it finishes the batch in hand, waits for every
+//! acknowledgement, commits, and returns.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use partita_wire::RecordRef;
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use super::StageShared;
+use super::batch::BatchBuilder;
+use super::dlq::{self, ErrorKind};
+use super::ledger::{Ledger, Sent, StopAt};
+use super::runner::BatchRunner;
+use crate::config::OnError;
+use crate::engine::RecordOutcome;
+use crate::kafka::produce::{self, Acks, OutRecord, Producer};
+use crate::metrics::PartitionMetrics;
+
+/// Batches whose outputs may be in flight at once, per worker.
+pub(crate) const MAX_IN_FLIGHT: usize = 8;
+/// Longest sleep while waiting for records or acknowledgements; the stop
+/// flags are checked at least this often.
+const IDLE: Duration = Duration::from_millis(100);
+/// The longest wait between two attempts to produce again records the
+/// client gave up on.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Everything one worker needs.
+pub(crate) struct WorkerSetup<C: ConsumerContext + 'static> {
+    /// The stage.
+    pub shared: Arc<StageShared>,
+    /// The partition.
+    pub partition: i32,
+    /// The partition's queue for each assigned input (by input index).
+    pub queues: Vec<(u32, PartitionQueue<C>)>,
+    /// The stage's consumer, for commits.
+    pub consumer: Arc<BaseConsumer<C>>,
+    /// Set to stop the worker at the next batch boundary.
+    pub stop: Arc<AtomicBool>,
+}
+
+struct Worker<C: ConsumerContext + 'static> {
+    shared: Arc<StageShared>,
+    partition: i32,
+    queues: Vec<(u32, PartitionQueue<C>)>,
+    consumer: Arc<BaseConsumer<C>>,
+    stop: Arc<AtomicBool>,
+    runner: Box<dyn BatchRunner>,
+    /// Output index → topic.
+    routes: Vec<String>,
+    batch: BatchBuilder,
+    ledger: Ledger,
+    metrics: Arc<PartitionMetrics>,
+    /// Which queue the next fill starts with (fairness between inputs).
+    next_queue: usize,
+    /// The positions of the last commit attempt, and the stage's commit
+    /// failure count seen then.
+    last_commit: (Vec<i64>, u64),
+    last_commit_at: Instant,
+    retry_at: Instant,
+    retry_backoff: Duration,
+    /// A failure that ends the run (a record the broker refuses for good).
+    fatal: Option<String>,
+    /// The `on_error = "stop"` record that stopped this worker.
+    halted: Option<StopAt>,
+}
+
+/// Runs the worker until it is told to stop or the run fails.
+pub(crate) fn run<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) {
+    let shared = setup.shared.clone();
+    let partition = setup.partition;
+    let name = shared.config.name.clone();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || start(setup)));
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => shared
+            .control
+            .fail(format!("stage \"{name}\", partition {partition}: {e:#}")),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            shared.control.fail(format!(
+                "stage \"{name}\", partition {partition}: worker panicked: {what}"
+            ));
+        }
+    }
+}
+
+fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<()> {
+    let WorkerSetup {
+        shared,
+        partition,
+        mut queues,
+        consumer,
+        stop,
+    } = setup;
+    let runner = shared.runners.start(partition)?;
+    let mut routes = Vec::new();
+    for name in runner.outputs() {
+        let Some(topic) = shared.config.output_topic(name) else {
+            anyhow::bail!("the processor emits \"{name}\" but the stage maps no topic to it");
+        };
+        routes.push(topic.to_string());
+    }
+    let me = thread::current();
+    for (_, q) in &mut queues {
+        let me = me.clone();
+        q.set_nonempty_callback(move || me.unpark());
+    }
+    let metrics = shared.all_metrics.partition(&shared.config.name, partition);
+    metrics.set_assigned(true);
+    let inputs = shared.config.inputs.len();
+    let mut w = Worker {
+        batch: BatchBuilder::new(&shared.config.inputs, shared.config.batch),
+        shared,
+        partition,
+        queues,
+        consumer,
+        stop,
+        runner,
+        routes,
+        ledger: Ledger::new(inputs),
+        metrics,
+        next_queue: 0,
+        last_commit: (vec![-1; inputs], 0),
+        last_commit_at: Instant::now(),
+        retry_at: Instant::now(),
+        retry_backoff: Duration::from_secs(1),
+        fatal: None,
+        halted: None,
+    };
+    tracing::debug!(stage = %w.shared.config.name, partition, "worker started");
+    let result = w.work();
+    w.metrics.set_assigned(false);
+    tracing::debug!(stage = %w.shared.config.name, partition, "worker stopped");
+    result
+}
+
+impl<C: ConsumerContext + 'static> Worker<C> {
+    fn stopping(&self) -> bool {
+        self.stop.load(Relaxed)
+            || self.shared.control.stopping()
+            || self.halted.is_some()
+            || self.fatal.is_some()
+    }
+
+    fn work(&mut self) -> anyhow::Result<()> {
+        while !self.stopping() {
+            self.fill();
+            if !self.batch.is_empty() {
+                self.process();
+            }
+            self.settle();
+            while self.ledger.len() >= MAX_IN_FLIGHT && self.fatal.is_none() {
+                thread::park_timeout(IDLE);
+                self.settle();
+            }
+        }
+        // A batch in hand (stop requested while filling) is finished.
+        if !self.batch.is_empty() && self.fatal.is_none() && self.halted.is_none() {
+            self.process();
+        }
+        self.drain();
+        self.commit(CommitMode::Sync);
+        if let Some(fatal) = self.fatal.take() {
+            anyhow::bail!("{fatal}");
+        }
+        if let Some(stop) = self.stopped_at() {
+            anyhow::bail!(
+                "stopped at {}/{} offset {} (on_error = \"stop\"): {}",
+                stop.topic,
+                stop.partition,
+                stop.offset,
+                stop.reason
+            );
+        }
+        Ok(())
+    }
+
+    /// The stop record, once its batch settled (its offsets committed).
+    fn stopped_at(&self) -> Option<&StopAt> {
+        self.halted.as_ref().filter(|_| self.ledger.is_empty())
+    }
+
+    /// Reads records until the batch is due: full, past its deadline, or
+    /// a stop was asked. Serves acknowledgements and commits while idle.
+    fn fill(&mut self) {
+        loop {
+            let mut got = false;
+            let n = self.queues.len();
+            for k in 0..n {
+                let q = (self.next_queue + k) % n;
+                let (input, queue) = &self.queues[q];
+                while !self.batch.is_full() {
+                    match queue.poll(Duration::ZERO) {
+                        None => break,
+                        Some(Ok(m)) => {
+                            self.batch.push_message(*input, &m);
+                            got = true;
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(
+                                "stage \"{}\", partition {}: consuming {}: {e}",
+                                self.shared.config.name,
+                                self.partition,
+                                self.shared.config.inputs[*input as usize]
+                            );
+                            break;
+                        }
+                    }
+                }
+            }
+            self.next_queue = (self.next_queue + 1) % n.max(1);
+            if self.batch.is_full() || self.stopping() {
+                return;
+            }
+            let now = Instant::now();
+            let deadline = self.batch.deadline();
+            if deadline.is_some_and(|d| now >= d) {
+                return;
+            }
+            if got {
+                continue;
+            }
+            self.settle();
+            let wait = deadline.map_or(IDLE, |d| d.saturating_duration_since(now).min(IDLE));
+            thread::park_timeout(wait);
+        }
+    }
+
+    /// Runs the batch in hand and hands its outputs to the producer.
+    fn process(&mut self) {
+        let started = Instant::now();
+        let acks = Acks::new(thread::current());
+        let stage = &self.shared.config;
+        let mut sink = Sink {
+            producer: &self.shared.producer,
+            acks: &acks,
+            routes: &self.routes,
+            on_error: &stage.on_error,
+            stage: &stage.name,
+            dlq_topic: &self.shared.dlq_topics,
+            version: self.runner.version().to_string(),
+            batch: &self.batch,
+            next: vec![-1; stage.inputs.len()],
+            index: 0,
+            counts: Counts::default(),
+            stop: None,
+            fatal: None,
+        };
+        self.runner
+            .run(self.batch.writer(), &mut |record, outcome| {
+                sink.record(record, outcome)
+            });
+        acks.close();
+        let Sink {
+            next,
+            counts,
+            stop,
+            fatal,
+            ..
+        } = sink;
+        self.shared.metrics.observe_batch(started.elapsed());
+        let m = &self.metrics;
+        m.records_in.fetch_add(counts.records, Relaxed);
+        m.rejected.fetch_add(counts.rejected, Relaxed);
+        m.failed.fetch_add(counts.failed, Relaxed);
+        m.skipped.fetch_add(counts.skipped, Relaxed);
+        self.ledger.push(Sent {
+            acks,
+            next,
+            outputs: counts.outputs,
+            dlq: counts.dlq,
+            stop: stop.clone(),
+        });
+        self.batch.clear();
+        if let Some(f) = fatal {
+            self.fatal = Some(f);
+        }
+        if let Some(s) = stop {
+            tracing::error!(
+                "stage \"{}\": {}/{} offset {}: {} (on_error = \"stop\"): stopping the run",
+                self.shared.config.name,
+                s.topic,
+                s.partition,
+                s.offset,
+                s.reason
+            );
+            self.halted = Some(s);
+        }
+    }
+
+    /// Produces again what the client gave up on, settles finished
+    /// batches, and commits when the interval has passed.
+    fn settle(&mut self) {
+        let now = Instant::now();
+        let failing = self.ledger.iter().any(|s| s.acks.has_failures());
+        if failing && now >= self.retry_at {
+            self.retry_failures();
+        }
+        let settled = self.ledger.settle();
+        if settled.batches > 0 {
+            self.metrics.records_out.fetch_add(settled.outputs, Relaxed);
+            self.metrics.dlq.fetch_add(settled.dlq, Relaxed);
+            for (i, next) in self.ledger.committable().iter().enumerate() {
+                if *next >= 0 {
+                    self.metrics.set_position(i, *next);
+                }
+            }
+            if !failing {
+                self.retry_backoff = Duration::from_secs(1);
+            }
+        }
+        if self.last_commit_at.elapsed() >= self.shared.commit_interval {
+            self.commit(CommitMode::Async);
+        }
+    }
+
+    fn retry_failures(&mut self) {
+        let mut retried = 0;
+        for sent in self.ledger.iter() {
+            for f in sent.acks.take_failures() {
+                if produce::is_permanent(&f.error) {
+                    self.fatal.get_or_insert_with(|| {
+                        format!(
+                            "the broker refuses a record for {}: {}",
+                            rdkafka::message::Message::topic(&f.message),
+                            f.error
+                        )
+                    });
+                    continue;
+                }
+                if let Err(e) = self.shared.producer.resend(&f.message, &sent.acks) {
+                    self.fatal
+                        .get_or_insert_with(|| format!("cannot produce again a record: {e}"));
+                    continue;
+                }
+                if retried == 0 {
+                    tracing::warn!(
+                        "stage \"{}\", partition {}: the producer gave up on a record ({}); producing it again",
+                        self.shared.config.name,
+                        self.partition,
+                        f.error
+                    );
+                }
+                retried += 1;
+            }
+        }
+        self.shared
+            .metrics
+            .produce_retries
+            .fetch_add(retried, Relaxed);
+        self.retry_at = Instant::now() + self.retry_backoff;
+        self.retry_backoff = (self.retry_backoff * 2).min(MAX_RETRY_BACKOFF);
+    }
+
+    /// Waits until every batch in flight is acknowledged (or the run
+    /// failed for good), logging while it takes long.
+    fn drain(&mut self) {
+        let mut last_log = Instant::now();
+        loop {
+            self.settle();
+            if self.ledger.is_empty() || self.fatal.is_some() {
+                return;
+            }
+            if last_log.elapsed() >= Duration::from_secs(5) {
+                tracing::info!(
+                    "stage \"{}\", partition {}: waiting for {} records to be acknowledged before committing",
+                    self.shared.config.name,
+                    self.partition,
+                    self.ledger.pending_records()
+                );
+                last_log = Instant::now();
+            }
+            thread::park_timeout(IDLE);
+        }
+    }
+
+    /// Commits the committable offsets if they moved since the last
+    /// attempt, or if a commit failed since.
+    fn commit(&mut self, mode: CommitMode) {
+        let failures = self.shared.metrics.commit_failures.load(Relaxed);
+        let positions = self.ledger.committable();
+        self.last_commit_at = Instant::now();
+        if positions == self.last_commit.0.as_slice() && failures == self.last_commit.1 {
+            return;
+        }
+        let mut tpl = TopicPartitionList::with_capacity(positions.len());
+        for (topic, next) in self.shared.config.inputs.iter().zip(positions) {
+            if *next >= 0 {
+                // Cannot fail: the offset is a plain non-negative offset.
+                let _ = tpl.add_partition_offset(topic, self.partition, Offset::Offset(*next));
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        self.last_commit = (positions.to_vec(), failures);
+        if let Err(e) = self.consumer.commit(&tpl, mode) {
+            self.shared.metrics.commit_failures.fetch_add(1, Relaxed);
+            self.last_commit.1 = u64::MAX;
+            tracing::warn!(
+                "stage \"{}\", partition {}: commit failed: {e}; it is made again later",
+                self.shared.config.name,
+                self.partition
+            );
+        } else if matches!(mode, CommitMode::Sync) {
+            tracing::debug!(stage = %self.shared.config.name, partition = self.partition, ?positions, "committed");
+        }
+    }
+}
+
+/// What one batch came to.
+#[derive(Default)]
+struct Counts {
+    records: u64,
+    outputs: u64,
+    dlq: u64,
+    rejected: u64,
+    failed: u64,
+    skipped: u64,
+}
+
+/// Handles the records of one batch as the runner reports them.
+struct Sink<'w> {
+    producer: &'w Producer,
+    acks: &'w Arc<Acks>,
+    routes: &'w [String],
+    on_error: &'w OnError,
+    stage: &'w str,
+    /// Per input, its dead-letter topic (when the policy is `dlq`).
+    dlq_topic: &'w [Option<String>],
+    version: String,
+    batch: &'w BatchBuilder,
+    next: Vec<i64>,
+    index: usize,
+    counts: Counts,
+    stop: Option<StopAt>,
+    fatal: Option<String>,
+}
+
+impl Sink<'_> {
+    fn record(&mut self, record: RecordRef<'_>, outcome: RecordOutcome<'_>) {
+        let input = self.batch.input_of(self.index) as usize;
+        self.index += 1;
+        if self.stop.is_some() || self.fatal.is_some() {
+            return;
+        }
+        match outcome {
+            RecordOutcome::Ok(outputs) => {
+                for o in outputs.iter() {
+                    let topic = &self.routes[o.output as usize];
+                    let headers = match o.headers {
+                        Some(h) => produce::headers(h.iter()),
+                        None => produce::headers(record.headers.iter()),
+                    };
+                    let out = OutRecord {
+                        key: o.key.or_input(record.key),
+                        value: o.value.or_input(record.value),
+                        headers,
+                        timestamp: Some(o.timestamp.unwrap_or(record.timestamp)),
+                        partition: None,
+                    };
+                    if let Err(e) = self.producer.send(topic, out, self.acks) {
+                        self.fatal = Some(format!("cannot produce to {topic}: {e}"));
+                        return;
+                    }
+                    self.counts.outputs += 1;
+                }
+            }
+            RecordOutcome::Rejected(reason) => {
+                self.counts.rejected += 1;
+                if !self.failed(&record, input, ErrorKind::Rejected, reason) {
+                    return;
+                }
+            }
+            RecordOutcome::Failed(e) => {
+                self.counts.failed += 1;
+                if !self.failed(&record, input, ErrorKind::of(e), &e.to_string()) {
+                    return;
+                }
+            }
+        }
+        self.counts.records += 1;
+        self.next[input] = record.offset + 1;
+    }
+
+    /// Applies the error policy; false when the record stops the run (it
+    /// is then not counted as handled).
+    fn failed(
+        &mut self,
+        record: &RecordRef<'_>,
+        input: usize,
+        kind: ErrorKind,
+        reason: &str,
+    ) -> bool {
+        match self.on_error {
+            OnError::Skip => {
+                self.counts.skipped += 1;
+                true
+            }
+            OnError::Stop => {
+                self.next[input] = record.offset;
+                self.stop = Some(StopAt {
+                    topic: record.topic.to_string(),
+                    partition: record.partition,
+                    offset: record.offset,
+                    reason: format!("{}: {reason}", kind.as_str()),
+                });
+                false
+            }
+            OnError::Dlq { .. } => {
+                let Some(topic) = self.dlq_topic.get(input).and_then(|t| t.as_deref()) else {
+                    return true;
+                };
+                let pairs = dlq::headers(record, kind, reason, self.stage, &self.version);
+                let headers = produce::headers(pairs.iter().map(|(k, v)| (*k, v.as_slice())));
+                let out = OutRecord {
+                    key: record.key,
+                    value: record.value,
+                    headers,
+                    timestamp: Some(record.timestamp),
+                    partition: None,
+                };
+                if let Err(e) = self.producer.send(topic, out, self.acks) {
+                    self.fatal = Some(format!(
+                        "cannot produce to the dead-letter topic {topic}: {e}"
+                    ));
+                    return false;
+                }
+                self.counts.dlq += 1;
+                true
+            }
+        }
+    }
+}
