@@ -377,3 +377,6 @@ pub(crate) async fn run_stages(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
