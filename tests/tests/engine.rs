@@ -278,7 +278,12 @@ fn init_failures_are_reported_with_the_reason() {
     );
     assert!(init_err(&[("init", "loop")]).contains("CPU deadline"));
     assert!(init_err(&[("init", "alloc")]).contains("memory cap"));
-    assert!(init_err(&[("init", "panic")]).contains("unreachable"));
+    let panicked = init_err(&[("init", "panic")]);
+    assert!(panicked.contains("unreachable"), "{panicked}");
+    assert!(
+        panicked.contains("panicked at") && panicked.ends_with("panic requested"),
+        "{panicked}"
+    );
 }
 
 #[test]
@@ -366,7 +371,11 @@ fn only_the_poison_records_fail() {
     );
     assert_eq!(seen[0], "ok:first");
     assert!(
-        seen[1].starts_with("failed:trapped:") && seen[1].contains("unreachable"),
+        seen[1].starts_with(
+            "failed:trapped: wasm trap: wasm `unreachable` instruction executed; \
+             the processor wrote: thread '<unnamed>'"
+        ) && seen[1].contains("panicked at tests/guests/misbehave/src/lib.rs:")
+            && seen[1].ends_with("panic requested"),
         "{}",
         seen[1]
     );
@@ -515,7 +524,10 @@ fn on_timer_returns_outputs_and_commits_state() {
 
     let mut panicky = instance(&[("timer", "panic")]);
     match panicky.on_timer(1, 2) {
-        Err(ProcessError::Trap(reason)) => assert!(reason.contains("unreachable"), "{reason}"),
+        Err(ProcessError::Trap(reason)) => {
+            assert!(reason.contains("unreachable"), "{reason}");
+            assert!(reason.ends_with("panic requested"), "{reason}");
+        }
         other => panic!("expected a trap, got {other:?}"),
     }
     assert_eq!(

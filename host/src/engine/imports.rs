@@ -8,6 +8,7 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::limits::Limiter;
+use super::stderr::StderrTail;
 use crate::bindings::Stage;
 use crate::bindings::partita::processor::{log, state, tables, types};
 use crate::state::{ChangeSet, StateStore};
@@ -45,24 +46,29 @@ pub(crate) struct StoreData {
     pub(crate) pending: ChangeSet,
     tables: Arc<dyn Tables>,
     origin: Origin,
+    /// What the guest wrote to stderr during the current call.
+    pub(crate) stderr: StderrTail,
 }
 
 impl StoreData {
-    /// Fresh store data around `state`; WASI grants nothing.
+    /// Fresh store data around `state`; WASI grants nothing but a stderr
+    /// whose tail is kept for failure reasons.
     pub(crate) fn new(
         state: Box<dyn StateStore>,
         tables: Arc<dyn Tables>,
         memory_bytes: usize,
         origin: Origin,
     ) -> Self {
+        let stderr = StderrTail::default();
         StoreData {
-            wasi: WasiCtx::builder().build(),
+            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
             table: ResourceTable::new(),
             limiter: Limiter::new(memory_bytes),
             state,
             pending: ChangeSet::new(),
             tables,
             origin,
+            stderr,
         }
     }
 

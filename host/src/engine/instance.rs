@@ -283,6 +283,7 @@ impl Instance {
         let data = self.store.data_mut();
         data.pending.clear();
         data.limiter.take_refused();
+        data.stderr.clear();
         self.store.set_epoch_deadline(self.ticks);
     }
 
@@ -344,7 +345,7 @@ impl Instance {
                     partition = self.partition,
                     "guest failure: {e:?}"
                 );
-                ProcessError::Trap(describe(&e, trap))
+                ProcessError::Trap(describe(&e, trap, self.store.data()))
             }
         }
     }
@@ -446,7 +447,7 @@ fn start_guest(
         match e.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => ProcessError::Deadline(limits.deadline).to_string(),
             _ if refused => ProcessError::Memory(limits.memory_bytes).to_string(),
-            trap => describe(&e, trap),
+            trap => describe(&e, trap, store.data()),
         }
     };
     let guest = match processor.inner.pre.instantiate(&mut store) {
@@ -470,14 +471,19 @@ fn start_guest(
     }
 }
 
-/// A one-line description of a guest failure.
-fn describe(e: &wasmtime::Error, trap: Option<&wasmtime::Trap>) -> String {
-    match trap {
+/// A one-line description of a guest failure, with the last words the
+/// guest wrote to stderr (a panic message, for example).
+fn describe(e: &wasmtime::Error, trap: Option<&wasmtime::Trap>, data: &StoreData) -> String {
+    let what = match trap {
         Some(t) => t.to_string(),
         None => e
             .chain()
             .last()
             .map_or_else(|| e.to_string(), |c| c.to_string()),
+    };
+    match data.stderr.message() {
+        Some(said) => format!("{what}; the processor wrote: {said}"),
+        None => what,
     }
 }
 

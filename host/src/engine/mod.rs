@@ -29,6 +29,7 @@ mod cache;
 mod imports;
 mod instance;
 mod limits;
+mod stderr;
 mod ticker;
 mod world;
 
