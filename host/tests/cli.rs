@@ -106,7 +106,11 @@ fn outputs_rejections_failures_and_summary() {
     );
     assert!(
         run.stderr
-            .contains(&format!("{input_name}:4: failed: trapped:")),
+            .contains(&format!("{input_name}:4: failed: trapped:"))
+            && run
+                .stderr
+                .contains("panicked at tests/guests/misbehave/src/lib.rs:")
+            && run.stderr.contains("panic requested\n"),
         "{}",
         run.stderr
     );
