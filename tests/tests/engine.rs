@@ -593,3 +593,18 @@ fn log_lines_do_not_disturb_processing() {
     let mut inst = instance(&[]);
     assert_eq!(run(&mut inst, &[("a", "log")]).0, vec!["ok:log"]);
 }
+
+#[test]
+fn engine_types_move_between_threads() {
+    fn send<T: Send>() {}
+    fn shared<T: Send + Sync>() {}
+    shared::<Engine>();
+    shared::<Processor>();
+    send::<Instance>();
+    // An instance runs on another thread than the one that made it.
+    let mut inst = instance(&[]);
+    let seen = std::thread::spawn(move || run(&mut inst, &[("a", "moved")]).0)
+        .join()
+        .unwrap();
+    assert_eq!(seen, vec!["ok:moved"]);
+}
