@@ -2,9 +2,55 @@
 //! per problem, each asserting the file, position and key in the message.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::*;
+use crate::engine::{Engine, EngineConfig};
+
+/// The component built from crate `name` by `scripts/build-wasm.sh`, which
+/// runs once per test binary (into its own target directory, so it does
+/// not wait for this test's build lock).
+pub(crate) fn component(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf();
+    let built = BUILT.get_or_init(|| {
+        let out = std::process::Command::new("bash")
+            .arg(root.join("scripts/build-wasm.sh"))
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTFLAGS")
+            .output()
+            .map_err(|e| format!("cannot run scripts/build-wasm.sh: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "scripts/build-wasm.sh failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = built {
+        panic!("{e}");
+    }
+    let path = root
+        .join("target/wasm/components")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(path.is_file(), "no component {}", path.display());
+    path
+}
+
+/// An engine without the on-disk cache.
+pub(crate) fn engine() -> Engine {
+    Engine::new(EngineConfig {
+        cache_dir: None,
+        epoch_tick: Duration::from_millis(10),
+    })
+    .unwrap()
+}
 
 /// A folder holding a pipeline file's neighbours (`p.wasm`).
 struct Dir {
@@ -486,5 +532,92 @@ fn an_unreadable_file_is_a_problem_naming_it() {
     assert!(
         text.starts_with("/nonexistent/pipeline.toml: cannot read: "),
         "{text}"
+    );
+}
+
+#[test]
+fn processors_that_start_and_declare_mapped_outputs_pass_the_check() {
+    let d = Dir::new();
+    let text = format!(
+        "[kafka]\nbootstrap = \"b\"\ngroup = \"g\"\n\n[[stage]]\nname = \"m\"\nprocessor = {:?}\ninput = \"in\"\n\
+         outputs = {{ out = \"o\", rejects = \"r\" }}\nconfig = {{ outputs = \"out,rejects\" }}\n",
+        component("misbehave").display().to_string()
+    );
+    let p = d.parse(&text).unwrap();
+    let checked = check_processors(&p, &engine()).unwrap();
+    assert_eq!(checked.len(), 1);
+    assert_eq!(checked[0].outputs, ["out", "rejects"]);
+    assert_eq!(checked[0].processor.version().len(), 12);
+}
+
+#[test]
+fn processor_problems_are_all_reported_with_the_stage_and_key() {
+    let d = Dir::new();
+    std::fs::write(d.dir.path().join("garbage.wasm"), b"\0asm but not really").unwrap();
+    let misbehave = format!("{:?}", component("misbehave").display().to_string());
+    let wrong_world = format!("{:?}", component("wrong-world").display().to_string());
+    let stage = |name: &str, processor: &str, extra: &str| {
+        format!(
+            "\n[[stage]]\nname = \"{name}\"\nprocessor = {processor}\ninput = \"in-{name}\"\n{extra}\n"
+        )
+    };
+    let text = [
+        "[kafka]\nbootstrap = \"b\"\ngroup = \"g\"\n".to_string(),
+        stage("garbage", "\"garbage.wasm\"", "outputs = { out = \"o\" }"),
+        stage("world", &wrong_world, "outputs = { out = \"o\" }"),
+        stage(
+            "init",
+            &misbehave,
+            "outputs = { out = \"o\" }\nconfig = { fail_init = \"yes\" }",
+        ),
+        stage(
+            "unmapped",
+            &misbehave,
+            "outputs = { out = \"o\" }\nconfig = { outputs = \"out,rejects\" }",
+        ),
+        stage(
+            "undeclared",
+            &misbehave,
+            "outputs = { out = \"o\", extra = \"x\" }",
+        ),
+        stage("fine", &misbehave, "outputs = { out = \"o\" }"),
+    ]
+    .concat();
+    let p = d.parse(&text).unwrap();
+    let err = check_processors(&p, &engine()).err().expect("problems");
+    let dir = d.dir.path().display().to_string();
+    let lines: Vec<String> = err
+        .problems
+        .iter()
+        .map(|p| p.to_string().replace(&dir, "DIR"))
+        .collect();
+    assert_eq!(lines.len(), 5, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("DIR/pipeline.toml:7:13: stage \"garbage\": processor: DIR/garbage.wasm is not a WebAssembly component"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[1].starts_with("DIR/pipeline.toml:13:13: stage \"world\": processor: "),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[1].contains("does not implement the partita:processor@0.1.0 stage world"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[2].starts_with("DIR/pipeline.toml:22:10: stage \"init\": config: processor "),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[2].ends_with("refused to start: init failed as configured"),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines[3],
+        "DIR/pipeline.toml:28:11: stage \"unmapped\": outputs: processor emits \"rejects\" but the stage maps no topic to it"
+    );
+    assert_eq!(
+        lines[4],
+        "DIR/pipeline.toml:35:11: stage \"undeclared\": outputs.extra: the processor declares no output \"extra\" (it declares: out)"
     );
 }

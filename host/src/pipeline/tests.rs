@@ -606,3 +606,188 @@ fn a_stop_while_idle_leaves_the_group_and_returns_ok() {
         "nothing read, nothing committed"
     );
 }
+
+#[test]
+fn run_checks_loads_tables_and_runs_real_components() {
+    let cluster = MockCluster::new(1).unwrap();
+    let bs = cluster.bootstrap_servers();
+    for t in ["in", "out", "in.dlq", "ref.names"] {
+        cluster.create_topic(t, 1, 1).unwrap();
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .create()
+        .unwrap();
+    producer
+        .send(
+            BaseRecord::<str, str>::to("ref.names")
+                .key("k2")
+                .payload("Alice"),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let values: Vec<String> = ["ok", "reject", "table", "panic", "loop", "ok"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    produce(&bs, "in", 1, &values);
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[kafka]\nbootstrap = \"{bs}\"\ngroup = \"g\"\ncommit_interval_ms = 100\n\n[[stage]]\nname = \"m\"\n\
+         processor = {:?}\ninput = \"in\"\noutputs = {{ out = \"out\" }}\ntables = {{ names = \"ref.names\" }}\n\
+         deadline_ms = 200\n",
+        crate::config::tests::component("misbehave")
+            .display()
+            .to_string()
+    );
+    let file = dir.path().join("pipeline.toml");
+    std::fs::write(&file, &text).unwrap();
+    let pipeline = Pipeline::load(&file).unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let metrics = Metrics::new();
+    let options = RunOptions {
+        engine: Some(crate::config::tests::engine()),
+        metrics: Some(metrics.clone()),
+        ..RunOptions::default()
+    };
+    let done = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(run(pipeline, options, async {
+            let _ = rx.await;
+        }))
+    });
+    let out = consume(&bs, "out", 1, 3);
+    let dlq = consume(&bs, "in.dlq", 1, 3);
+    wait_for("commits", || committed(&bs, "g.m", "in", 1) == [6]);
+    let text = metrics.render();
+    let _ = tx.send(());
+    done.join().unwrap().unwrap();
+
+    let values: Vec<&str> = out.iter().map(|g| g.value.as_str()).collect();
+    assert_eq!(
+        values,
+        ["ok", "Alice", "ok"],
+        "the table lookup of k2 gives Alice"
+    );
+    let kinds: Vec<(&str, &str)> = dlq
+        .iter()
+        .map(|d| {
+            let h = |name: &str| {
+                d.headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+                    .unwrap()
+            };
+            (h("partita.error.kind"), h("partita.source.offset"))
+        })
+        .collect();
+    assert_eq!(kinds, [("rejected", "1"), ("trap", "3"), ("deadline", "4")]);
+    assert!(
+        text.contains("partita_processor_info{stage=\"m\",version=\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("partita_dlq_total{stage=\"m\",partition=\"0\"} 3\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn run_refuses_missing_topics_before_starting() {
+    let cluster = MockCluster::new(1).unwrap();
+    let bs = cluster.bootstrap_servers();
+    cluster.create_topic("in", 1, 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[kafka]\nbootstrap = \"{bs}\"\ngroup = \"g\"\n\n[[stage]]\nname = \"p\"\nprocessor = {:?}\ninput = \"in\"\n\
+         outputs = {{ default = \"nowhere\" }}\n",
+        crate::config::tests::component("passthrough")
+            .display()
+            .to_string()
+    );
+    let file = dir.path().join("pipeline.toml");
+    std::fs::write(&file, &text).unwrap();
+    let pipeline = Pipeline::load(&file).unwrap();
+    let options = RunOptions {
+        engine: Some(crate::config::tests::engine()),
+        ..RunOptions::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(run(pipeline, options, std::future::pending()))
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert_eq!(
+        err.to_string(),
+        "missing topics: in.dlq, nowhere (create them, or set create_topics = true in [kafka])"
+    );
+}
+
+#[test]
+fn inputs_with_different_partition_counts_are_refused() {
+    let mut s = stage("join", "a", &[], OnError::Skip);
+    s.inputs.push("b".into());
+    let pipeline = Pipeline {
+        file: "p.toml".into(),
+        kafka: kafka("b".into(), "g"),
+        stages: vec![s],
+    };
+    let topics: crate::kafka::admin::TopicPartitions =
+        [("a".to_string(), 4), ("b".to_string(), 2)].into();
+    let err = check_copartitioned(&pipeline, &topics).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert_eq!(
+        err.to_string(),
+        "stage \"join\": its inputs are not co-partitioned (a has 4, b has 2); they need the same number of partitions"
+    );
+    let same: crate::kafka::admin::TopicPartitions =
+        [("a".to_string(), 4), ("b".to_string(), 4)].into();
+    assert!(check_copartitioned(&pipeline, &same).is_ok());
+}
+
+#[test]
+fn a_metrics_address_in_use_is_a_setup_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[kafka]\nbootstrap = \"127.0.0.1:1\"\ngroup = \"g\"\n\n[[stage]]\nname = \"p\"\nprocessor = {:?}\ninput = \"in\"\n\
+         outputs = {{ default = \"out\" }}\n",
+        crate::config::tests::component("passthrough")
+            .display()
+            .to_string()
+    );
+    let file = dir.path().join("pipeline.toml");
+    std::fs::write(&file, &text).unwrap();
+    let pipeline = Pipeline::load(&file).unwrap();
+    let options = RunOptions {
+        engine: Some(crate::config::tests::engine()),
+        metrics_addr: Some(addr),
+        ..RunOptions::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(run(pipeline, options, std::future::pending()))
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot serve metrics on {addr}: ")),
+        "{err}"
+    );
+}
