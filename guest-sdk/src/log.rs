@@ -48,3 +48,33 @@ pub fn warn(message: &str) {
 pub fn error(message: &str) {
     log(Level::Error, message);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{FAKE, FakeHost};
+
+    #[test]
+    fn each_helper_logs_at_its_level() {
+        FAKE.with_borrow_mut(|h| *h = FakeHost::default());
+        trace("t");
+        debug("d");
+        info("i");
+        warn("w");
+        error("e");
+        log(Level::Info, "direct");
+        let logs = FAKE.with_borrow(|h| h.logs.clone());
+        let expected: Vec<(Level, String)> = [
+            (Level::Trace, "t"),
+            (Level::Debug, "d"),
+            (Level::Info, "i"),
+            (Level::Warn, "w"),
+            (Level::Error, "e"),
+            (Level::Info, "direct"),
+        ]
+        .into_iter()
+        .map(|(l, m)| (l, m.to_string()))
+        .collect();
+        assert_eq!(logs, expected);
+    }
+}

@@ -26,3 +26,38 @@ pub fn lookup_str(table: &str, key: &[u8]) -> Result<Option<String>, String> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{FAKE, FakeHost};
+
+    #[test]
+    fn lookups_reach_the_host_every_time() {
+        FAKE.with_borrow_mut(|h| {
+            *h = FakeHost::default();
+            h.tables
+                .entry("rates".into())
+                .or_default()
+                .insert(b"EUR".to_vec(), b"1.1".to_vec());
+            h.tables
+                .entry("rates".into())
+                .or_default()
+                .insert(b"BAD".to_vec(), vec![b'x', 0xff]);
+        });
+        assert_eq!(lookup("rates", b"EUR"), Some(b"1.1".to_vec()));
+        assert_eq!(lookup("rates", b"EUR"), Some(b"1.1".to_vec()));
+        assert_eq!(lookup("rates", b"USD"), None);
+        assert_eq!(lookup("nope", b"EUR"), None);
+        assert_eq!(lookup_str("rates", b"EUR"), Ok(Some("1.1".to_string())));
+        assert_eq!(lookup_str("rates", b"USD"), Ok(None));
+        assert_eq!(
+            lookup_str("rates", b"BAD"),
+            Err(
+                "table `rates` value for key `BAD` is not UTF-8 (invalid byte at offset 1)"
+                    .to_string()
+            )
+        );
+        assert_eq!(FAKE.with_borrow(|h| h.calls.table_lookups), 7);
+    }
+}
