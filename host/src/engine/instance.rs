@@ -22,6 +22,19 @@ use crate::tables::Tables;
 
 /// A running processor instance for one stage and partition.
 pub struct Instance {
+    run: Runner,
+    /// Result buffer of the last whole-batch call.
+    results: Vec<u8>,
+    /// Per-record results of the last batch retried record by record.
+    singles: Vec<Single>,
+    /// State changes committed by the last batch.
+    changes: ChangeSet,
+}
+
+/// The guest and everything needed to call it or start it again. Kept apart
+/// from the buffers an [`Outcome`] borrows, so that a result buffer can be
+/// validated once and then lent out while the guest is still used.
+struct Runner {
     processor: Processor,
     stage: Arc<str>,
     partition: i32,
@@ -35,12 +48,6 @@ pub struct Instance {
     /// Why the last restart failed, while `guest` is `None`.
     broken: Option<ProcessError>,
     outputs: Vec<String>,
-    /// Result buffer of the last whole-batch call.
-    results: Vec<u8>,
-    /// Per-record results of the last batch retried record by record.
-    singles: Vec<Single>,
-    /// State changes committed by the last batch.
-    changes: ChangeSet,
     /// Output buffer of the last timer call.
     timer: Vec<u8>,
 }
@@ -74,119 +81,136 @@ impl Instance {
         let (store, guest, outputs) =
             start_guest(&processor, data, &config, ticks, limits).map_err(|(e, _)| e)?;
         Ok(Instance {
-            processor,
-            stage,
-            partition,
-            config,
-            limits,
-            ticks,
-            store,
-            guest: Some(guest),
-            broken: None,
-            outputs,
+            run: Runner {
+                processor,
+                stage,
+                partition,
+                config,
+                limits,
+                ticks,
+                store,
+                guest: Some(guest),
+                broken: None,
+                outputs,
+                timer: Vec::new(),
+            },
             results: Vec::new(),
             singles: Vec::new(),
             changes: ChangeSet::new(),
-            timer: Vec::new(),
         })
     }
 
     /// The output names the processor declared at `init`.
     pub fn outputs(&self) -> &[String] {
-        &self.outputs
+        &self.run.outputs
     }
 
     /// The processor version this instance runs.
     pub fn version(&self) -> &str {
-        self.processor.version()
+        self.run.processor.version()
     }
 
     /// The processor this instance runs.
     pub fn processor(&self) -> &Processor {
-        &self.processor
+        &self.run.processor
     }
 
     /// The partition's state, as committed so far.
     pub fn state(&mut self) -> &mut dyn StateStore {
-        &mut *self.store.data_mut().state
+        &mut *self.run.store.data_mut().state
     }
 
     /// Runs one batch. Never fails as a whole: a batch that traps or exceeds
     /// a limit is retried record by record on a fresh instance, and the
     /// records that still fail are reported as [`RecordOutcome::Failed`].
     pub fn process<'a>(&'a mut self, batch: &'a BatchWriter) -> Outcome<'a> {
-        self.changes.clear();
-        self.singles.clear();
+        // Disjoint borrows: the result buffer is lent to the outcome while
+        // the runner may still be used to retry.
+        let Instance {
+            run,
+            results,
+            singles,
+            changes,
+        } = self;
+        changes.clear();
+        singles.clear();
         let n = batch.len();
+        let records =
+            Batch::parse(batch.as_bytes()).expect("BatchWriter encodes a valid batch header");
         let mut calls = 0;
-        let mut whole = false;
-        if n > 0 {
-            if self.guest.is_none() {
-                self.restart();
-            }
-            if self.guest.is_some() {
-                calls += 1;
-                match self.call_process(batch.as_bytes(), n) {
-                    Ok(buf) => {
-                        self.results = buf;
-                        whole = true;
-                    }
-                    Err(e) => {
-                        tracing::warn!(
-                            stage = &*self.stage,
-                            partition = self.partition,
-                            version = self.version(),
-                            records = n,
-                            "batch failed ({e}); retrying record by record on a fresh instance"
-                        );
-                        self.restart();
+        let mut whole = None;
+        if n > 0 && run.guest.is_none() {
+            run.restart();
+        }
+        if n > 0 && run.guest.is_some() {
+            calls += 1;
+            let first = match run.call_process(batch.as_bytes()) {
+                Ok(buf) => {
+                    *results = buf;
+                    let results: &'a [u8] = results;
+                    match Results::parse(results, n, run.n_outputs()) {
+                        Ok(parsed) => run.commit(changes).map(|()| parsed),
+                        Err(e) => Err(ProcessError::Malformed(format!("results: {e}"))),
                     }
                 }
-            }
-            if !whole {
-                for i in 0..n {
-                    let single = match &self.broken {
-                        Some(e) => Single::Failed(e.clone()),
-                        None => {
-                            calls += 1;
-                            match self.call_process(&batch.single(i), 1) {
-                                Ok(buf) => Single::Ok(buf),
-                                Err(e) => {
-                                    self.restart();
-                                    Single::Failed(e)
-                                }
-                            }
-                        }
-                    };
-                    self.singles.push(single);
+                Err(e) => Err(e),
+            };
+            match first {
+                Ok(parsed) => whole = Some(parsed),
+                Err(e) => {
+                    tracing::warn!(
+                        stage = &*run.stage,
+                        partition = run.partition,
+                        version = run.processor.version(),
+                        records = n,
+                        "batch failed ({e}); retrying record by record on a fresh instance"
+                    );
+                    changes.clear();
+                    run.restart();
                 }
             }
         }
-        let this: &'a Instance = self;
-        let n_outputs = this.n_outputs();
-        let body = if n == 0 {
-            Body::Empty
-        } else if whole {
-            // Validated by `call_process`; parsing again only re-walks it.
-            Body::Whole(parse_results(&this.results, n, n_outputs))
-        } else {
-            Body::Singles(
-                this.singles
+        if n > 0 && whole.is_none() {
+            for i in 0..n {
+                let single = match &run.broken {
+                    Some(e) => Single::Failed(e.clone()),
+                    None => {
+                        calls += 1;
+                        match run.call_single(&batch.single(i), changes) {
+                            Ok(buf) => Single::Ok(buf),
+                            Err(e) => {
+                                run.restart();
+                                Single::Failed(e)
+                            }
+                        }
+                    }
+                };
+                singles.push(single);
+            }
+        }
+        let run: &'a Runner = run;
+        let n_outputs = run.n_outputs();
+        let body = match whole {
+            Some(parsed) => Body::Whole(parsed),
+            None if n == 0 => Body::Empty,
+            // The slow path: each buffer was validated by `call_single`.
+            None => Body::Singles(
+                singles
                     .iter()
                     .map(|s| match s {
-                        Single::Ok(buf) => SingleRef::Ok(parse_results(buf, 1, n_outputs)),
+                        Single::Ok(buf) => SingleRef::Ok(
+                            Results::parse(buf, 1, n_outputs).expect("validated when returned"),
+                        ),
                         Single::Failed(e) => SingleRef::Failed(e),
                     })
                     .collect(),
-            )
+            ),
         };
-        let records =
-            Batch::parse(batch.as_bytes()).expect("BatchWriter encodes a valid batch header");
         Outcome {
             records,
             body,
-            changes: &this.changes,
-            outputs: &this.outputs,
+            changes,
+            outputs: &run.outputs,
             calls,
         }
     }
@@ -197,15 +221,37 @@ impl Instance {
         stream_time: i64,
         wall_time: i64,
     ) -> Result<Outputs<'_>, ProcessError> {
+        self.changes.clear();
+        self.run.on_timer(stream_time, wall_time, &mut self.changes)
+    }
+
+    /// Ends the instance and gives its state back (for a hot swap).
+    pub fn into_state(self) -> Box<dyn StateStore> {
+        self.run.store.into_data().into_parts().0
+    }
+
+    /// Swaps in `processor` (a new version of the code) at a batch boundary,
+    /// keeping this instance's state, configuration and limits: the new code
+    /// is instantiated and its `init` called first, and only if that works
+    /// does it replace the running one. On error nothing changes.
+    pub fn replace_processor(&mut self, processor: &Processor) -> Result<(), InstanceError> {
+        self.run.replace_processor(processor)
+    }
+}
+
+impl Runner {
+    fn on_timer(
+        &mut self,
+        stream_time: i64,
+        wall_time: i64,
+        changes: &mut ChangeSet,
+    ) -> Result<Outputs<'_>, ProcessError> {
         if self.guest.is_none() {
             self.restart();
         }
         self.before_call();
         let Some(guest) = &self.guest else {
-            return Err(self
-                .broken
-                .clone()
-                .unwrap_or_else(|| ProcessError::Restart("no instance".into())));
+            return Err(self.broken_error());
         };
         let result = guest.partita_processor_processor().call_on_timer(
             &mut self.store,
@@ -216,7 +262,7 @@ impl Instance {
             Ok(buf) => {
                 self.timer = buf;
                 match Outputs::parse(&self.timer, self.n_outputs()) {
-                    Ok(_) => self.commit(),
+                    Ok(_) => self.commit(changes),
                     Err(e) => Err(ProcessError::Malformed(format!("timer outputs: {e}"))),
                 }
             }
@@ -225,22 +271,14 @@ impl Instance {
         match checked {
             Ok(()) => Ok(Outputs::parse(&self.timer, self.n_outputs()).expect("validated above")),
             Err(e) => {
+                changes.clear();
                 self.restart();
                 Err(e)
             }
         }
     }
 
-    /// Ends the instance and gives its state back (for a hot swap).
-    pub fn into_state(self) -> Box<dyn StateStore> {
-        self.store.into_data().into_parts().0
-    }
-
-    /// Swaps in `processor` (a new version of the code) at a batch boundary,
-    /// keeping this instance's state, configuration and limits: the new code
-    /// is instantiated and its `init` called first, and only if that works
-    /// does it replace the running one. On error nothing changes.
-    pub fn replace_processor(&mut self, processor: &Processor) -> Result<(), InstanceError> {
+    fn replace_processor(&mut self, processor: &Processor) -> Result<(), InstanceError> {
         let state = std::mem::replace(
             &mut self.store.data_mut().state,
             Box::new(MemoryState::new()),
@@ -278,6 +316,12 @@ impl Instance {
         self.store.data().tables()
     }
 
+    fn broken_error(&self) -> ProcessError {
+        self.broken
+            .clone()
+            .unwrap_or_else(|| ProcessError::Restart("no instance".into()))
+    }
+
     /// Resets what a call may leave behind and arms the deadline.
     fn before_call(&mut self) {
         let data = self.store.data_mut();
@@ -287,32 +331,39 @@ impl Instance {
         self.store.set_epoch_deadline(self.ticks);
     }
 
-    /// One `process` call on the current guest, validated and committed.
-    fn call_process(&mut self, input: &[u8], records: usize) -> Result<Vec<u8>, ProcessError> {
+    /// One `process` call on the current guest; the caller validates the
+    /// buffer and commits.
+    fn call_process(&mut self, input: &[u8]) -> Result<Vec<u8>, ProcessError> {
         self.before_call();
         let Some(guest) = &self.guest else {
-            return Err(self
-                .broken
-                .clone()
-                .unwrap_or_else(|| ProcessError::Restart("no instance".into())));
+            return Err(self.broken_error());
         };
-        let buf = match guest
+        match guest
             .partita_processor_processor()
             .call_process(&mut self.store, input)
         {
-            Ok(buf) => buf,
-            Err(e) => return Err(self.classify(e)),
-        };
-        if let Err(e) = Results::parse(&buf, records, self.n_outputs()) {
+            Ok(buf) => Ok(buf),
+            Err(e) => Err(self.classify(e)),
+        }
+    }
+
+    /// One `process` call for a single record, validated and committed.
+    fn call_single(
+        &mut self,
+        input: &[u8],
+        changes: &mut ChangeSet,
+    ) -> Result<Vec<u8>, ProcessError> {
+        let buf = self.call_process(input)?;
+        if let Err(e) = Results::parse(&buf, 1, self.n_outputs()) {
             return Err(ProcessError::Malformed(format!("results: {e}")));
         }
-        self.commit()?;
+        self.commit(changes)?;
         Ok(buf)
     }
 
-    /// Applies the call's pending writes to the state store and keeps them
-    /// as the batch's changes.
-    fn commit(&mut self) -> Result<(), ProcessError> {
+    /// Applies the call's pending writes to the state store and adds them to
+    /// the batch's `changes`.
+    fn commit(&mut self, changes: &mut ChangeSet) -> Result<(), ProcessError> {
         let data = self.store.data_mut();
         if data.pending.is_empty() {
             return Ok(());
@@ -321,10 +372,10 @@ impl Instance {
         data.state
             .commit(&pending)
             .map_err(|e| ProcessError::State(format!("{e:#}")))?;
-        if self.changes.is_empty() {
-            self.changes = pending;
+        if changes.is_empty() {
+            *changes = pending;
         } else {
-            self.changes.extend(pending);
+            changes.extend(pending);
         }
         Ok(())
     }
@@ -381,7 +432,7 @@ impl Instance {
                 tracing::error!(
                     stage = &*self.stage,
                     partition = self.partition,
-                    version = self.version(),
+                    version = self.processor.version(),
                     "cannot restart the processor: {e}"
                 );
                 self.store = failed;
@@ -485,11 +536,6 @@ fn describe(e: &wasmtime::Error, trap: Option<&wasmtime::Trap>, data: &StoreData
         Some(said) => format!("{what}; the processor wrote: {said}"),
         None => what,
     }
-}
-
-/// Parses a result buffer that `call_process` already validated.
-fn parse_results(buf: &[u8], records: usize, n_outputs: u32) -> Results<'_> {
-    Results::parse(buf, records, n_outputs).expect("result buffer validated when it was returned")
 }
 
 /// What became of each record of a batch.
