@@ -2,8 +2,8 @@
 //! SIGTERM (docs/PIPELINE.md).
 //!
 //! Exit status: 0 after a clean stop, 1 when a stage stopped the run, 2
-//! when the pipeline could not start, 130 on a second signal (exit at once,
-//! nothing more committed).
+//! when the pipeline could not start, 130 on a second signal at least a
+//! second after the first (exit at once, nothing more committed).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,10 +45,18 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         let shutdown = async {
             let first = signals::next().await;
             tracing::info!("{first}: stopping (a second signal exits at once)");
-            tokio::spawn(async {
-                let second = signals::next().await;
-                eprintln!("{second} again: exiting at once; nothing more is committed");
-                std::process::exit(130);
+            let first_at = std::time::Instant::now();
+            tokio::spawn(async move {
+                loop {
+                    let second = signals::next().await;
+                    // `timeout` and some supervisors signal the process and
+                    // its group: the same stop request arrives twice at once.
+                    if first_at.elapsed() < std::time::Duration::from_secs(1) {
+                        continue;
+                    }
+                    eprintln!("{second} again: exiting at once; nothing more is committed");
+                    std::process::exit(130);
+                }
             });
         };
         pipeline::run(pipeline, options, shutdown).await

@@ -54,9 +54,7 @@ pub struct Admin {
 impl Admin {
     /// Builds the admin client (this does not connect yet).
     pub fn new(kafka: &KafkaConfig) -> Result<Admin, TopicsError> {
-        let context = LogContext {
-            name: "admin".into(),
-        };
+        let context = LogContext::new("admin");
         let client =
             AdminClient::from_config_and_context(&admin_config(kafka), context).map_err(|e| {
                 TopicsError::Client(format!("cannot create the Kafka admin client: {e}"))

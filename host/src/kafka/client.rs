@@ -2,6 +2,9 @@
 //! file's properties on top; and the logging of librdkafka's own messages
 //! and errors through `tracing`.
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -103,17 +106,50 @@ pub fn log(client: &str, level: RDKafkaLogLevel, facility: &str, message: &str) 
     }
 }
 
-/// Logs a client-wide error (for example "all brokers are down"): the
-/// client reconnects by itself, so this is a warning, not a failure.
-pub fn error(client: &str, error: &KafkaError, reason: &str) {
-    tracing::warn!(target: "librdkafka", "{client}: {error}: {reason}");
+/// Logs client-wide errors once: rdkafka hands some error events to the
+/// context twice in a row, which would double every line.
+#[derive(Default)]
+pub struct ErrorLog {
+    last: Mutex<Option<(String, Instant)>>,
+}
+
+impl ErrorLog {
+    /// Logs a client-wide error (for example "all brokers are down") at
+    /// warn level: the client reconnects by itself, so it is not a failure.
+    /// The same line within 100 ms of the last is dropped.
+    pub fn error(&self, client: &str, e: &KafkaError, reason: &str) {
+        let line = format!("{e}: {reason}");
+        if self.first_time(&line) {
+            tracing::warn!(target: "librdkafka", "{client}: {line}");
+        }
+    }
+
+    fn first_time(&self, line: &str) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let repeat = last.as_ref().is_some_and(|(previous, at)| {
+            previous == line && at.elapsed() < Duration::from_millis(100)
+        });
+        *last = Some((line.to_string(), Instant::now()));
+        !repeat
+    }
 }
 
 /// A client context that only logs, for the admin client and table readers.
-#[derive(Clone)]
 pub struct LogContext {
     /// Names the client in log lines.
     pub name: String,
+    /// Error lines, once each.
+    pub errors: ErrorLog,
+}
+
+impl LogContext {
+    /// A context naming its client `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        LogContext {
+            name: name.into(),
+            errors: ErrorLog::default(),
+        }
+    }
 }
 
 impl ClientContext for LogContext {
@@ -122,7 +158,7 @@ impl ClientContext for LogContext {
     }
 
     fn error(&self, e: KafkaError, reason: &str) {
-        error(&self.name, &e, reason);
+        self.errors.error(&self.name, &e, reason);
     }
 }
 
@@ -131,7 +167,6 @@ impl rdkafka::consumer::ConsumerContext for LogContext {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn kafka() -> KafkaConfig {
         KafkaConfig {
@@ -148,6 +183,18 @@ mod tests {
             new_topic_replication: 1,
             commit_interval: Duration::from_secs(1),
         }
+    }
+
+    #[test]
+    fn an_error_repeated_at_once_is_logged_once() {
+        let log = ErrorLog::default();
+        assert!(log.first_time("AllBrokersDown: 1/1 brokers are down"));
+        assert!(!log.first_time("AllBrokersDown: 1/1 brokers are down"));
+        assert!(log.first_time("BrokerTransportFailure: refused"));
+        assert!(
+            log.first_time("AllBrokersDown: 1/1 brokers are down"),
+            "not the line just before"
+        );
     }
 
     #[test]

@@ -100,7 +100,10 @@ impl Acks {
 
 /// Routes delivery reports to their batch's [`Acks`] and logs the
 /// producer's messages.
-pub struct DeliveryContext;
+#[derive(Default)]
+pub struct DeliveryContext {
+    errors: client::ErrorLog,
+}
 
 impl ClientContext for DeliveryContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
@@ -108,7 +111,7 @@ impl ClientContext for DeliveryContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        client::error("producer", &error, reason);
+        self.errors.error("producer", &error, reason);
     }
 }
 
@@ -191,8 +194,10 @@ pub struct Producer {
 impl Producer {
     /// Builds the producer from the `[kafka]` table.
     pub fn new(kafka: &KafkaConfig) -> Result<Producer, KafkaError> {
-        let inner =
-            ThreadedProducer::from_config_and_context(&producer_config(kafka), DeliveryContext)?;
+        let inner = ThreadedProducer::from_config_and_context(
+            &producer_config(kafka),
+            DeliveryContext::default(),
+        )?;
         Ok(Producer {
             inner: Arc::new(inner),
         })

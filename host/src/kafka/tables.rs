@@ -29,9 +29,7 @@ pub fn load_table(
     tables: &MemoryTables,
     stop: &AtomicBool,
 ) -> Result<Option<usize>, KafkaError> {
-    let context = LogContext {
-        name: format!("table {name}"),
-    };
+    let context = LogContext::new(format!("table {name}"));
     let consumer: BaseConsumer<LogContext> =
         BaseConsumer::from_config_and_context(&table_reader_config(kafka), context)?;
     let mut tpl = TopicPartitionList::new();

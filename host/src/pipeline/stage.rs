@@ -37,6 +37,7 @@ pub(crate) struct StageContext {
     shared: Arc<StageShared>,
     consumer: OnceLock<Weak<BaseConsumer<StageContext>>>,
     workers: Mutex<BTreeMap<i32, WorkerHandle>>,
+    errors: client::ErrorLog,
 }
 
 impl StageContext {
@@ -176,11 +177,8 @@ impl ClientContext for StageContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        client::error(
-            &format!("stage \"{}\" consumer", self.name()),
-            &error,
-            reason,
-        );
+        let client = format!("stage \"{}\" consumer", self.name());
+        self.errors.error(&client, &error, reason);
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -237,6 +235,7 @@ pub(crate) fn drive(shared: Arc<StageShared>) {
         shared: shared.clone(),
         consumer: OnceLock::new(),
         workers: Mutex::default(),
+        errors: client::ErrorLog::default(),
     };
     let config = consumer_config(&shared.kafka, &name);
     let consumer = match BaseConsumer::from_config_and_context(&config, context) {
