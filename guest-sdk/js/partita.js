@@ -46,10 +46,22 @@ import { Record, Reject, validUpTo } from './record.js';
 import * as state from './state.js';
 import { BatchReader, ResultWriter, WireError, timerOutputs, utf8 } from './wire.js';
 
-export { Record, Reject, state };
+export { Record, Reject, state, validUpTo };
 
 /** Result bytes reserved per record up front (a forwarded record takes 22). */
 const RESULT_BYTES_PER_RECORD = 32;
+
+/** Unicode White_Space, the set Rust's `str::trim` removes. */
+const WHITESPACE = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
+
+/**
+ * `s` without leading and trailing white space, exactly as Rust's
+ * `str::trim` removes it (JavaScript's own `trim` also removes U+FEFF and
+ * keeps U+0085), so that a processor ported from Rust reads the same text.
+ */
+export function trim(s) {
+  return s.replace(WHITESPACE, '');
+}
 
 /** A configuration problem, naming the key. */
 export class ConfigError extends Error {
@@ -81,37 +93,38 @@ export class Config {
   require(key) {
     const v = this.get(key);
     if (v === undefined) throw new ConfigError(key, 'is required but missing');
-    if (v.trim() === '') throw new ConfigError(key, 'is required but empty');
+    if (trim(v) === '') throw new ConfigError(key, 'is required but empty');
     return v;
   }
 
   /**
-   * The value of `key` as an integer (decimal, optional sign), `fallback`
-   * if the key is missing; a ConfigError if it is not an integer in
-   * [min, max].
+   * The value of `key` (trimmed) as an integer, `fallback` if the key is
+   * missing; a ConfigError if it is not an integer in [min, max], worded as
+   * Rust's integer parser words it (`min` of 0 reads an unsigned number).
    */
-  int(key, fallback, { min, max } = {}) {
+  int(key, fallback, { min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER } = {}) {
     const v = this.get(key);
     if (v === undefined) return fallback;
-    const t = v.trim();
-    if (!/^[+-]?\d+$/.test(t)) throw new ConfigError(key, `cannot parse \`${v}\`: not an integer`);
+    const t = trim(v);
+    const fail = (problem) => new ConfigError(key, `cannot parse \`${v}\`: ${problem}`);
+    if (t === '') throw fail('cannot parse integer from empty string');
+    const signed = min < 0 ? /^[+-]?\d+$/ : /^\+?\d+$/;
+    if (!signed.test(t) || t === '+' || t === '-') throw fail('invalid digit found in string');
     const n = Number(t);
-    if (!Number.isSafeInteger(n)) throw new ConfigError(key, `\`${v}\` is too large`);
-    if ((min !== undefined && n < min) || (max !== undefined && n > max)) {
-      const bounds = min === undefined ? `at most ${max}` : max === undefined ? `at least ${min}` : `${min} to ${max}`;
-      throw new ConfigError(key, `\`${v}\` is out of range (${bounds})`);
-    }
+    if (n > max) throw fail('number too large to fit in target type');
+    if (n < min) throw fail('number too small to fit in target type');
     return n;
   }
 
-  /** The value of `key` as `true`/`false`, `fallback` if missing. */
+  /** The value of `key` (trimmed) as `true` or `false`, `fallback` if
+   * missing; a ConfigError worded as Rust's parser words it otherwise. */
   bool(key, fallback) {
     const v = this.get(key);
     if (v === undefined) return fallback;
-    const t = v.trim();
+    const t = trim(v);
     if (t === 'true') return true;
     if (t === 'false') return false;
-    throw new ConfigError(key, `cannot parse \`${v}\`: expected true or false`);
+    throw new ConfigError(key, `cannot parse \`${v}\`: provided string was not \`true\` or \`false\``);
   }
 
   /** The value of `key` split at commas, items trimmed, empty items
@@ -119,7 +132,7 @@ export class Config {
   list(key) {
     const v = this.get(key);
     if (v === undefined) return undefined;
-    return v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    return v.split(',').map(trim).filter((s) => s !== '');
   }
 
   /** A ConfigError naming the first key not in `known`, so that a misspelt

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { Config, ConfigError, Reject, log, state, tables } from '../partita.js';
+import { Config, ConfigError, Reject, log, state, tables, trim } from '../partita.js';
 import { Harness, InitError } from '../testing.js';
 import { BatchReader, ResultWriter, decodeResults, encodeBatch, utf8 } from '../wire.js';
 
@@ -79,26 +79,37 @@ test('init refusals carry the reason, config errors name the key', () => {
   assert.throws(() => new Harness(Crashes), (e) => e instanceof InitError && e.message === 'boom');
 });
 
-test('Config helpers: last value wins, required, integers, lists, booleans', () => {
+test('Config helpers: last value wins, required, integers, lists, booleans, as Rust words them', () => {
   const c = new Config([
     ['a', '1'],
     ['a', ' 2 '],
-    ['blank', '  '],
-    ['list', 'x, y,,z '],
-    ['flag', 'true'],
+    ['blank', ' \u2003 '],
+    ['list', 'x, y,,z\u00a0'],
+    ['flag', ' true'],
     ['bad', '1.5'],
+    ['neg', '-3'],
+    ['empty', ''],
   ]);
   assert.equal(c.get('a'), ' 2 ');
   assert.equal(c.int('a', 0), 2);
   assert.equal(c.int('missing', 7), 7);
-  assert.throws(() => c.int('bad', 0), { message: 'config key `bad`: cannot parse `1.5`: not an integer' });
-  assert.throws(() => c.int('a', 0, { min: 5, max: 9 }), { message: 'config key `a`: ` 2 ` is out of range (5 to 9)' });
+  assert.equal(c.int('neg', 0), -3);
+  assert.throws(() => c.int('bad', 0), { message: 'config key `bad`: cannot parse `1.5`: invalid digit found in string' });
+  assert.throws(() => c.int('empty', 0), { message: 'config key `empty`: cannot parse ``: cannot parse integer from empty string' });
+  assert.throws(() => c.int('neg', 0, { min: 0 }), { message: 'config key `neg`: cannot parse `-3`: invalid digit found in string' });
+  assert.throws(() => c.int('a', 0, { max: 1 }), { message: 'config key `a`: cannot parse ` 2 `: number too large to fit in target type' });
+  assert.throws(() => c.int('neg', 0, { min: -2 }), { message: 'config key `neg`: cannot parse `-3`: number too small to fit in target type' });
   assert.throws(() => c.require('missing'), { message: 'config key `missing`: is required but missing' });
   assert.throws(() => c.require('blank'), (e) => e instanceof ConfigError && e.key === 'blank' && /required but empty/.test(e.message));
   assert.deepEqual(c.list('list'), ['x', 'y', 'z']);
   assert.equal(c.list('missing'), undefined);
   assert.equal(c.bool('flag', false), true);
-  assert.throws(() => c.bool('a', false), { message: 'config key `a`: cannot parse ` 2 `: expected true or false' });
+  assert.throws(() => c.bool('a', false), { message: 'config key `a`: cannot parse ` 2 `: provided string was not `true` or `false`' });
+});
+
+test('trim removes what Rust trims', () => {
+  assert.equal(trim('\u0085 a b\u3000\t'), 'a b');
+  assert.equal(trim('\ufeffa'), '\ufeffa');
 });
 
 test('a reject discards what the record had emitted; misuse rejects with a reason', () => {
