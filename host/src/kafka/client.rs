@@ -229,6 +229,20 @@ mod tests {
     }
 
     #[test]
+    fn tls_and_sasl_properties_are_supported_by_the_built_client() {
+        let mut k = kafka();
+        k.properties = vec![
+            ("security.protocol".into(), "sasl_ssl".into()),
+            ("sasl.mechanisms".into(), "SCRAM-SHA-512".into()),
+            ("sasl.username".into(), "u".into()),
+            ("sasl.password".into(), "p".into()),
+        ];
+        let consumer: Result<rdkafka::consumer::BaseConsumer, _> =
+            consumer_config(&k, "s").create();
+        assert!(consumer.is_ok(), "{:?}", consumer.err());
+    }
+
+    #[test]
     fn table_readers_never_commit_and_stop_at_the_end() {
         let mut k = kafka();
         k.consumer
