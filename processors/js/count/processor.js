@@ -81,7 +81,8 @@ function fieldNumber(value, field) {
 export default class Count {
   constructor(config) {
     config.checkKeys(['field', 'cache_entries']);
-    const maxEntries = config.int('cache_entries', undefined, { min: 0 });
+    // The Rust processor reads a usize, 32 bits wide on wasm32.
+    const maxEntries = config.int('cache_entries', undefined, { min: 0, max: 2 ** 32 - 1 });
     if (maxEntries !== undefined) state.setCacheLimits({ maxEntries });
     const field = config.get('field');
     this.field = field === undefined || trim(field) === '' ? undefined : trim(field);
