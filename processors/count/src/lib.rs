@@ -10,8 +10,9 @@
 //! | `field` | no | read the number from this field of a JSON object value; without it the whole value is the number |
 //! | `cache_entries` | no | most keys kept in the instance's state cache between batches (default 100,000) |
 //!
-//! A number is decimal text (`12`, `-3.5`, `1e3`, surrounding spaces
-//! allowed); in `field` mode a JSON number or a string holding one.
+//! A number is decimal text (`12`, `-3.5`, `1e3`, `000120`, surrounding
+//! ASCII spaces allowed); in `field` mode a JSON number or a string holding
+//! one.
 //!
 //! # State
 //!
@@ -83,7 +84,7 @@ impl Processor for Count {
         let json = &mut self.json;
         json.clear();
         json.extend_from_slice(b"{\"key\":");
-        serde_json::to_writer(&mut *json, key_text)?;
+        push_json_string(json, key_text);
         json.extend_from_slice(b",\"count\":");
         push_u64(json, count);
         json.extend_from_slice(b",\"sum\":");
@@ -134,28 +135,70 @@ fn add(slot: &mut Option<Vec<u8>>, amount: f64) -> Result<(u64, f64), String> {
 
 /// Decimal text as a finite number.
 ///
-/// Leading zeros are dropped before parsing: fixed-width legacy numbers
-/// (`000…0123`) would otherwise take the float parser's slow path for
-/// long inputs, about ten times slower.
-fn number(text: &str) -> Option<f64> {
-    let t = text.trim();
-    let (negative, body) = match t.as_bytes().first() {
+/// Works on bytes and drops leading zeros before parsing: fixed-width
+/// legacy numbers (`000…0123`) would otherwise be validated as UTF-8 and
+/// walked character by character in full, and take the float parser's slow
+/// path for long inputs, about ten times slower.
+fn number(text: &[u8]) -> Option<f64> {
+    let t = text.trim_ascii();
+    let (negative, body) = match t.first() {
         Some(b'-') => (true, &t[1..]),
         Some(b'+') => (false, &t[1..]),
         _ => (false, t),
     };
-    if body.starts_with(['+', '-']) {
+    if matches!(body.first(), Some(b'+' | b'-')) {
         return None;
     }
-    let digits = body.trim_start_matches('0');
+    let zeros = leading_zeros(body);
     // Keep one zero when the zeros were the whole integer part ("000", "0.5").
-    let body = if digits.len() < body.len() && !digits.starts_with(|c: char| c.is_ascii_digit()) {
-        &body[body.len() - digits.len() - 1..]
-    } else {
-        digits
-    };
-    let n: f64 = body.parse().ok()?;
+    let keep_one = zeros > 0 && !body.get(zeros).is_some_and(u8::is_ascii_digit);
+    let body = &body[zeros - usize::from(keep_one)..];
+    let n: f64 = std::str::from_utf8(body).ok()?.parse().ok()?;
     n.is_finite().then_some(if negative { -n } else { n })
+}
+
+/// Number of `0` bytes at the start of `b`, eight at a time.
+fn leading_zeros(b: &[u8]) -> usize {
+    const ZEROS: u64 = u64::from_le_bytes([b'0'; 8]);
+    let mut n = 0;
+    for chunk in b.chunks_exact(8) {
+        if u64::from_le_bytes(chunk.try_into().unwrap_or_default()) != ZEROS {
+            break;
+        }
+        n += 8;
+    }
+    n + b[n..]
+        .iter()
+        .position(|&c| c != b'0')
+        .unwrap_or(b.len() - n)
+}
+
+/// Appends `s` as a JSON string literal.
+fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.extend_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]);
+            }
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 /// Appends the decimal digits of `n`.
@@ -178,13 +221,13 @@ fn shown(text: &str) -> String {
 }
 
 fn whole_value_number(value: &[u8]) -> Result<f64, Reject> {
-    let text = std::str::from_utf8(value).map_err(|e| {
-        Reject::new(format!(
+    number(value).ok_or_else(|| match std::str::from_utf8(value) {
+        Ok(text) => Reject::new(format!("value is not a number: `{}`", shown(text))),
+        Err(e) => Reject::new(format!(
             "value is not a number: not UTF-8 at offset {}",
             e.valid_up_to()
-        ))
-    })?;
-    number(text).ok_or_else(|| Reject::new(format!("value is not a number: `{}`", shown(text))))
+        )),
+    })
 }
 
 fn field_number(value: &[u8], field: &str) -> Result<f64, Reject> {
@@ -202,7 +245,7 @@ fn field_number(value: &[u8], field: &str) -> Result<f64, Reject> {
             .as_f64()
             .filter(|n| n.is_finite())
             .ok_or_else(|| not_a_number(&Value::Number(n.clone()))),
-        Some(v @ Value::String(s)) => number(s).ok_or_else(|| not_a_number(v)),
+        Some(v @ Value::String(s)) => number(s.as_bytes()).ok_or_else(|| not_a_number(v)),
         Some(v) => Err(not_a_number(v)),
     }
 }
@@ -422,8 +465,30 @@ mod tests {
             ("1e400", None),
             ("0x1A", None),
         ] {
-            assert_eq!(number(text), n, "`{text}`");
+            assert_eq!(number(text.as_bytes()), n, "`{text}`");
         }
+    }
+
+    #[test]
+    fn keys_with_control_characters_are_escaped() {
+        let mut h = Harness::<Count>::new(&[]).unwrap();
+        let r = h.run_one(rec("a\\b\n\t\u{1}é", "1"));
+        let v: serde_json::Value = serde_json::from_str(r.outputs()[0].value_str()).unwrap();
+        assert_eq!(v["key"], "a\\b\n\t\u{1}é");
+        assert_eq!(
+            r.outputs()[0].value_str(),
+            r#"{"key":"a\\b\n\t\u0001é","count":1,"sum":1}"#
+        );
+    }
+
+    #[test]
+    fn leading_zeros_are_counted_across_chunks() {
+        for n in 0..40 {
+            let text = format!("{}7{}", "0".repeat(n), "0".repeat(n % 3));
+            assert_eq!(leading_zeros(text.as_bytes()), n, "`{text}`");
+        }
+        assert_eq!(leading_zeros(b"0000000000"), 10);
+        assert_eq!(leading_zeros(b""), 0);
     }
 
     #[test]
