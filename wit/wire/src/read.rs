@@ -9,101 +9,157 @@ use alloc::vec::Vec;
 use crate::{KEEP, NULL, VERSION, WireError};
 
 /// A bounds-checked cursor over a buffer.
+///
+/// Reads return `Option` so that the hot path stays small; a failed read
+/// records what was expected, and [`Cursor::error`] turns that into a
+/// [`WireError`] at the API boundary.
 #[derive(Clone)]
 struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
     item: Option<u32>,
+    failed: &'static str,
 }
 
 impl<'a> Cursor<'a> {
     fn new(buf: &'a [u8]) -> Self {
-        Cursor { buf, pos: 0, item: None }
+        Cursor {
+            buf,
+            pos: 0,
+            item: None,
+            failed: "malformed buffer",
+        }
     }
 
-    fn err(&self, what: &'static str) -> WireError {
-        WireError { at: self.pos, what, item: self.item }
+    /// Records a failure at the current position and returns `None`.
+    #[cold]
+    fn fail<T>(&mut self, what: &'static str) -> Option<T> {
+        self.failed = what;
+        None
     }
 
-    #[inline]
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
-        match end {
-            Some(end) => {
-                let s = &self.buf[self.pos..end];
-                self.pos = end;
-                Ok(s)
-            }
-            None => Err(self.err(what)),
+    /// The error of the last failed read.
+    #[cold]
+    fn error(&self) -> WireError {
+        WireError {
+            at: self.pos,
+            what: self.failed,
+            item: self.item,
         }
     }
 
     #[inline]
-    fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
-        Ok(self.take(1, what)?[0])
+    fn take(&mut self, n: usize, what: &'static str) -> Option<&'a [u8]> {
+        match self.buf.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(s) => {
+                self.pos += n;
+                Some(s)
+            }
+            None => self.fail(what),
+        }
     }
 
     #[inline]
-    fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
-        let b = self.take(4, what)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    fn array<const N: usize>(&mut self, what: &'static str) -> Option<[u8; N]> {
+        match self.buf.get(self.pos..self.pos.wrapping_add(N)) {
+            Some(s) => {
+                self.pos += N;
+                let mut a = [0u8; N];
+                a.copy_from_slice(s);
+                Some(a)
+            }
+            None => self.fail(what),
+        }
     }
 
     #[inline]
-    fn i64(&mut self, what: &'static str) -> Result<i64, WireError> {
-        let b = self.take(8, what)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(i64::from_le_bytes(a))
+    fn u8(&mut self, what: &'static str) -> Option<u8> {
+        Some(self.array::<1>(what)?[0])
     }
 
     #[inline]
-    fn bytes(&mut self, what: &'static str) -> Result<&'a [u8], WireError> {
+    fn u32(&mut self, what: &'static str) -> Option<u32> {
+        Some(u32::from_le_bytes(self.array(what)?))
+    }
+
+    #[inline]
+    fn i64(&mut self, what: &'static str) -> Option<i64> {
+        Some(i64::from_le_bytes(self.array(what)?))
+    }
+
+    #[inline]
+    fn bytes(&mut self, what: &'static str) -> Option<&'a [u8]> {
         let n = self.u32(what)?;
         if n >= KEEP {
-            return Err(self.err(what));
+            self.pos -= 4;
+            return self.fail(what);
         }
         self.take(n as usize, what)
     }
 
     #[inline]
-    fn str(&mut self, what: &'static str) -> Result<&'a str, WireError> {
+    fn str(&mut self, what: &'static str) -> Option<&'a str> {
         let at = self.pos;
         let b = self.bytes(what)?;
-        core::str::from_utf8(b).map_err(|_| WireError { at, what: "invalid UTF-8", item: self.item })
+        match core::str::from_utf8(b) {
+            Ok(s) => Some(s),
+            Err(_) => {
+                self.pos = at;
+                self.fail("invalid UTF-8")
+            }
+        }
     }
 
     /// A length-prefixed field: `Null`, `Keep` (when allowed) or bytes.
     #[inline]
-    fn field(&mut self, keep_ok: bool, what: &'static str) -> Result<Field<'a>, WireError> {
-        let at = self.pos;
+    fn field(&mut self, keep_ok: bool, what: &'static str) -> Option<Field<'a>> {
         match self.u32(what)? {
-            NULL => Ok(Field::Null),
-            KEEP if keep_ok => Ok(Field::Keep),
-            KEEP => Err(WireError { at, what: "unexpected KEEP marker", item: self.item }),
-            n => Ok(Field::Bytes(self.take(n as usize, what)?)),
+            NULL => Some(Field::Null),
+            KEEP if keep_ok => Some(Field::Keep),
+            KEEP => {
+                self.pos -= 4;
+                self.fail("unexpected KEEP marker")
+            }
+            n => Some(Field::Bytes(self.take(n as usize, what)?)),
         }
     }
 
     /// A header block of `n` pairs; checks names are UTF-8.
-    fn headers_body(&mut self, n: u32) -> Result<Headers<'a>, WireError> {
+    #[inline]
+    fn headers_body(&mut self, n: u32) -> Option<Headers<'a>> {
         let start = self.pos;
         for _ in 0..n {
             self.str("truncated header name")?;
             self.bytes("truncated header value")?;
         }
-        Ok(Headers { n, raw: &self.buf[start..self.pos] })
+        Some(Headers {
+            n,
+            raw: &self.buf[start..self.pos],
+        })
     }
 
     fn version(&mut self) -> Result<(), WireError> {
-        match self.u8("empty buffer")? {
-            VERSION => Ok(()),
-            _ => Err(WireError { at: 0, what: "unsupported layout version", item: None }),
+        match self.u8("empty buffer") {
+            Some(VERSION) => Ok(()),
+            Some(_) => Err(WireError {
+                at: 0,
+                what: "unsupported layout version",
+                item: None,
+            }),
+            None => Err(self.error()),
         }
     }
 
     fn end(&self) -> Result<(), WireError> {
-        if self.pos == self.buf.len() { Ok(()) } else { Err(self.err("trailing bytes after the last item")) }
+        if self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err(WireError {
+                at: self.pos,
+                what: "trailing bytes after the last item",
+                item: self.item,
+            })
+        }
     }
 }
 
@@ -153,7 +209,10 @@ impl<'a> Headers<'a> {
 
     /// The `(name, value)` pairs in order.
     pub fn iter(&self) -> HeaderIter<'a> {
-        HeaderIter { cur: Cursor::new(self.raw), left: self.n }
+        HeaderIter {
+            cur: Cursor::new(self.raw),
+            left: self.n,
+        }
     }
 }
 
@@ -174,8 +233,8 @@ impl<'a> Iterator for HeaderIter<'a> {
         }
         self.left -= 1;
         // The block was validated when it was read; an error cannot occur.
-        let k = self.cur.str("").ok()?;
-        let v = self.cur.bytes("").ok()?;
+        let k = self.cur.str("")?;
+        let v = self.cur.bytes("")?;
         Some((k, v))
     }
 
@@ -219,13 +278,21 @@ impl<'a> Batch<'a> {
     pub fn parse(buf: &'a [u8]) -> Result<Self, WireError> {
         let mut cur = Cursor::new(buf);
         cur.version()?;
-        let n_topics = cur.u32("truncated topic count")?;
-        let mut topics = Vec::with_capacity(n_topics.min(1024) as usize);
-        for _ in 0..n_topics {
-            topics.push(cur.str("truncated topic name")?);
-        }
-        let count = cur.u32("truncated record count")?;
-        Ok(Batch { topics, count, body: &buf[cur.pos..], body_at: cur.pos })
+        let header = |cur: &mut Cursor<'a>| {
+            let n_topics = cur.u32("truncated topic count")?;
+            let mut topics = Vec::with_capacity(n_topics.min(1024) as usize);
+            for _ in 0..n_topics {
+                topics.push(cur.str("truncated topic name")?);
+            }
+            Some((topics, cur.u32("truncated record count")?))
+        };
+        let (topics, count) = header(&mut cur).ok_or_else(|| cur.error())?;
+        Ok(Batch {
+            topics,
+            count,
+            body: &buf[cur.pos..],
+            body_at: cur.pos,
+        })
     }
 
     /// Number of records.
@@ -240,7 +307,11 @@ impl<'a> Batch<'a> {
 
     /// The records in order; an item is an error if the buffer is malformed.
     pub fn records(&self) -> RecordIter<'_, 'a> {
-        RecordIter { batch: self, cur: Cursor::new(self.body), index: 0 }
+        RecordIter {
+            batch: self,
+            cur: Cursor::new(self.body),
+            index: 0,
+        }
     }
 }
 
@@ -252,11 +323,14 @@ pub struct RecordIter<'b, 'a> {
 }
 
 impl<'a> RecordIter<'_, 'a> {
-    fn read(&mut self) -> Result<RecordRef<'a>, WireError> {
+    #[inline]
+    fn read(&mut self) -> Option<RecordRef<'a>> {
         let cur = &mut self.cur;
-        cur.item = Some(self.index);
         let t = cur.u32("truncated record")?;
-        let topic = *self.batch.topics.get(t as usize).ok_or_else(|| cur.err("topic index out of range"))?;
+        let Some(&topic) = self.batch.topics.get(t as usize) else {
+            cur.pos -= 4;
+            return cur.fail("topic index out of range");
+        };
         let partition = cur.u32("truncated record")? as i32;
         let offset = cur.i64("truncated record")?;
         let timestamp = cur.i64("truncated record")?;
@@ -264,7 +338,15 @@ impl<'a> RecordIter<'_, 'a> {
         let value = cur.field(false, "truncated value")?.or_input(None);
         let n = cur.u32("truncated header count")?;
         let headers = cur.headers_body(n)?;
-        Ok(RecordRef { topic, partition, offset, timestamp, key, value, headers })
+        Some(RecordRef {
+            topic,
+            partition,
+            offset,
+            timestamp,
+            key,
+            value,
+            headers,
+        })
     }
 }
 
@@ -276,12 +358,19 @@ impl<'a> Iterator for RecordIter<'_, 'a> {
         if self.index >= self.batch.count {
             return None;
         }
-        let r = self.read().map_err(|mut e| {
-            e.at += self.batch.body_at;
-            e
-        });
-        self.index = if r.is_ok() { self.index + 1 } else { self.batch.count };
-        Some(r)
+        match self.read() {
+            Some(r) => {
+                self.index += 1;
+                Some(Ok(r))
+            }
+            None => {
+                self.cur.item = Some(self.index);
+                let mut e = self.cur.error();
+                e.at += self.batch.body_at;
+                self.index = self.batch.count;
+                Some(Err(e))
+            }
+        }
     }
 }
 
@@ -300,11 +389,12 @@ pub struct OutputRef<'a> {
     pub timestamp: Option<i64>,
 }
 
-fn read_output<'a>(cur: &mut Cursor<'a>, n_outputs: u32) -> Result<OutputRef<'a>, WireError> {
-    let at = cur.pos;
+#[inline]
+fn read_output<'a>(cur: &mut Cursor<'a>, n_outputs: u32) -> Option<OutputRef<'a>> {
     let output = cur.u32("truncated output")?;
     if output >= n_outputs {
-        return Err(WireError { at, what: "output index out of range", item: cur.item });
+        cur.pos -= 4;
+        return cur.fail("output index out of range");
     }
     let key = cur.field(true, "truncated output key")?;
     let value = cur.field(true, "truncated output value")?;
@@ -315,9 +405,18 @@ fn read_output<'a>(cur: &mut Cursor<'a>, n_outputs: u32) -> Result<OutputRef<'a>
     let timestamp = match cur.u8("truncated output timestamp")? {
         0 => None,
         1 => Some(cur.i64("truncated output timestamp")?),
-        _ => return Err(cur.err("bad output timestamp tag")),
+        _ => {
+            cur.pos -= 1;
+            return cur.fail("bad output timestamp tag");
+        }
     };
-    Ok(OutputRef { output, key, value, headers, timestamp })
+    Some(OutputRef {
+        output,
+        key,
+        value,
+        headers,
+        timestamp,
+    })
 }
 
 /// The validated outputs of one record, or of a timer call.
@@ -334,18 +433,23 @@ impl<'a> Outputs<'a> {
     pub fn parse(buf: &'a [u8], n_outputs: u32) -> Result<Self, WireError> {
         let mut cur = Cursor::new(buf);
         cur.version()?;
-        let o = Self::read(&mut cur, n_outputs)?;
+        let o = Self::read(&mut cur, n_outputs).ok_or_else(|| cur.error())?;
         cur.end()?;
         Ok(o)
     }
 
-    fn read(cur: &mut Cursor<'a>, n_outputs: u32) -> Result<Self, WireError> {
+    #[inline]
+    fn read(cur: &mut Cursor<'a>, n_outputs: u32) -> Option<Self> {
         let n = cur.u32("truncated output count")?;
         let start = cur.pos;
         for _ in 0..n {
             read_output(cur, n_outputs)?;
         }
-        Ok(Outputs { n, raw: &cur.buf[start..cur.pos], n_outputs })
+        Some(Outputs {
+            n,
+            raw: &cur.buf[start..cur.pos],
+            n_outputs,
+        })
     }
 
     /// Number of outputs.
@@ -360,7 +464,11 @@ impl<'a> Outputs<'a> {
 
     /// The outputs in order.
     pub fn iter(&self) -> OutputIter<'a> {
-        OutputIter { cur: Cursor::new(self.raw), left: self.n, n_outputs: self.n_outputs }
+        OutputIter {
+            cur: Cursor::new(self.raw),
+            left: self.n,
+            n_outputs: self.n_outputs,
+        }
     }
 }
 
@@ -380,7 +488,7 @@ impl<'a> Iterator for OutputIter<'a> {
             return None;
         }
         self.left -= 1;
-        read_output(&mut self.cur, self.n_outputs).ok()
+        read_output(&mut self.cur, self.n_outputs)
     }
 }
 
@@ -401,11 +509,17 @@ pub struct Results<'a> {
     n_outputs: u32,
 }
 
-fn read_result<'a>(cur: &mut Cursor<'a>, n_outputs: u32) -> Result<RecordResult<'a>, WireError> {
+#[inline]
+fn read_result<'a>(cur: &mut Cursor<'a>, n_outputs: u32) -> Option<RecordResult<'a>> {
     match cur.u8("truncated result")? {
-        0 => Ok(RecordResult::Ok(Outputs::read(cur, n_outputs)?)),
-        1 => Ok(RecordResult::Rejected(cur.str("truncated rejection reason")?)),
-        _ => Err(WireError { at: cur.pos - 1, what: "bad result tag", item: cur.item }),
+        0 => Some(RecordResult::Ok(Outputs::read(cur, n_outputs)?)),
+        1 => Some(RecordResult::Rejected(
+            cur.str("truncated rejection reason")?,
+        )),
+        _ => {
+            cur.pos -= 1;
+            cur.fail("bad result tag")
+        }
     }
 }
 
@@ -415,18 +529,28 @@ impl<'a> Results<'a> {
     pub fn parse(buf: &'a [u8], expected: usize, n_outputs: u32) -> Result<Self, WireError> {
         let mut cur = Cursor::new(buf);
         cur.version()?;
-        let count = cur.u32("truncated result count")?;
+        let count = cur
+            .u32("truncated result count")
+            .ok_or_else(|| cur.error())?;
         if count as usize != expected {
-            return Err(WireError { at: 1, what: "result count differs from record count", item: None });
+            return Err(WireError {
+                at: 1,
+                what: "result count differs from record count",
+                item: None,
+            });
         }
         let start = cur.pos;
         for i in 0..count {
             cur.item = Some(i);
-            read_result(&mut cur, n_outputs)?;
+            read_result(&mut cur, n_outputs).ok_or_else(|| cur.error())?;
         }
         cur.item = None;
         cur.end()?;
-        Ok(Results { count, body: &buf[start..], n_outputs })
+        Ok(Results {
+            count,
+            body: &buf[start..],
+            n_outputs,
+        })
     }
 
     /// Number of results.
@@ -441,7 +565,11 @@ impl<'a> Results<'a> {
 
     /// The results in input order.
     pub fn iter(&self) -> ResultIter<'a> {
-        ResultIter { cur: Cursor::new(self.body), left: self.count, n_outputs: self.n_outputs }
+        ResultIter {
+            cur: Cursor::new(self.body),
+            left: self.count,
+            n_outputs: self.n_outputs,
+        }
     }
 }
 
@@ -461,7 +589,7 @@ impl<'a> Iterator for ResultIter<'a> {
             return None;
         }
         self.left -= 1;
-        read_result(&mut self.cur, self.n_outputs).ok()
+        read_result(&mut self.cur, self.n_outputs)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -485,11 +613,17 @@ pub struct Writes<'a> {
     body: &'a [u8],
 }
 
-fn read_write<'a>(cur: &mut Cursor<'a>) -> Result<Write<'a>, WireError> {
+fn read_write<'a>(cur: &mut Cursor<'a>) -> Option<Write<'a>> {
     match cur.u8("truncated write")? {
-        0 => Ok(Write::Put(cur.bytes("truncated write key")?, cur.bytes("truncated write value")?)),
-        1 => Ok(Write::Delete(cur.bytes("truncated write key")?)),
-        _ => Err(WireError { at: cur.pos - 1, what: "bad write tag", item: cur.item }),
+        0 => Some(Write::Put(
+            cur.bytes("truncated write key")?,
+            cur.bytes("truncated write value")?,
+        )),
+        1 => Some(Write::Delete(cur.bytes("truncated write key")?)),
+        _ => {
+            cur.pos -= 1;
+            cur.fail("bad write tag")
+        }
     }
 }
 
@@ -498,15 +632,20 @@ impl<'a> Writes<'a> {
     pub fn parse(buf: &'a [u8]) -> Result<Self, WireError> {
         let mut cur = Cursor::new(buf);
         cur.version()?;
-        let count = cur.u32("truncated write count")?;
+        let count = cur
+            .u32("truncated write count")
+            .ok_or_else(|| cur.error())?;
         let start = cur.pos;
         for i in 0..count {
             cur.item = Some(i);
-            read_write(&mut cur)?;
+            read_write(&mut cur).ok_or_else(|| cur.error())?;
         }
         cur.item = None;
         cur.end()?;
-        Ok(Writes { count, body: &buf[start..] })
+        Ok(Writes {
+            count,
+            body: &buf[start..],
+        })
     }
 
     /// Number of writes.
@@ -521,7 +660,10 @@ impl<'a> Writes<'a> {
 
     /// The writes in order.
     pub fn iter(&self) -> WriteIter<'a> {
-        WriteIter { cur: Cursor::new(self.body), left: self.count }
+        WriteIter {
+            cur: Cursor::new(self.body),
+            left: self.count,
+        }
     }
 }
 
@@ -539,6 +681,6 @@ impl<'a> Iterator for WriteIter<'a> {
             return None;
         }
         self.left -= 1;
-        read_write(&mut self.cur).ok()
+        read_write(&mut self.cur)
     }
 }

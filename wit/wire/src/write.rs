@@ -62,7 +62,12 @@ impl BatchWriter {
         }
         let prefix = buf.len();
         put_u32(&mut buf, 0);
-        BatchWriter { buf, prefix, count_at: prefix, starts: Vec::new() }
+        BatchWriter {
+            buf,
+            prefix,
+            count_at: prefix,
+            starts: Vec::new(),
+        }
     }
 
     /// Forgets all records, keeping the topic table and the allocation.
@@ -86,6 +91,7 @@ impl BatchWriter {
         headers: impl ExactSizeIterator<Item = (&'h [u8], &'h [u8])>,
     ) {
         let buf = &mut self.buf;
+        buf.reserve(40 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len));
         self.starts.push(len32(buf.len()));
         put_u32(buf, topic);
         buf.extend_from_slice(&partition.to_le_bytes());
@@ -120,7 +126,10 @@ impl BatchWriter {
     /// A batch holding only record `i` of this one, with the same topics.
     pub fn single(&self, i: usize) -> Vec<u8> {
         let start = self.starts[i] as usize;
-        let end = self.starts.get(i + 1).map_or(self.buf.len(), |&e| e as usize);
+        let end = self
+            .starts
+            .get(i + 1)
+            .map_or(self.buf.len(), |&e| e as usize);
         let mut out = Vec::with_capacity(self.prefix + 4 + end - start);
         out.extend_from_slice(&self.buf[..self.prefix]);
         put_u32(&mut out, 1);
@@ -169,7 +178,11 @@ impl ResultWriter {
         let mut buf = Vec::with_capacity(bytes.max(16));
         buf.push(VERSION);
         put_u32(&mut buf, 0);
-        ResultWriter { buf, count: 0, current: 0 }
+        ResultWriter {
+            buf,
+            count: 0,
+            current: 0,
+        }
     }
 
     /// Starts the result of the next input record (ok, no outputs yet).
