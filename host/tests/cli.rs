@@ -305,6 +305,11 @@ fn bad_input_component_of_another_world() {
     );
     let run = partita_test(&wasm::component("foreign-import"), &input, &[]);
     assert_bad_input(&run, &["unsupported import test:foreign/clock"]);
+    let run = partita_test(&wasm::component("mismatched-export"), &input, &[]);
+    assert_bad_input(
+        &run,
+        &["export partita:processor/processor@0.1.0#process has type func(list<u8>) -> string"],
+    );
 }
 
 #[test]

@@ -253,6 +253,39 @@ fn an_import_the_host_lacks_is_named() {
 }
 
 #[test]
+fn an_export_of_another_signature_is_refused_at_load() {
+    let err = shared()
+        .load(&component("mismatched-export"))
+        .err()
+        .expect("fails");
+    assert!(matches!(err, LoadError::WrongWorld { .. }), "{err:?}");
+    assert!(
+        err.to_string().ends_with(
+            "export partita:processor/processor@0.1.0#process has type \
+             func(list<u8>) -> string, expected func(list<u8>) -> list<u8>"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_import_of_another_signature_is_refused_at_load() {
+    let err = shared()
+        .load(&component("mismatched-import"))
+        .err()
+        .expect("fails");
+    assert!(matches!(err, LoadError::WrongWorld { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "import partita:processor/state@0.1.0 does not match what the host provides: \
+             instance export `get` has the wrong type"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn init_gets_the_config_and_declares_outputs() {
     let inst = instance(&[("outputs", "main,errors")]);
     assert_eq!(inst.outputs(), ["main", "errors"]);

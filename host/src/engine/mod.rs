@@ -317,3 +317,34 @@ impl Processor {
         Instance::start(self.clone(), setup)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_round_up_to_whole_ticks() {
+        let engine = Engine::new(EngineConfig {
+            cache_dir: None,
+            epoch_tick: Duration::from_millis(10),
+        })
+        .unwrap();
+        assert_eq!(engine.ticks(Duration::from_millis(1000)), 100);
+        assert_eq!(engine.ticks(Duration::from_millis(1001)), 101);
+        assert_eq!(engine.ticks(Duration::from_millis(3)), 1);
+        assert_eq!(engine.ticks(Duration::ZERO), 1, "at least one tick");
+        // Duration::MAX / 10 ms does not fit in u64 ticks: saturates.
+        assert_eq!(engine.ticks(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn a_zero_tick_is_refused() {
+        let err = Engine::new(EngineConfig {
+            cache_dir: None,
+            epoch_tick: Duration::ZERO,
+        })
+        .err()
+        .expect("refused");
+        assert!(err.to_string().contains("epoch tick"), "{err}");
+    }
+}

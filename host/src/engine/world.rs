@@ -2,13 +2,20 @@
 //! name what is wrong: not Wasm at all, a core module, a missing export, an
 //! import the host does not provide.
 
-use wasmtime::component::types::ComponentItem;
+use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
 use wasmtime::component::{Component, Linker};
 
 /// The interface every processor exports.
 pub(crate) const PROCESSOR_EXPORT: &str = "partita:processor/processor@0.1.0";
-/// The functions that interface must hold.
-const PROCESSOR_FUNCS: [&str; 3] = ["init", "process", "on-timer"];
+/// The functions that interface must hold, with their types in WIT syntax.
+const PROCESSOR_FUNCS: [(&str, &str); 3] = [
+    (
+        "init",
+        "func(list<tuple<string, string>>) -> result<list<string>, string>",
+    ),
+    ("process", "func(list<u8>) -> list<u8>"),
+    ("on-timer", "func(s64, s64) -> list<u8>"),
+];
 /// The package of the host's own imports.
 const OWN_PACKAGE: &str = "partita:processor/";
 
@@ -56,15 +63,20 @@ pub(crate) fn check_exports(
     let ComponentItem::ComponentInstance(instance) = export.ty else {
         return Err(format!("export {PROCESSOR_EXPORT} is not an interface"));
     };
-    let missing: Vec<&str> = PROCESSOR_FUNCS
-        .into_iter()
-        .filter(|f| {
-            !matches!(
-                instance.get_export(engine, f).map(|e| e.ty),
-                Some(ComponentItem::ComponentFunc(_))
-            )
-        })
-        .collect();
+    let mut missing = Vec::new();
+    for (name, expected) in PROCESSOR_FUNCS {
+        match instance.get_export(engine, name).map(|e| e.ty) {
+            Some(ComponentItem::ComponentFunc(f)) => {
+                let found = signature(&f);
+                if found != expected {
+                    return Err(format!(
+                        "export {PROCESSOR_EXPORT}#{name} has type {found}, expected {expected}"
+                    ));
+                }
+            }
+            _ => missing.push(name),
+        }
+    }
     if missing.is_empty() {
         Ok(())
     } else {
@@ -73,6 +85,58 @@ pub(crate) fn check_exports(
             missing.join(", ")
         ))
     }
+}
+
+/// A function's type in WIT syntax, without parameter names.
+fn signature(f: &ComponentFunc) -> String {
+    let params: Vec<String> = f.params().map(|(_, t)| wit_type(&t)).collect();
+    let results: Vec<String> = f.results().map(|t| wit_type(&t)).collect();
+    match results.as_slice() {
+        [] => format!("func({})", params.join(", ")),
+        [one] => format!("func({}) -> {one}", params.join(", ")),
+        many => format!("func({}) -> ({})", params.join(", "), many.join(", ")),
+    }
+}
+
+/// A value type in WIT syntax, for the types the contract uses; others are
+/// named by kind.
+fn wit_type(t: &Type) -> String {
+    let name = match t {
+        Type::Bool => "bool",
+        Type::S8 => "s8",
+        Type::U8 => "u8",
+        Type::S16 => "s16",
+        Type::U16 => "u16",
+        Type::S32 => "s32",
+        Type::U32 => "u32",
+        Type::S64 => "s64",
+        Type::U64 => "u64",
+        Type::Float32 => "f32",
+        Type::Float64 => "f64",
+        Type::Char => "char",
+        Type::String => "string",
+        Type::List(l) => return format!("list<{}>", wit_type(&l.ty())),
+        Type::Tuple(t) => {
+            let items: Vec<String> = t.types().map(|t| wit_type(&t)).collect();
+            return format!("tuple<{}>", items.join(", "));
+        }
+        Type::Option(o) => return format!("option<{}>", wit_type(&o.ty())),
+        Type::Result(r) => {
+            let part = |t: Option<Type>| t.map_or_else(|| "_".to_string(), |t| wit_type(&t));
+            return format!("result<{}, {}>", part(r.ok()), part(r.err()));
+        }
+        Type::Map(_) => "a map",
+        Type::Record(_) => "a record",
+        Type::Variant(_) => "a variant",
+        Type::Enum(_) => "an enum",
+        Type::Flags(_) => "flags",
+        Type::Own(_) | Type::Borrow(_) => "a resource",
+        Type::Future(_) => "a future",
+        Type::Stream(_) => "a stream",
+        Type::ErrorContext => "an error-context",
+        Type::FixedLengthList(_) => "a fixed-length list",
+    };
+    name.to_string()
 }
 
 /// The first import of `component` that `linker` cannot satisfy, described.
