@@ -84,8 +84,8 @@ fn outputs_rejections_failures_and_summary() {
     );
     let run = partita_test(&misbehave(), &input, &[]);
     assert_eq!(
-        run.code, 2,
-        "a failed record gives status 2; stderr: {}",
+        run.code, 3,
+        "a failed record gives status 3; stderr: {}",
         run.stderr
     );
     let lines: Vec<&str> = run.stdout.lines().collect();
@@ -209,7 +209,7 @@ fn limits_come_from_flags() {
             "2",
         ],
     );
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(
         run.stderr
             .contains(":1: failed: exceeded the CPU deadline of 200ms"),
@@ -378,4 +378,14 @@ fn bad_input_processor_refuses_the_config() {
     let input = file(dir.path(), "in.jsonl", "{\"value\":\"v\"}\n");
     let run = partita_test(&misbehave(), &input, &["--config", "fail_init=1"]);
     assert_bad_input(&run, &["refused to start: init failed as configured"]);
+}
+
+#[test]
+fn a_bad_command_line_is_told_apart_from_failed_records() {
+    let out = Command::new(env!("CARGO_BIN_EXE_partita"))
+        .args(["test", "x.wasm"])
+        .output()
+        .expect("run partita");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--input <FILE>"));
 }

@@ -47,7 +47,7 @@ pub struct TestArgs {
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub deadline_ms: u64,
     /// Records per batch.
-    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub batch_size: u32,
     /// Call the processor's `on-timer` once after the last record, with the
     /// largest record timestamp as stream time.
@@ -61,6 +61,10 @@ pub struct TestArgs {
     #[arg(long)]
     pub no_cache: bool,
 }
+
+/// Exit status when at least one record failed (1 is bad input, 2 a bad
+/// command line, as clap reports it).
+const FAILED_RECORDS: u8 = 3;
 
 /// Counts for the summary line.
 #[derive(Debug, Default)]
@@ -185,7 +189,7 @@ pub fn main(args: TestArgs) -> anyhow::Result<ExitCode> {
     } = summary;
     eprintln!("records: {records}, outputs: {outputs}, rejected: {rejected}, failed: {failed}");
     Ok(if failed > 0 {
-        ExitCode::from(2)
+        ExitCode::from(FAILED_RECORDS)
     } else {
         ExitCode::SUCCESS
     })
