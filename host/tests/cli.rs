@@ -23,7 +23,7 @@ fn partita_test(component: &Path, input: &Path, args: &[&str]) -> Run {
     cmd.arg("test").arg(component).arg("--input").arg(input);
     if !args.contains(&"--cache-dir") {
         cmd.arg("--cache-dir")
-            .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"));
+            .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("compiled"));
     }
     let out = cmd
         .args(args)

@@ -17,7 +17,7 @@ fn partita_test(name: &str, input: &Path, args: &[&str]) -> (String, String, i32
         .arg("--input")
         .arg(input)
         .arg("--cache-dir")
-        .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"))
+        .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("compiled"))
         .args(args)
         .env("RUST_LOG", "warn")
         .output()

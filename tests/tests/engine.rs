@@ -28,11 +28,12 @@ fn engine(cache_dir: Option<&Path>) -> Engine {
     .expect("engine")
 }
 
-/// An engine whose compiled-artifact cache is shared by the tests of this
-/// binary (and kept between runs), so that most loads deserialize.
+/// An engine whose compiled-artifact cache (target/tmp/compiled) is shared
+/// by the engine and CLI tests and kept between runs, so that most loads
+/// deserialize instead of compiling.
 fn shared() -> Engine {
     engine(Some(
-        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("engine-cache"),
+        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("compiled"),
     ))
 }
 

@@ -14,7 +14,7 @@ use partita_wire::BatchWriter;
 /// An engine whose compiled cache is shared with the other engine tests.
 fn engine() -> Engine {
     Engine::new(EngineConfig {
-        cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("engine-cache")),
+        cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("compiled")),
         epoch_tick: Duration::from_millis(10),
     })
     .expect("engine")

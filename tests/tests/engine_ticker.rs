@@ -27,7 +27,7 @@ fn the_ticker_stops_when_the_last_user_of_the_engine_drops() {
     let path = component("misbehave");
     assert_eq!(ticker_threads(), 0);
     let engine = Engine::new(EngineConfig {
-        cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("engine-cache")),
+        cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("compiled")),
         epoch_tick: Duration::from_millis(10),
     })
     .unwrap();
