@@ -287,6 +287,20 @@ fn an_import_of_another_signature_is_refused_at_load() {
 }
 
 #[test]
+fn extra_exports_are_allowed() {
+    // misbehave also exports test:misbehave/probe (as componentize-py adds
+    // an interface of its own); it loads and runs.
+    let bytes = std::fs::read(component("misbehave")).unwrap();
+    let needle = b"test:misbehave/probe";
+    assert!(
+        bytes.windows(needle.len()).any(|w| w == needle),
+        "the guest exports the probe"
+    );
+    let mut inst = instance(&[]);
+    assert_eq!(run(&mut inst, &[("a", "b")]).0, vec!["ok:b"]);
+}
+
+#[test]
 fn init_gets_the_config_and_declares_outputs() {
     let inst = instance(&[("outputs", "main,errors")]);
     assert_eq!(inst.outputs(), ["main", "errors"]);

@@ -21,6 +21,9 @@
 //! | `arm-init-failure`| stores `fail-init`, so that later `init` calls fail    |
 //! | anything else     | identity: one output to index 0, everything kept       |
 //!
+//! Besides the stage world it exports `test:misbehave/probe`, an interface
+//! the host does not know, as some toolchains add one.
+//!
 //! Configuration: `fail_init` makes `init` fail, and so does the state key
 //! `fail-init`; `init` = `loop`, `alloc`
 //! or `panic` misbehaves in `init`; `outputs` is a comma-separated list of
@@ -33,9 +36,24 @@ use std::cell::RefCell;
 
 use partita_wire::{Batch, OutputSpec, ResultWriter, WritesWriter};
 
+// The stage world plus an export of its own, as some toolchains add (for
+// example componentize-py): the host must accept extra exports.
 wit_bindgen::generate!({
     path: "../../../wit",
-    world: "stage",
+    inline: "
+        package test:misbehave;
+
+        interface probe {
+            ping: func() -> u32;
+        }
+
+        world misbehave {
+            include partita:processor/stage@0.1.0;
+            export probe;
+        }
+    ",
+    world: "test:misbehave/misbehave",
+    generate_all,
 });
 
 use exports::partita::processor::processor::Guest;
@@ -198,6 +216,12 @@ fn value_output(value: &[u8]) -> OutputSpec<'_> {
     OutputSpec {
         value: Some(Some(value)),
         ..OutputSpec::default()
+    }
+}
+
+impl exports::test::misbehave::probe::Guest for Misbehave {
+    fn ping() -> u32 {
+        7
     }
 }
 
