@@ -45,7 +45,7 @@ What the host calls and what this package does:
 """
 
 from . import state
-from .config import Config, ConfigError
+from .config import Config, ConfigError, trim
 from .driver import InitError, export
 from .emit import Emitter
 from .host import host as _host
@@ -65,6 +65,7 @@ __all__ = [
     "log",
     "state",
     "tables",
+    "trim",
 ]
 
 

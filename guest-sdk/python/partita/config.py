@@ -3,15 +3,18 @@ helpers whose errors name the key."""
 
 import re
 
-_INT = re.compile(r"^[+-]?\d+$")
+_SIGNED = re.compile(r"^[+-]?[0-9]+$")
+_UNSIGNED = re.compile(r"^\+?[0-9]+$")
+#: Unicode White_Space, the set Rust's ``str::trim`` removes.
+_WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 
 
-def _bounds(lo, hi):
-    if lo is None:
-        return f"at most {hi}"
-    if hi is None:
-        return f"at least {lo}"
-    return f"{lo} to {hi}"
+def trim(s):
+    """``s`` without leading and trailing white space, exactly as Rust's
+    ``str::trim`` removes it (Python's own ``strip`` also removes
+    U+001C to U+001F), so that a processor ported from Rust reads the same
+    text."""
+    return s.strip(_WHITESPACE)
 
 
 class ConfigError(Exception):
@@ -43,37 +46,48 @@ class Config:
         v = self.get(key)
         if v is None:
             raise ConfigError(key, "is required but missing")
-        if v.strip() == "":
+        if trim(v) == "":
             raise ConfigError(key, "is required but empty")
         return v
 
     def int(self, key, default=None, min=None, max=None):
-        """The value of ``key`` as an integer (decimal, optional sign),
-        ``default`` if the key is missing; a :class:`ConfigError` if it is
-        not an integer in [min, max]."""
+        """The value of ``key`` (trimmed) as an integer, ``default`` if the
+        key is missing; a :class:`ConfigError` if it is not an integer in
+        [min, max], worded as Rust's integer parser words it (``min=0``
+        reads an unsigned number)."""
         v = self.get(key)
         if v is None:
             return default
-        t = v.strip()
-        if not _INT.match(t):
-            raise ConfigError(key, f"cannot parse `{v}`: not an integer")
+        t = trim(v)
+
+        def fail(problem):
+            return ConfigError(key, f"cannot parse `{v}`: {problem}")
+
+        if t == "":
+            raise fail("cannot parse integer from empty string")
+        pattern = _UNSIGNED if min is not None and min >= 0 else _SIGNED
+        if not pattern.match(t):
+            raise fail("invalid digit found in string")
         n = int(t)
-        if (min is not None and n < min) or (max is not None and n > max):
-            raise ConfigError(key, f"`{v}` is out of range ({_bounds(min, max)})")
+        if max is not None and n > max:
+            raise fail("number too large to fit in target type")
+        if min is not None and n < min:
+            raise fail("number too small to fit in target type")
         return n
 
     def bool(self, key, default=None):
-        """The value of ``key`` as ``true``/``false``, ``default`` if
-        missing."""
+        """The value of ``key`` (trimmed) as ``true`` or ``false``,
+        ``default`` if missing; a :class:`ConfigError` worded as Rust's
+        parser words it otherwise."""
         v = self.get(key)
         if v is None:
             return default
-        t = v.strip()
+        t = trim(v)
         if t == "true":
             return True
         if t == "false":
             return False
-        raise ConfigError(key, f"cannot parse `{v}`: expected true or false")
+        raise ConfigError(key, f"cannot parse `{v}`: provided string was not `true` or `false`")
 
     def list(self, key):
         """The value of ``key`` split at commas, items stripped, empty items
@@ -81,7 +95,7 @@ class Config:
         v = self.get(key)
         if v is None:
             return None
-        return [s.strip() for s in v.split(",") if s.strip()]
+        return [t for t in (trim(s) for s in v.split(",")) if t]
 
     def check_keys(self, known):
         """A :class:`ConfigError` naming the first key not in ``known``, so

@@ -4,8 +4,9 @@ record, encode the results, flush state once."""
 import traceback
 
 from . import state
-from .config import Config
+from .config import Config, ConfigError
 from .emit import Emitter
+from . import host as host_module
 from .host import host, in_component
 from .record import Reject
 from .wire import BatchReader, ResultWriter, WireError, timer_outputs
@@ -31,8 +32,6 @@ class Driver:
             processor = cls(Config(pairs))
             outputs = processor.outputs()
         except Exception as e:
-            from .config import ConfigError
-
             if not isinstance(e, (ConfigError, Reject)):
                 _log_error(f"init: {_describe(e)}")
             raise InitError(str(e)) from None
@@ -135,9 +134,7 @@ def export(cls):
                 _driver = Driver(cls, config)
             except InitError as e:
                 if in_component():
-                    from componentize_py_types import Err
-
-                    raise Err(str(e)) from None
+                    raise host_module.Err(str(e)) from None
                 raise
             return list(_driver.outputs)
 

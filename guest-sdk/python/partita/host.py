@@ -1,9 +1,12 @@
 """The calls into the host, in one place.
 
 Inside a component these are the WIT imports of the ``stage`` world, which
-componentize-py generates as the package ``wit_world``; they are bound on
-first use. In CPython (unit tests), :mod:`partita.testing` installs an
-in-memory stand-in with :func:`set_host` instead.
+componentize-py generates as the package ``wit_world``. They are imported
+when this module is: componentize-py keeps only the modules imported while
+it builds the component (it snapshots the interpreter), so an import made
+later, inside a call, would fail. In CPython (unit tests),
+:mod:`partita.testing` installs an in-memory stand-in with :func:`set_host`
+instead.
 
 A host object has ``state_get(key)``, ``state_write_batch(buf)``,
 ``state_scan(start, end, limit)``, ``table_lookup(table, key)`` and
@@ -13,6 +16,13 @@ A host object has ``state_get(key)``, ``state_write_batch(buf)``,
 
 import sys
 
+if sys.platform == "wasi":
+    from componentize_py_types import Err
+    from wit_world.imports import log as _wit_log
+    from wit_world.imports import state as _wit_state
+    from wit_world.imports import tables as _wit_tables
+    from wit_world.imports import types as _wit_types
+
 _current = None
 
 
@@ -20,25 +30,22 @@ class WitHost:
     """The host's WIT interfaces inside a component."""
 
     def __init__(self):
-        from wit_world.imports import log, state, tables, types
-
-        self._state = state
-        self._tables = tables
-        self._log = log
+        self._state = _wit_state
+        self._tables = _wit_tables
+        self._log = _wit_log
+        levels = _wit_types.Level
         self._levels = {
-            "trace": types.Level.TRACE,
-            "debug": types.Level.DEBUG,
-            "info": types.Level.INFO,
-            "warn": types.Level.WARN,
-            "error": types.Level.ERROR,
+            "trace": levels.TRACE,
+            "debug": levels.DEBUG,
+            "info": levels.INFO,
+            "warn": levels.WARN,
+            "error": levels.ERROR,
         }
 
     def state_get(self, key):
         return self._state.get(key)
 
     def state_write_batch(self, buf):
-        from componentize_py_types import Err
-
         try:
             self._state.write_batch(buf)
         except Err as e:

@@ -16,7 +16,7 @@
 // u64, then the sum as a little-endian f64.
 
 import { Reject, state, trim, validUpTo } from '../../../guest-sdk/js/partita.js';
-import { JsonError, jsonString, parseObject, toJson } from './json.js';
+import { JsonError, parseObject, toJson } from './json.js';
 import { rustDisplay } from './numbers.js';
 
 /** Bytes of one key's state: count then sum. */
@@ -25,10 +25,34 @@ const TWO_53 = 2 ** 53;
 const FLOAT = /^([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** ASCII white space, what Rust's `trim_ascii` removes. */
+const ASCII_SPACE = /^[ \t\n\f\r]+|[ \t\n\f\r]+$/g;
+const HEX = '0123456789abcdef';
+const KEY_ESCAPES = /["\\\u0000-\u001f]/;
+
+/** `s` as a JSON string literal, escaped as the Rust processor escapes
+ * keys: `\"`, `\\`, `\n`, `\r`, `\t`, other control characters as
+ * `\u00XX`. */
+export function keyJson(s) {
+  if (!KEY_ESCAPES.test(s)) return `"${s}"`;
+  let out = '"';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x22) out += '\\"';
+    else if (c === 0x5c) out += '\\\\';
+    else if (c === 0x0a) out += '\\n';
+    else if (c === 0x0d) out += '\\r';
+    else if (c === 0x09) out += '\\t';
+    else if (c < 0x20) out += `\\u00${HEX[c >> 4]}${HEX[c & 0xf]}`;
+    else out += s[i];
+  }
+  return `${out}"`;
+}
+
 /** Decimal text as a finite number, or undefined (the Rust grammar: sign,
- * digits with an optional point, optional exponent, spaces around). */
+ * digits with an optional point, optional exponent, ASCII spaces around). */
 export function number(text) {
-  const t = trim(text);
+  const t = text.replace(ASCII_SPACE, '');
   let negative = false;
   let body = t;
   if (t[0] === '-') {
@@ -117,6 +141,6 @@ export default class Count {
     let sumText;
     if (Number.isInteger(sum) && Math.abs(sum) < TWO_53) sumText = sum < 0 ? `-${-sum}` : String(Math.abs(sum));
     else sumText = rustDisplay(sum);
-    out.value(`{"key":${jsonString(keyText)},"count":${count},"sum":${sumText}}`);
+    out.value(`{"key":${keyJson(keyText)},"count":${count},"sum":${sumText}}`);
   }
 }

@@ -64,7 +64,7 @@ test('keys are escaped and sums printed exactly', () => {
     '{"key":"q\\"uote","count":2,"sum":0.30000000000000004}',
     `{"key":"big","count":1,"sum":1${'0'.repeat(300)}}`,
     '{"key":"int","count":1,"sum":9007199254740992}',
-    '{"key":"c\\b","count":1,"sum":1}',
+    '{"key":"c\\u0008","count":1,"sum":1}',
   ]);
 });
 
@@ -143,9 +143,19 @@ test('numbers with leading zeros, signs and exponents', () => {
     ['1e400', undefined],
     ['0x1A', undefined],
     ['1_000', undefined],
+    ['\u2003 1', undefined],
+    ['\u000b1', undefined],
+    ['\f1\r', 1],
   ]) {
     assert.equal(number(text), n, `\`${text}\``);
   }
+});
+
+test('keys with control characters are escaped', () => {
+  const h = new Harness(Count);
+  const r = h.runOne(rec('a\\b\n\t\u0001é', '1'));
+  assert.equal(JSON.parse(r.outputs[0].valueString()).key, 'a\\b\n\t\u0001é');
+  assert.equal(r.outputs[0].valueString(), '{"key":"a\\\\b\\n\\t\\u0001é","count":1,"sum":1}');
 });
 
 test('negative integral sums are printed as integers', () => {

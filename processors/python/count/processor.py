@@ -25,7 +25,7 @@ import partita
 from partita import Reject, state, trim
 
 from floats import rust_display
-from serde_json import JsonError, Number, json_string, parse_object, to_json
+from serde_json import JsonError, Number, parse_object, to_json
 
 #: Bytes of one key's state: count then sum.
 STATE_LEN = 16
@@ -34,10 +34,27 @@ _FLOAT = re.compile(r"^([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 _TWO_53 = float(1 << 53)
 
 
+_KEY_ESCAPES = re.compile(r'["\\\x00-\x1f]')
+_KEY_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _key_escape(m):
+    c = m.group()
+    return _KEY_SHORT.get(c) or "\\u%04x" % ord(c)
+
+
+def key_json(s):
+    """``s`` as a JSON string literal, escaped as the Rust processor escapes
+    keys: ``\\"``, ``\\\\``, ``\\n``, ``\\r``, ``\\t``, other control
+    characters as ``\\u00XX``."""
+    return '"' + _KEY_ESCAPES.sub(_key_escape, s) + '"'
+
+
 def number(text):
     """Decimal text as a finite number, or ``None`` (the Rust grammar: sign,
-    digits with an optional point, optional exponent, spaces around)."""
-    t = trim(text)
+    digits with an optional point, optional exponent, ASCII spaces
+    around)."""
+    t = text.strip(" \t\n\x0c\r")
     negative = t.startswith("-")
     body = t[1:] if t[:1] in ("-", "+") else t
     if not _FLOAT.match(body):
@@ -120,7 +137,7 @@ class Count(partita.Processor):
             sum_text = str(int(total))
         else:
             sum_text = rust_display(total)
-        out.value('{"key":%s,"count":%d,"sum":%s}' % (json_string(key_text), count, sum_text))
+        out.value('{"key":%s,"count":%d,"sum":%s}' % (key_json(key_text), count, sum_text))
 
 
 Processor = partita.export(Count)

@@ -65,7 +65,7 @@ class CountTest(unittest.TestCase):
                 '{"key":"q\\"uote","count":2,"sum":0.30000000000000004}',
                 '{"key":"big","count":1,"sum":1%s}' % ("0" * 300),
                 '{"key":"int","count":1,"sum":9007199254740992}',
-                '{"key":"c\\b","count":1,"sum":1}',
+                '{"key":"c\\u0008","count":1,"sum":1}',
             ],
         )
 
@@ -146,8 +146,16 @@ class CountTest(unittest.TestCase):
             ("0x1A", None),
             ("1_000", None),
             ("١", None),
+            ("\u2003 1", None),
+            ("\x0b1", None),
+            ("\x0c1\r", 1.0),
         ]:
             self.assertEqual(number(text), n, f"`{text}`")
+
+    def test_keys_with_control_characters_are_escaped(self):
+        h = Harness(Count)
+        r = h.run_one(rec("a\\b\n\t\x01é", "1"))
+        self.assertEqual(r.outputs[0].value.decode(), '{"key":"a\\\\b\\n\\t\\u0001é","count":1,"sum":1}')
 
     def test_negative_integral_sums_are_printed_as_integers(self):
         h = Harness(Count)
