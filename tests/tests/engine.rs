@@ -569,8 +569,15 @@ fn on_timer_returns_outputs_and_commits_state() {
         assert_eq!(all[0].value, Field::Bytes(b"stream=5000 wall=6000 calls=1"));
     }
     assert_eq!(counter(&mut inst, "timer").as_deref(), Some("1"));
+    let changes: Vec<_> = inst.last_changes().iter().collect();
+    assert_eq!(
+        changes,
+        vec![(&b"count:timer".to_vec(), &Some(b"1".to_vec()))]
+    );
 
     let mut panicky = instance(&[("timer", "panic")]);
+    run(&mut panicky, &[("a", "state")]);
+    assert!(!panicky.last_changes().is_empty());
     match panicky.on_timer(1, 2) {
         Err(ProcessError::Trap(reason)) => {
             assert!(reason.contains("unreachable"), "{reason}");
@@ -583,6 +590,8 @@ fn on_timer_returns_outputs_and_commits_state() {
         None,
         "the failed timer's write is dropped"
     );
+    assert!(panicky.last_changes().is_empty());
+    assert_eq!(counter(&mut panicky, "a").as_deref(), Some("1"));
     assert_eq!(run(&mut panicky, &[("a", "after")]).0, vec!["ok:after"]);
 
     let mut looping = instance(&[("timer", "loop")]);

@@ -215,7 +215,15 @@ impl Instance {
         }
     }
 
+    /// The state changes committed by the last [`Instance::process`] or
+    /// [`Instance::on_timer`] call (for a changelog; after a timer, once its
+    /// outputs are no longer borrowed).
+    pub fn last_changes(&self) -> &ChangeSet {
+        &self.changes
+    }
+
     /// Calls `on-timer`; on failure the instance is replaced by a fresh one.
+    /// The timer's state changes are in [`Instance::last_changes`].
     pub fn on_timer(
         &mut self,
         stream_time: i64,

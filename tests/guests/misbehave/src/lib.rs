@@ -27,7 +27,8 @@
 //! Configuration: `fail_init` makes `init` fail, and so does the state key
 //! `fail-init`; `init` = `loop`, `alloc`
 //! or `panic` misbehaves in `init`; `outputs` is a comma-separated list of
-//! output names (default `out`); `timer` = `panic` makes `on-timer` panic.
+//! output names (default `out`); `timer` = `panic` (or `loop`) makes `on-timer` panic (or
+//! spin) after it has written the state key `count:timer`.
 
 // The ABI glue that wit-bindgen generates is unsafe code without docs.
 #![allow(unsafe_code, missing_docs)]
@@ -183,11 +184,12 @@ impl Guest for Misbehave {
     }
 
     fn on_timer(stream_time: i64, wall_time: i64) -> Vec<u8> {
+        let calls = counter(b"timer") + 1;
+        state::put(&counter_key(b"timer"), calls.to_string().as_bytes());
+        // After the write, so that a failing timer shows it is dropped.
         if let Some(what) = config("timer") {
             misbehave(&what);
         }
-        let calls = counter(b"timer") + 1;
-        state::put(&counter_key(b"timer"), calls.to_string().as_bytes());
         let value = format!("stream={stream_time} wall={wall_time} calls={calls}");
         ResultWriter::timer_outputs(&[OutputSpec {
             key: Some(Some(b"timer")),
