@@ -25,10 +25,10 @@
 //! the host does not know, as some toolchains add one.
 //!
 //! Configuration: `fail_init` makes `init` fail, and so does the state key
-//! `fail-init`; `init` = `loop`, `alloc`
-//! or `panic` misbehaves in `init`; `outputs` is a comma-separated list of
-//! output names (default `out`); `timer` = `panic` (or `loop`) makes `on-timer` panic (or
-//! spin) after it has written the state key `count:timer`.
+//! `fail-init`; `init` = `loop`, `alloc` or `panic` misbehaves in `init`;
+//! `outputs` is a comma-separated list of output names (default `out`);
+//! `timer` = `panic` (or `loop`) makes `on-timer` panic (or spin) after it
+//! has written the state key `count:timer`.
 
 // The ABI glue that wit-bindgen generates is unsafe code without docs.
 #![allow(unsafe_code, missing_docs)]
