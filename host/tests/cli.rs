@@ -389,3 +389,34 @@ fn a_bad_command_line_is_told_apart_from_failed_records() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--input <FILE>"));
 }
+
+#[test]
+fn no_cache_compiles_without_touching_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = file(dir.path(), "in.jsonl", "{\"value\":\"v\"}\n");
+    let cache = dir.path().join("xdg");
+    let out = Command::new(env!("CARGO_BIN_EXE_partita"))
+        .arg("test")
+        .arg(misbehave())
+        .arg("--input")
+        .arg(&input)
+        .arg("--no-cache")
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .expect("run partita");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!cache.exists(), "nothing written under XDG_CACHE_HOME");
+
+    // Without --no-cache the default folder is $XDG_CACHE_HOME/partita/compiled.
+    let out = Command::new(env!("CARGO_BIN_EXE_partita"))
+        .arg("test")
+        .arg(misbehave())
+        .arg("--input")
+        .arg(&input)
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .expect("run partita");
+    assert_eq!(out.status.code(), Some(0));
+    let compiled = cache.join("partita/compiled");
+    assert_eq!(std::fs::read_dir(&compiled).unwrap().count(), 1);
+}

@@ -665,3 +665,31 @@ fn engine_types_move_between_threads() {
         .unwrap();
     assert_eq!(seen, vec!["ok:moved"]);
 }
+
+#[test]
+fn instances_of_one_processor_run_in_parallel_with_their_own_state() {
+    let e = shared();
+    let p = misbehave(&e);
+    let workers: Vec<_> = (0..4)
+        .map(|partition| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                let mut s = setup(&[], Arc::new(MemoryTables::new()));
+                s.partition = partition;
+                let mut inst = p.instantiate(s).unwrap();
+                let mut last = Vec::new();
+                // Partition p counts p + 1 records under one key.
+                for _ in 0..=partition {
+                    last = run(&mut inst, &[("k", "state")]).0;
+                }
+                (partition, last, counter(&mut inst, "k"))
+            })
+        })
+        .collect();
+    for w in workers {
+        let (partition, last, stored) = w.join().unwrap();
+        let expected = (partition + 1).to_string();
+        assert_eq!(last, vec![format!("ok:{expected}")]);
+        assert_eq!(stored, Some(expected));
+    }
+}

@@ -142,6 +142,39 @@ mod tests {
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
     }
 
+    /// An empty component: the 8-byte header alone is a valid component.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    #[test]
+    fn stored_artifacts_load_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = wasmtime::Engine::default();
+        let cache = ArtifactCache::new(dir.path().join("nested/compiled"), &engine);
+        let component = Component::new(&engine, EMPTY_COMPONENT).unwrap();
+        cache.store("abc", &component);
+        assert!(cache.path_for("abc").is_file(), "folders created on store");
+        assert!(cache.load(&engine, "abc").is_some());
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("nested/compiled"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn an_unwritable_cache_only_costs_a_compilation() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-folder");
+        std::fs::write(&file, b"x").unwrap();
+        let engine = wasmtime::Engine::default();
+        let cache = ArtifactCache::new(file.clone(), &engine);
+        let component = Component::new(&engine, EMPTY_COMPONENT).unwrap();
+        cache.store("abc", &component); // logged, not fatal
+        assert!(cache.load(&engine, "abc").is_none());
+        assert_eq!(std::fs::read(&file).unwrap(), b"x");
+    }
+
     #[test]
     fn garbage_artifact_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
