@@ -11,8 +11,8 @@
 //!        partition queue(s) → batch → processor → producer → acks → commit
 //! ```
 //!
-//! - [`batch`]: closing batches, encoding records from the consumer.
-//! - [`ledger`]: batches in flight and the offsets that may be committed.
+//! - `batch`: closing batches, encoding records from the consumer.
+//! - `ledger`: batches in flight and the offsets that may be committed.
 //! - [`dlq`]: dead-letter headers and error kinds.
 //! - `runner`: the processor behind a worker (an engine instance).
 //! - `worker`: one (stage, partition).
