@@ -6,6 +6,10 @@
 //! allocation per record. Only a failed batch takes the slow path, where
 //! each record is sent on its own ([`BatchWriter::single`]) on a fresh
 //! instance, so that one poison record does not fail its neighbours.
+//!
+//! Each retried record gets the whole deadline, so a batch in which every
+//! record runs past the deadline costs one deadline per record; a batch
+//! that is merely too slow as a whole succeeds record by record.
 
 use std::sync::Arc;
 
