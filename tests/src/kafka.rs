@@ -6,7 +6,7 @@
 //! error names the topic or group it concerns.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -115,11 +115,23 @@ pub struct Watermarks {
     pub high: i64,
 }
 
-/// A client of one Kafka-protocol cluster.
-#[derive(Debug, Clone)]
+/// A client of one Kafka-protocol cluster. Clones share one producer, kept
+/// between calls (an idempotent producer takes about half a second to
+/// start); calls to [`Kafka::produce`] take turns on it.
+#[derive(Clone)]
 pub struct Kafka {
     bootstrap: String,
     timeout: Duration,
+    producer: Arc<Mutex<Option<BaseProducer<Deliveries>>>>,
+}
+
+impl std::fmt::Debug for Kafka {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kafka")
+            .field("bootstrap", &self.bootstrap)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Kafka {
@@ -129,13 +141,18 @@ impl Kafka {
         Kafka {
             bootstrap: bootstrap.to_string(),
             timeout: Duration::from_secs(30),
+            producer: Arc::default(),
         }
     }
 
-    /// The same client with another timeout per operation.
-    pub fn with_timeout(mut self, timeout: Duration) -> Kafka {
-        self.timeout = timeout;
-        self
+    /// The same client with another timeout per operation (and a producer
+    /// of its own, whose records time out after it).
+    pub fn with_timeout(self, timeout: Duration) -> Kafka {
+        Kafka {
+            timeout,
+            producer: Arc::default(),
+            ..self
+        }
     }
 
     /// The bootstrap servers.
@@ -230,14 +247,29 @@ impl Kafka {
     /// client's partitioner (`murmur2_random`, as Partita and Kafka's own
     /// tools do), with idempotence on, and waits until the broker
     /// acknowledged every one. Returns where each record landed, in input
-    /// order.
+    /// order, as the delivery reports say: a report for a record retried
+    /// across a broker restart may carry a wrong or missing (-1) offset, so
+    /// read the topic back when positions matter after such a restart.
     pub fn produce(
         &self,
         topic: &str,
         records: impl IntoIterator<Item = Record>,
     ) -> Result<Vec<Position>> {
-        let producer: BaseProducer<Deliveries> = self
-            .config()
+        let mut slot = self.producer.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(self.new_producer()?);
+        }
+        let producer = slot.as_ref().expect("just set");
+        let result = self.produce_with(producer, topic, records);
+        if result.is_err() {
+            // Records may still be queued or reported late: start afresh.
+            *slot = None;
+        }
+        result
+    }
+
+    fn new_producer(&self) -> Result<BaseProducer<Deliveries>> {
+        self.config()
             .set("enable.idempotence", "true")
             .set("partitioner", "murmur2_random")
             .set("linger.ms", "5")
@@ -245,7 +277,21 @@ impl Kafka {
             .set("queue.buffering.max.messages", "1000000")
             .set("message.timeout.ms", self.timeout.as_millis().to_string())
             .create_with_context(Deliveries::default())
-            .context("cannot create the Kafka producer")?;
+            .context("cannot create the Kafka producer")
+    }
+
+    fn produce_with(
+        &self,
+        producer: &BaseProducer<Deliveries>,
+        topic: &str,
+        records: impl IntoIterator<Item = Record>,
+    ) -> Result<Vec<Position>> {
+        producer
+            .context()
+            .done
+            .lock()
+            .expect("not poisoned")
+            .clear();
         let mut count = 0;
         for (i, record) in records.into_iter().enumerate() {
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
@@ -281,8 +327,10 @@ impl Kafka {
                 producer.poll(Duration::ZERO);
             }
         }
+        // Longer than the records' own timeout, so that each one is either
+        // acknowledged or reported as failed by then.
         producer
-            .flush(self.timeout)
+            .flush(self.timeout + Duration::from_secs(5))
             .with_context(|| format!("producing to {topic}: not acknowledged in time"))?;
         let done = std::mem::take(&mut *producer.context().done.lock().expect("not poisoned"));
         let mut positions = vec![None; count];

@@ -3,6 +3,7 @@
 //! committed its input, and checking outputs against inputs (each input
 //! accounted for, duplicates counted, per-partition order).
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -165,6 +166,33 @@ impl Inputs {
                 .zip(positions.iter().copied())
                 .collect(),
         }
+    }
+
+    /// From the input topic as read back (the log as the broker stored it,
+    /// which is the truth when delivery reports are not: after a broker
+    /// restart a retried record's report may lack its offset). The id of a
+    /// record comes from `id_of`; an id read more than once keeps its first
+    /// position, and the extra copies are counted in the second value.
+    pub fn from_topic(
+        records: &[Consumed],
+        id_of: impl Fn(&Consumed) -> Option<u64>,
+    ) -> (Inputs, usize) {
+        let mut by_id = HashMap::new();
+        let mut extra = 0;
+        for r in records {
+            let Some(id) = id_of(r) else { continue };
+            let at = Position {
+                partition: r.partition,
+                offset: r.offset,
+            };
+            match by_id.entry(id) {
+                Entry::Occupied(_) => extra += 1,
+                Entry::Vacant(slot) => {
+                    slot.insert(at);
+                }
+            }
+        }
+        (Inputs { by_id }, extra)
     }
 
     /// From ids and the positions of their input records.
@@ -416,6 +444,33 @@ mod tests {
         let report = account(&inputs, &expected, &out, by_value);
         assert!(report.complete(), "{report}");
         assert_eq!(report.duplicate_count(), 2);
+    }
+
+    #[test]
+    fn inputs_from_the_topic_keep_first_positions_and_count_copies() {
+        let read = [
+            consumed(0, 0, "1"),
+            consumed(0, 1, "2"),
+            consumed(0, 2, "1"),
+            consumed(1, 0, "x"),
+        ];
+        let (inputs, extra) = Inputs::from_topic(&read, by_value);
+        assert_eq!(extra, 1);
+        assert_eq!(inputs.len(), 2);
+        assert_eq!(
+            inputs.position(1),
+            Some(Position {
+                partition: 0,
+                offset: 0
+            })
+        );
+        assert_eq!(
+            inputs.position(2),
+            Some(Position {
+                partition: 0,
+                offset: 1
+            })
+        );
     }
 
     #[test]
