@@ -65,10 +65,19 @@ impl StateStore for MemoryState {
 
     fn commit(&mut self, changes: &ChangeSet) -> anyhow::Result<()> {
         for (k, v) in changes {
-            match v {
-                Some(v) => self.map.insert(k.clone(), v.clone()),
-                None => self.map.remove(k),
-            };
+            match (v, self.map.get_mut(k.as_slice())) {
+                // An update reuses the value's allocation.
+                (Some(v), Some(slot)) => {
+                    slot.clear();
+                    slot.extend_from_slice(v);
+                }
+                (Some(v), None) => {
+                    self.map.insert(k.clone(), v.clone());
+                }
+                (None, _) => {
+                    self.map.remove(k.as_slice());
+                }
+            }
         }
         Ok(())
     }
