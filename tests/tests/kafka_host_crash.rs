@@ -77,14 +77,16 @@ fn kill_9_mid_stream_then_restart_loses_nothing() {
     let mut host = Partita::run("host", &file, &ws.log("host-1")).unwrap();
     let out = Kafka::new(&broker.bootstrap());
     // Kill once some offsets are committed, so that the restart resumes
-    // from a commit rather than from the start, while input still arrives.
+    // from a commit rather than from the start, while input still arrives
+    // and outputs past the commit exist (an uncommitted tail).
     wait_until(
         Duration::from_secs(120),
-        "3000 committed input records",
+        "3000 committed input records and outputs past them",
         || {
             host.assert_running()?;
             let committed = out.committed("g.pass", "orders")?;
-            Ok(committed.iter().map(|c| c.unwrap_or(0)).sum::<i64>() >= 3_000)
+            let committed: i64 = committed.iter().map(|c| c.unwrap_or(0)).sum();
+            Ok(committed >= 3_000 && out.count("orders.out")? > committed)
         },
     )
     .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", host.log_tail(40)));
