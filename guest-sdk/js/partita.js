@@ -60,6 +60,11 @@ const WHITESPACE = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u20
  * keeps U+0085), so that a processor ported from Rust reads the same text.
  */
 export function trim(s) {
+  if (s.length === 0) return s;
+  const a = s.charCodeAt(0);
+  const z = s.charCodeAt(s.length - 1);
+  // Printable ASCII at both ends: nothing to trim (the usual case).
+  if (a > 0x20 && a < 0x7f && z > 0x20 && z < 0x7f) return s;
   return s.replace(WHITESPACE, '');
 }
 
@@ -182,13 +187,15 @@ export class Emitter {
       this.fail('forward has no input record to send in onTimer; use emit({ output, ... }) and set the fields');
       return;
     }
-    this.push({ output });
+    const index = typeof output === 'number' && output >= 0 && output < this.names.length ? output : this.resolve(output);
+    if (index !== undefined) this.writer.forward(index);
   }
 
   /** Sends the input record to the first output with `value` as its value,
    * keeping its key, headers and timestamp. */
   value(value) {
-    this.push({ output: 0, value });
+    if (this.timer !== null || this.names.length === 0) this.push({ output: 0, value });
+    else this.writer.value(value);
   }
 
   /** Emits `{ output, key, value, headers, timestamp }`; `output` defaults

@@ -200,6 +200,49 @@ export class BatchReader {
 
   /** The next record; call it exactly `count` times. */
   next() {
+    // Fast path: the fixed part, key and value read inline (an interpreter
+    // pays for every call). Anything unusual, including every malformed
+    // record, takes the checked path below, which says what is wrong.
+    const cur = this.cur;
+    const b = cur.buf;
+    const end = b.length;
+    const start = cur.pos;
+    let p = start;
+    const dv = cur.view;
+    if (p + 32 <= end) {
+      const topic = this.topics[dv.getUint32(p, true)];
+      const kn = dv.getUint32(p + 24, true);
+      if (topic !== undefined && (kn === NULL || kn < KEEP)) {
+        p += 28;
+        let key = null;
+        if (kn !== NULL) {
+          key = p + kn <= end ? b.subarray(p, p + kn) : undefined;
+          p += kn;
+        }
+        if (key !== undefined && p + 8 <= end) {
+          const vn = dv.getUint32(p, true);
+          p += 4;
+          let value = null;
+          if (vn !== NULL) value = vn < KEEP && p + vn <= end ? b.subarray(p, p + vn) : undefined;
+          if (value !== undefined) {
+            if (value !== null) p += vn;
+            if (p + 4 <= end && dv.getUint32(p, true) === 0) {
+              const partition = dv.getInt32(start + 4, true);
+              const offset = dv.getInt32(start + 12, true) * TWO_32 + dv.getUint32(start + 8, true);
+              const timestamp = dv.getInt32(start + 20, true) * TWO_32 + dv.getUint32(start + 16, true);
+              cur.pos = p + 4;
+              this.index++;
+              return new Record(topic, partition, offset, timestamp, key, value, EMPTY);
+            }
+          }
+        }
+      }
+    }
+    return this.checked();
+  }
+
+  /** The next record, every field bounds-checked. */
+  checked() {
     const cur = this.cur;
     cur.item = this.index++;
     const t = cur.u32('truncated record');
@@ -375,6 +418,40 @@ export class ResultWriter {
     const at = this.current + 1;
     this.w.patchU32(at, this.w.getU32(at) + 1);
     encodeOutput(this.w, o);
+  }
+
+  /** Adds an output that keeps every field of the input record. */
+  forward(output) {
+    const w = this.w;
+    w.reserve(17);
+    const b = w.buf;
+    const at = this.current + 1;
+    w.patchU32(at, w.getU32(at) + 1);
+    const p = w.len;
+    const dv = w.dv;
+    dv.setUint32(p, output, true);
+    dv.setUint32(p + 4, KEEP, true);
+    dv.setUint32(p + 8, KEEP, true);
+    dv.setUint32(p + 12, KEEP, true);
+    b[p + 16] = 0;
+    w.len = p + 17;
+  }
+
+  /** Adds an output to index 0 with `value` (a string or bytes), keeping
+   * the input's key, headers and timestamp. */
+  value(value) {
+    const w = this.w;
+    const at = this.current + 1;
+    w.patchU32(at, w.getU32(at) + 1);
+    w.reserve(8);
+    const p = w.len;
+    w.dv.setUint32(p, 0, true);
+    w.dv.setUint32(p + 4, KEEP, true);
+    w.len = p + 8;
+    if (typeof value === 'string') w.str(value);
+    else w.bytes(asBytes(value, 'value'));
+    w.u32(KEEP);
+    w.u8(0);
   }
 
   reject(reason) {

@@ -43,12 +43,15 @@ class Emitter:
             return
         index = self._resolve(output)
         if index is not None:
-            self.writer.output(index)
+            self.writer.forward(index)
 
     def value(self, value):
         """Sends the input record to the first output with ``value`` as its
         value, keeping its key, headers and timestamp."""
-        self.emit(0, value=value)
+        if self.timer is None and self.names:
+            self.writer.value(value)
+        else:
+            self.emit(0, value=value)
 
     def emit(self, output=0, key=KEEP, value=KEEP, headers=KEEP, timestamp=KEEP):
         """Emits one output; fields not given keep the input record's."""

@@ -64,6 +64,10 @@ _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
 _I64 = struct.Struct("<q")
 _RECORD_HEAD = struct.Struct("<Iiqq")
+_FAST_HEAD = struct.Struct("<IiqqI")
+_KEEP_FIELDS = b"\xfe\xff\xff\xff" * 3 + b"\x00"
+_VALUE_HEAD = b"\xfe\xff\xff\xff"
+_VALUE_TAIL = b"\xfe\xff\xff\xff\x00"
 _OUTPUT_HEAD = struct.Struct("<I")
 
 
@@ -189,6 +193,35 @@ class BatchReader:
 
     def next(self):
         """The next record; call it exactly ``count`` times."""
+        # Fast path: fixed part, key, value and an empty header block read
+        # with two unpacks. Anything unusual, including every malformed
+        # record, takes the checked path, which says what is wrong.
+        cur = self._cur
+        buf = cur.buf
+        pos = cur.pos
+        end = len(buf)
+        if pos + 32 <= end:
+            t, partition, offset, timestamp, kn = _FAST_HEAD.unpack_from(buf, pos)
+            p = pos + 28
+            if t < len(self.topics) and (kn == NULL or (kn < KEEP_MARK and p + kn + 8 <= end)):
+                key = None
+                if kn != NULL:
+                    key = buf[p : p + kn]
+                    p += kn
+                vn = _U32.unpack_from(buf, p)[0]
+                p += 4
+                value = None
+                if vn != NULL and vn < KEEP_MARK and p + vn + 4 <= end:
+                    value = buf[p : p + vn]
+                    p += vn
+                if (vn == NULL or value is not None) and p + 4 <= end and _U32.unpack_from(buf, p)[0] == 0:
+                    cur.pos = p + 4
+                    self._index += 1
+                    return Record(self.topics[t], partition, offset, timestamp, key, value, [])
+        return self._checked()
+
+    def _checked(self):
+        """The next record, every field bounds-checked."""
         cur = self._cur
         cur.item = self._index
         self._index += 1
@@ -289,6 +322,28 @@ class ResultWriter:
         self.n_outputs += 1
         _U32.pack_into(self.buf, self.current + 1, self.n_outputs)
         encode_output(self.buf, output, key, value, headers, timestamp)
+
+    def forward(self, output):
+        """Adds an output that keeps every field of the input record."""
+        self.n_outputs += 1
+        _U32.pack_into(self.buf, self.current + 1, self.n_outputs)
+        self.buf += _U32.pack(output)
+        self.buf += _KEEP_FIELDS
+
+    def value(self, value):
+        """Adds an output to index 0 with ``value`` (str or bytes), keeping
+        the input's key, headers and timestamp."""
+        data = value.encode("utf-8") if isinstance(value, str) else _as_bytes(value, "value")
+        if len(data) >= KEEP_MARK:
+            raise ValueError(f"field of {len(data)} bytes is too large for the wire format")
+        self.n_outputs += 1
+        buf = self.buf
+        _U32.pack_into(buf, self.current + 1, self.n_outputs)
+        buf += b"\x00\x00\x00\x00"
+        buf += _VALUE_HEAD
+        buf += _U32.pack(len(data))
+        buf += data
+        buf += _VALUE_TAIL
 
     def reject(self, reason):
         del self.buf[self.current :]
