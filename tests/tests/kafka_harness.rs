@@ -253,3 +253,169 @@ fn wait_until_reports_what_it_waited_for() {
         "{err}"
     );
 }
+
+/// Runs `kafka-tool ARGS` against `bootstrap` with `stdin`; returns the exit
+/// code, stdout and stderr.
+fn kafka_tool(bootstrap: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kafka-tool"))
+        .arg("--bootstrap")
+        .arg(bootstrap)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn kafka_tool_creates_produces_reads_and_reports_offsets() {
+    let broker = Broker::start().unwrap();
+    let b = broker.bootstrap();
+
+    let (code, out, _) = kafka_tool(&b, &["create-topic", "orders", "--partitions", "4"], "");
+    assert_eq!(
+        (code, out.trim()),
+        (0, "created topic orders with 4 partitions")
+    );
+    let (code, _, err) = kafka_tool(&b, &["create-topic", "orders"], "");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("creating topic orders") && err.contains("already exists"),
+        "{err}"
+    );
+    let (code, out, _) = kafka_tool(&b, &["create-topic", "orders", "--if-not-exists"], "");
+    assert_eq!((code, out.trim()), (0, "topic orders exists"));
+
+    let args = [
+        "produce-orders",
+        "orders",
+        "--count",
+        "1000",
+        "--malformed-every",
+        "100",
+    ];
+    let (code, out, _) = kafka_tool(&b, &args, "");
+    assert_eq!((code, out.trim()), (0, "produced 1000 orders to orders"));
+    let (code, out, _) = kafka_tool(&b, &["consume", "orders", "--values"], "");
+    assert_eq!(code, 0);
+    let mut values: Vec<&str> = out.lines().collect();
+    assert_eq!(values.len(), 1000);
+    assert_eq!(values.iter().filter(|v| v.contains(';')).count(), 10);
+    // The same lines as gen-orders prints, whatever the partition order.
+    let (_, generated, _) = kafka_tool(
+        &b,
+        &["gen-orders", "--count", "1000", "--malformed-every", "100"],
+        "",
+    );
+    let mut generated: Vec<&str> = generated.lines().collect();
+    values.sort_unstable();
+    generated.sort_unstable();
+    assert_eq!(values, generated);
+
+    // Lines from stdin, keyed by a column; JSON output with partitions.
+    let (code, _, _) = kafka_tool(&b, &["create-topic", "lines", "--partitions", "1"], "");
+    assert_eq!(code, 0);
+    let (code, out, _) = kafka_tool(
+        &b,
+        &["produce", "lines", "--key-column", "1"],
+        "a,k1\nb,k2\n",
+    );
+    assert_eq!((code, out.trim()), (0, "produced 2 records to lines"));
+    let (_, out, _) = kafka_tool(&b, &["consume", "lines"], "");
+    let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (first["key"].as_str(), first["value"].as_str()),
+        (Some("k1"), Some("a,k1"))
+    );
+    assert_eq!(
+        (first["partition"].as_i64(), first["offset"].as_i64()),
+        (Some(0), Some(0))
+    );
+    let (code, _, err) = kafka_tool(&b, &["produce", "lines", "--key-column", "5"], "a,b\n");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("stdin, line 1") && err.contains("no column 5"),
+        "{err}"
+    );
+
+    let (code, out, _) = kafka_tool(&b, &["offsets", "lines", "--group", "nobody"], "");
+    assert_eq!(
+        (code, out.trim()),
+        (0, "lines/0 low 0 high 2 committed none lag 2")
+    );
+}
+
+#[test]
+fn broker_script_starts_stops_and_reports_idempotently() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let port = partita_tests::broker::free_port().unwrap().to_string();
+    let script = partita_tests::wasm::repo_root().join("scripts/broker.sh");
+    let run = |cmd: &str| {
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg(cmd)
+            .arg(dir.path())
+            .env("PARTITA_BROKER_PORT", &port)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), text)
+    };
+    // Stops the broker even if an assertion below fails.
+    struct StopOnDrop<F: Fn()>(F);
+    impl<F: Fn()> Drop for StopOnDrop<F> {
+        fn drop(&mut self) {
+            (self.0)();
+        }
+    }
+
+    let (code, text) = run("status");
+    assert_eq!(code, 3, "{text}");
+    let (code, text) = run("start");
+    let _stop = StopOnDrop(|| {
+        run("stop");
+    });
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    let (code, text) = run("start");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("already running"), "{text}");
+    assert_eq!(run("status").0, 0);
+
+    // It is a working broker, with its storage in the folder.
+    let kafka = Kafka::new(&format!("127.0.0.1:{port}"));
+    kafka.create_topic("t", 2).unwrap();
+    kafka.produce("t", [Record::new("k", "v")]).unwrap();
+    assert!(dir.path().join("tansu.db").exists());
+    assert!(dir.path().join("broker.pid").exists());
+
+    let (code, text) = run("stop");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("broker stopped"), "{text}");
+    assert!(!dir.path().join("broker.pid").exists());
+    let (code, text) = run("stop");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("not running"), "{text}");
+    assert_eq!(run("status").0, 3);
+
+    // Started again on the same folder, the record is still there.
+    assert_eq!(run("start").0, 0);
+    assert_eq!(kafka.count("t").unwrap(), 1);
+}
