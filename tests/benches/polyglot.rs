@@ -80,7 +80,7 @@ fn csv_batch(round: usize) -> BatchWriter {
     let mut b = BatchWriter::new(&["orders"]);
     for i in 0..BATCH {
         let n = round * BATCH + i;
-        let name = if n % 5 == 0 {
+        let name = if n.is_multiple_of(5) {
             format!("\"Doe, Jane {n}\"")
         } else {
             format!("Customer {}", n % 977)

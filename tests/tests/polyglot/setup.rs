@@ -2,9 +2,11 @@
 //! `partita test` on them.
 //!
 //! Compiling a 12 to 18 MB component (a whole language runtime) takes
-//! seconds, so every run of `partita test` in these tests shares one
-//! compiled-artifact cache under the target folder, warmed once, one
-//! component at a time, before any test uses it.
+//! seconds, so every run of `partita test` in these tests uses the cache of
+//! compiled components that `partita run` uses (`$PARTITA_CACHE/compiled`,
+//! default `~/.cache/partita/compiled`), warmed once, one component at a
+//! time, before any test uses it; the pipeline test then finds them
+//! compiled.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,9 +39,11 @@ pub fn inputs() -> PathBuf {
     repo_root().join("tests/tests/polyglot/inputs")
 }
 
-/// The compiled-artifact cache shared by these tests.
+/// The compiled-artifact cache shared by these tests and `partita run`.
 pub fn cache_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("polyglot-cache")
+    partita::pipeline::default_engine_config()
+        .cache_dir
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("polyglot-cache"))
 }
 
 fn build_script(args: &[&str]) {
