@@ -34,6 +34,8 @@ pub struct Acks {
     /// Records sent and not yet reported, plus one while the batch is open.
     pending: AtomicUsize,
     failed: AtomicBool,
+    /// A record of the batch is lost for good: the batch never completes.
+    lost: AtomicBool,
     failures: Mutex<Vec<Failure>>,
     waiter: Thread,
 }
@@ -44,6 +46,7 @@ impl Acks {
         Arc::new(Acks {
             pending: AtomicUsize::new(1),
             failed: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
             failures: Mutex::default(),
             waiter,
         })
@@ -65,10 +68,18 @@ impl Acks {
         }
     }
 
-    /// True when the batch is closed, every record was acknowledged and
-    /// no failure is waiting to be produced again.
+    /// True when the batch is closed, every record was acknowledged, no
+    /// failure is waiting to be produced again and none was lost.
     pub fn is_done(&self) -> bool {
-        self.pending.load(Ordering::Acquire) == 0 && !self.failed.load(Ordering::Acquire)
+        self.pending.load(Ordering::Acquire) == 0
+            && !self.failed.load(Ordering::Acquire)
+            && !self.lost.load(Ordering::Acquire)
+    }
+
+    /// Marks a record of the batch lost for good (the broker refuses it):
+    /// the batch never completes, so nothing from it on is committed.
+    pub fn lose(&self) {
+        self.lost.store(true, Ordering::Release);
     }
 
     /// True when records the client gave up on wait to be produced again.
@@ -315,6 +326,11 @@ mod tests {
         assert!(!acks.is_done(), "a failure waits to be produced again");
         assert_eq!(acks.take_failures().len(), 1);
         assert!(acks.is_done());
+        acks.lose();
+        assert!(
+            !acks.is_done(),
+            "a lost record holds the batch back for good"
+        );
     }
 
     #[test]

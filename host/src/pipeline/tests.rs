@@ -229,6 +229,22 @@ fn consume(bootstrap: &str, topic: &str, partitions: i32, count: usize) -> Vec<G
     out
 }
 
+/// The high watermarks of `topic`'s partitions.
+fn high_watermarks(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap()
+                .1
+        })
+        .collect()
+}
+
 /// The committed offsets of `group` on `topic`'s partitions.
 fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -310,11 +326,15 @@ impl Running {
         self.done.join().unwrap()
     }
 
+    /// The sum of metric `name` over the series of `stage`.
     fn counter(&self, name: &str, stage: &str) -> u64 {
         let text = self.metrics.render();
-        let prefix = format!("{name}{{stage=\"{stage}\",");
+        let prefix = format!("{name}{{stage=\"{stage}\"");
         text.lines()
-            .filter(|l| l.starts_with(&prefix))
+            .filter(|l| {
+                l.strip_prefix(&prefix)
+                    .is_some_and(|rest| rest.starts_with([',', '}']))
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
     }
@@ -535,8 +555,15 @@ fn a_second_member_takes_over_every_partition_when_the_first_stops() {
     cluster.create_topic("out", 4, 1).unwrap();
     produce(&bs, "in", 4, &values(200, |_| None));
     let s = || vec![fake(stage("s", "in", &[("default", "out")], OnError::Skip))];
-    let first = Running::start(kafka(bs.clone(), "g"), s());
-    let second = Running::start(kafka(bs.clone(), "g"), s());
+    // The mock cluster waits for a member that left to time out before it
+    // rebalances (a real broker does not): keep that wait short.
+    let mut k = kafka(bs.clone(), "g");
+    k.consumer
+        .push(("session.timeout.ms".into(), "6000".into()));
+    k.consumer
+        .push(("heartbeat.interval.ms".into(), "500".into()));
+    let first = Running::start(k.clone(), s());
+    let second = Running::start(k, s());
     consume(&bs, "out", 4, 200);
     wait_for("commits", || {
         committed(&bs, "g.s", "in", 4) == [50, 50, 50, 50]
@@ -549,8 +576,11 @@ fn a_second_member_takes_over_every_partition_when_the_first_stops() {
     let in_second = second.counter("partita_records_in_total", "s");
     second.stop().unwrap();
     assert!(in_second >= 100, "the second member processed {in_second}");
-    // Every input has an output (duplicates are allowed by at-least-once).
-    let out = consume(&bs, "out", 4, 300);
+    // Every input has an output (duplicates are allowed by at-least-once:
+    // read the whole topic).
+    let total = high_watermarks(&bs, "out", 4).iter().sum::<i64>() as usize;
+    assert!(total >= 300, "{total} outputs");
+    let out = consume(&bs, "out", 4, total);
     let keys: std::collections::HashSet<&str> = out.iter().map(|g| g.key.as_str()).collect();
     assert_eq!(
         keys.len(),
@@ -790,4 +820,108 @@ fn a_metrics_address_in_use_is_a_setup_error() {
             .starts_with(&format!("cannot serve metrics on {addr}: ")),
         "{err}"
     );
+}
+
+#[test]
+fn a_worker_reads_partition_p_of_every_co_partitioned_input() {
+    let cluster = MockCluster::new(1).unwrap();
+    let bs = cluster.bootstrap_servers();
+    for t in ["a", "b", "out"] {
+        cluster.create_topic(t, 2, 1).unwrap();
+    }
+    produce(&bs, "a", 2, &values(20, |_| None));
+    produce(&bs, "b", 2, &values(30, |_| None));
+    let mut s = stage("join", "a", &[("default", "out")], OnError::Skip);
+    s.inputs.push("b".into());
+    let run = Running::start(kafka(bs.clone(), "g"), vec![fake(s)]);
+    consume(&bs, "out", 2, 50);
+    wait_for("commits of a", || {
+        committed(&bs, "g.join", "a", 2) == [10, 10]
+    });
+    wait_for("commits of b", || {
+        committed(&bs, "g.join", "b", 2) == [15, 15]
+    });
+    let text = run.metrics.render();
+    run.stop().unwrap();
+    // One worker per partition, each counting both topics' records.
+    assert!(
+        text.contains("partita_records_in_total{stage=\"join\",partition=\"0\"} 25\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("partita_records_in_total{stage=\"join\",partition=\"1\"} 25\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_record_the_producer_refuses_for_good_stops_the_run_without_committing_it() {
+    let cluster = MockCluster::new(1).unwrap();
+    let bs = cluster.bootstrap_servers();
+    cluster.create_topic("in", 1, 1).unwrap();
+    cluster.create_topic("out", 1, 1).unwrap();
+    let big: &'static str = Box::leak("x".repeat(5000).into_boxed_str());
+    produce(&bs, "in", 1, &values(12, |i| (i == 9).then_some(big)));
+    let mut k = kafka(bs.clone(), "g");
+    k.producer.push(("message.max.bytes".into(), "2000".into()));
+    let run = Running::start(
+        k,
+        vec![fake(stage(
+            "s",
+            "in",
+            &[("default", "out")],
+            OnError::Dlq { topic: None },
+        ))],
+    );
+    let err = run.wait().unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert!(
+        err.to_string()
+            .starts_with("stage \"s\", partition 0: cannot produce to out: "),
+        "{err}"
+    );
+    assert_eq!(
+        committed(&bs, "g.s", "in", 1),
+        [9],
+        "committed up to the refused record"
+    );
+    let out = consume(&bs, "out", 1, 9);
+    assert_eq!(out.last().unwrap().value, "v8!");
+}
+
+#[test]
+fn records_the_producer_gives_up_on_are_produced_again() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let cluster = MockCluster::new(1).unwrap();
+    let bs = cluster.bootstrap_servers();
+    cluster.create_topic("in", 1, 1).unwrap();
+    cluster.create_topic("out", 1, 1).unwrap();
+    produce(&bs, "in", 1, &values(20, |_| None));
+    // From now on every produce request fails (retriably), for longer than
+    // the producer's message timeout.
+    let errors = vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 100_000];
+    cluster.request_errors(RDKafkaApiKey::Produce, &errors);
+    let mut k = kafka(bs.clone(), "g");
+    k.producer.push(("message.timeout.ms".into(), "300".into()));
+    k.producer.push(("retry.backoff.ms".into(), "10".into()));
+    let run = Running::start(
+        k,
+        vec![fake(stage("s", "in", &[("default", "out")], OnError::Skip))],
+    );
+    wait_for("a retry", || {
+        run.counter("partita_produce_retries_total", "s") > 0
+    });
+    assert_eq!(
+        committed(&bs, "g.s", "in", 1),
+        [-1001],
+        "nothing acknowledged, nothing committed"
+    );
+    cluster.clear_request_errors(RDKafkaApiKey::Produce);
+    wait_for("commits", || committed(&bs, "g.s", "in", 1) == [20]);
+    run.stop().unwrap();
+    let out = consume(&bs, "out", 1, 20);
+    let mut keys: Vec<&str> = out.iter().map(|g| g.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), 20, "every record out, once or more");
 }

@@ -336,6 +336,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         for sent in self.ledger.iter() {
             for f in sent.acks.take_failures() {
                 if produce::is_permanent(&f.error) {
+                    sent.acks.lose();
                     self.fatal.get_or_insert_with(|| {
                         format!(
                             "the broker refuses a record for {}: {}",
@@ -346,6 +347,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
                     continue;
                 }
                 if let Err(e) = self.shared.producer.resend(&f.message, &sent.acks) {
+                    sent.acks.lose();
                     self.fatal
                         .get_or_insert_with(|| format!("cannot produce again a record: {e}"));
                     continue;
@@ -369,13 +371,17 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         self.retry_backoff = (self.retry_backoff * 2).min(MAX_RETRY_BACKOFF);
     }
 
-    /// Waits until every batch in flight is acknowledged (or the run
-    /// failed for good), logging while it takes long.
+    /// Waits until every batch in flight is acknowledged, logging while it
+    /// takes long. After a record was lost for good, waits only for the
+    /// records still in flight: the batches before the lost one settle,
+    /// the others never will.
     fn drain(&mut self) {
         let mut last_log = Instant::now();
         loop {
             self.settle();
-            if self.ledger.is_empty() || self.fatal.is_some() {
+            if self.ledger.is_empty()
+                || (self.fatal.is_some() && self.ledger.pending_records() == 0)
+            {
                 return;
             }
             if last_log.elapsed() >= Duration::from_secs(5) {
