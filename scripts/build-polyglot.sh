@@ -115,7 +115,11 @@ build_if_changed() {
     fi
     log "$name: building"
     local start=$SECONDS
-    "$@"
+    if ! "$@"; then
+        rm -f "$out.tmp"
+        log "error: building $name failed (the toolchain's message is above)"
+        exit 1
+    fi
     mv "$out.tmp" "$out"
     echo "$inputs" > "$stamp"
     log "$name: built in $((SECONDS - start)) s, $(du -h "$out" | cut -f1)"

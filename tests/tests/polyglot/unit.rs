@@ -75,3 +75,82 @@ fn python_helper_and_ports_pass_their_unittests() {
     }
     assert!(ran >= 40, "only {ran} Python tests ran");
 }
+
+/// Runs scripts/build-polyglot.sh with `args`; its exit code and stderr.
+fn build_script(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/build-polyglot.sh"))
+        .args(args)
+        .output()
+        .expect("run build-polyglot.sh");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_build_script_says_what_is_wrong() {
+    let (code, err) = build_script(&["--bogus"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("unknown option --bogus"), "{err}");
+
+    let empty = tempfile::tempdir().expect("temporary folder");
+    let path = empty.path().to_str().expect("UTF-8 path");
+    let (code, err) = build_script(&[path]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{path} holds neither processor.js nor processor.py"
+        )),
+        "{err}"
+    );
+
+    // A JavaScript processor must share a parent folder (other than /)
+    // with the checkout, for the engine to read the helper at build time.
+    let outside = tempfile::Builder::new()
+        .tempdir_in("/tmp")
+        .expect("temporary folder");
+    std::fs::write(
+        outside.path().join("processor.js"),
+        "export default class P {}\n",
+    )
+    .expect("write");
+    let path = outside.path().to_str().expect("UTF-8 path");
+    if !repo_root().starts_with("/tmp") {
+        let (code, err) = build_script(&["--js-only", path]);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(
+            err.contains("must share a parent folder other than /"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_javascript_syntax_error_fails_the_build_with_the_engine_s_message() {
+    let dir = tempfile::Builder::new()
+        .prefix("broken-")
+        .tempdir_in(repo_root().join("target"))
+        .expect("temporary folder under target/");
+    std::fs::write(
+        dir.path().join("processor.js"),
+        "export default class Broken {\n  process( {\n}\n",
+    )
+    .expect("write");
+    let (code, err) = build_script(&["--js-only", dir.path().to_str().expect("UTF-8 path")]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("SyntaxError"), "{err}");
+    let name = dir
+        .path()
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("name")
+        .replace('-', "_");
+    let wasm = partita_tests::wasm::components_dir().join(format!("{name}_js.wasm"));
+    assert!(
+        !wasm.exists(),
+        "no component is left behind: {}",
+        wasm.display()
+    );
+}
