@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# End-to-end benchmark (issue 3): records/s and CPU per record of
+# `partita run` with the passthrough processor against a bare rdkafka
+# consume → produce loop (tests/src/bin/bare-pipeline.rs) with the same
+# librdkafka settings, on the same broker and the same records.
+#
+#   scripts/bench-e2e.sh [--records N] [--repeats R] [--partitions P]
+#                        [--commit-interval-ms MS] [--settings default|tansu|both]
+#
+# Builds everything in release mode, starts a private Tansu broker with the
+# memory:// engine on a free port, creates the input topic (P partitions,
+# default 4) and produces N records (default 2,000,000) of 100-byte values
+# with distinct keys. Then, for each client setting, it runs the bare loop
+# and partita one after the other, R times each (default 3), alternating,
+# each run in a new consumer group writing to a new output topic.
+#
+# Client settings (given to both, partita through [kafka.consumer], the
+# bare loop through --consumer-property):
+# - "default": Partita's own client settings, librdkafka's defaults
+#   otherwise. Tansu 0.6 caps this at about 170,000 records/s: its fetch
+#   handler sleeps half of fetch.wait.max.ms (500 ms) after every read, even
+#   one that found records, and answers at most 5 MB.
+# - "tansu": the same plus fetch.wait.max.ms=10 and
+#   fetch.queue.backoff.ms=10, which lift that cap so that the clients
+#   themselves are measured (docs/BENCHMARKS.md explains both).
+#
+# Each run is timed from the start of the process until its group's
+# committed offsets (OffsetFetch; the memory engine's watermarks are wrong)
+# add up to N; a probe reads them every 20 ms, with the CPU time of the
+# process and of the broker (/proc/PID/stat) each time they move. The run
+# is then stopped with SIGINT, and its output topic is read back: it must
+# hold the same records (key, value, headers, timestamp) as the input. It
+# is deleted afterwards, so that the broker's memory does not grow run
+# after run.
+#
+# Prints a table per setting of medians over the repeats: "total" is from
+# the start of the process (startup and group join included) to all N
+# committed; "steady" is from the moment 20% of N are committed to the
+# moment 80% are, which leaves out the startup, the group join and the
+# tail. Both commit every MS milliseconds (default 100, finer than
+# partita's default of 1000, so that progress is seen to within 0.1 s).
+# Raw samples are kept in target/bench-e2e/. Everything started is stopped
+# at exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+records=2000000
+repeats=3
+partitions=4
+commit_ms=100
+settings="default tansu"
+usage() {
+    echo "usage: $0 [--records N] [--repeats R] [--partitions P] [--commit-interval-ms MS]" \
+        "[--settings default|tansu|both]" >&2
+    exit 2
+}
+while [[ $# -gt 0 ]]; do
+    [[ $# -ge 2 ]] || usage
+    case "$1" in
+        --records | --repeats | --partitions | --commit-interval-ms)
+            [[ "$2" =~ ^[0-9]+$ && "$2" -gt 0 ]] || usage
+            case "$1" in
+                --records) records="$2" ;;
+                --repeats) repeats="$2" ;;
+                --partitions) partitions="$2" ;;
+                --commit-interval-ms) commit_ms="$2" ;;
+            esac
+            ;;
+        --settings)
+            case "$2" in
+                default | tansu) settings="$2" ;;
+                both) settings="default tansu" ;;
+                *) usage ;;
+            esac
+            ;;
+        *) usage ;;
+    esac
+    shift 2
+done
+
+# Consumer properties of each setting, KEY=VALUE separated by spaces.
+setting_properties() {
+    case "$1" in
+        default) echo "" ;;
+        tansu) echo "fetch.wait.max.ms=10 fetch.queue.backoff.ms=10" ;;
+    esac
+}
+# The probe reads with the fast setting: its reads are not measured.
+probe_fast=(-X fetch.wait.max.ms=10 -X fetch.queue.backoff.ms=10)
+
+WORK="$ROOT/target/bench-e2e"
+step() { printf '== %s\n' "$*" >&2; }
+
+step "building (release): partita, the passthrough component, the bench tools"
+bash scripts/build-wasm.sh >/dev/null 2>&1
+cargo build --release -q -p partita --bin partita
+cargo build --release -q -p partita-tests --bin kafka-tool --bin bare-pipeline --bin bench-probe
+partita="$ROOT/target/release/partita"
+tool="$ROOT/target/release/kafka-tool"
+bare="$ROOT/target/release/bare-pipeline"
+probe="$ROOT/target/release/bench-probe"
+tansu="$(bash scripts/install-broker.sh)"
+
+rm -rf "$WORK"
+mkdir -p "$WORK"
+cp target/wasm/components/passthrough.wasm "$WORK/"
+
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+bootstrap="127.0.0.1:$port"
+run_pid=""
+cleanup() {
+    if [[ -n "$run_pid" ]]; then
+        kill -KILL "$run_pid" 2>/dev/null || true
+    fi
+    PARTITA_BROKER_PORT="$port" bash scripts/broker.sh stop "$WORK/broker" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "starting a memory:// broker on $bootstrap"
+PARTITA_BROKER_STORAGE=memory PARTITA_BROKER_PORT="$port" \
+    bash scripts/broker.sh start "$WORK/broker" >&2
+broker_pid="$(cat "$WORK/broker/broker.pid")"
+
+step "producing $records records of 100 bytes to bench.in ($partitions partitions)"
+"$tool" --bootstrap "$bootstrap" create-topic bench.in --partitions "$partitions" >/dev/null
+"$tool" --bootstrap "$bootstrap" create-topic bench.in.dlq --partitions "$partitions" >/dev/null
+# Value: the key, a comma and 91 digits (100 bytes); key: column 0.
+awk -v n="$records" 'BEGIN { for (i = 0; i < n; i++) printf "k%07d,%091d\n", i, i }' |
+    "$tool" --bootstrap "$bootstrap" produce bench.in --key-column 0 >&2
+input_digest="$("$probe" --bootstrap "$bootstrap" "${probe_fast[@]}" digest \
+    --topic bench.in --expect "$records")"
+[[ "$input_digest" == "count=$records "* ]] || {
+    echo "error: bench.in reads back as $input_digest, expected $records records" >&2
+    exit 1
+}
+
+# Fill the compiled-component cache, as any second run of partita finds it.
+printf '{"key":"k","value":"v"}\n' > "$WORK/one.jsonl"
+"$partita" test "$WORK/passthrough.wasm" --input "$WORK/one.jsonl" >/dev/null
+
+ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+
+# True while process $1 runs (a zombie, exited and not yet reaped, does not).
+alive() {
+    [[ -r "/proc/$1/stat" && "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]]
+}
+
+# Stops the measured process with SIGINT; kills it after 60 s.
+stop_run() {
+    kill -INT "$run_pid" 2>/dev/null || true
+    local waited=0
+    while alive "$run_pid" && ((waited < 600)); do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    if alive "$run_pid"; then
+        echo "warning: the run did not stop within 60 s of SIGINT; killing it" >&2
+        kill -KILL "$run_pid" 2>/dev/null || true
+    fi
+    local rc=0
+    wait "$run_pid" || rc=$?
+    run_pid=""
+    return "$rc"
+}
+
+# run_one SETTING KIND N: one measured run; appends a line to runs.txt.
+run_one() {
+    local setting="$1" kind="$2" n="$3"
+    local name="$setting-$kind-$n"
+    local group="bench-$name" out="bench.out.$name" log="$WORK/$name.log"
+    local props p
+    read -ra props <<< "$(setting_properties "$setting")"
+    "$tool" --bootstrap "$bootstrap" create-topic "$out" --partitions "$partitions" >/dev/null
+    local broker_before start
+    broker_before="$(ticks "$broker_pid")"
+    if [[ "$kind" == partita ]]; then
+        {
+            printf '[kafka]\nbootstrap = "%s"\ngroup = "%s"\ncommit_interval_ms = %s\n' \
+                "$bootstrap" "$group" "$commit_ms"
+            printf '\n[kafka.consumer]\n'
+            for p in "${props[@]}"; do printf '"%s" = "%s"\n' "${p%%=*}" "${p#*=}"; done
+            printf '\n[[stage]]\nname = "pass"\nprocessor = "passthrough.wasm"\n'
+            printf 'input = "bench.in"\noutputs = { default = "%s" }\n' "$out"
+        } > "$WORK/$name.toml"
+        start="$(date +%s%N)"
+        "$partita" run "$WORK/$name.toml" 2>"$log" &
+    else
+        local args=()
+        for p in "${props[@]}"; do args+=(--consumer-property "$p"); done
+        start="$(date +%s%N)"
+        "$bare" --bootstrap "$bootstrap" --group "$group" --input bench.in --output "$out" \
+            --commit-interval-ms "$commit_ms" "${args[@]}" 2>"$log" &
+    fi
+    run_pid=$!
+    if ! "$probe" --bootstrap "$bootstrap" wait-committed --group "$group.pass" \
+        --topic bench.in --total "$records" --since-ns "$start" \
+        --pid "$run_pid" --pid "$broker_pid" --timeout-s 300 > "$WORK/$name.samples"; then
+        echo "error: $name did not finish; its log:" >&2
+        tail -n 20 "$log" >&2
+        exit 1
+    fi
+    local rc=0
+    stop_run || rc=$?
+    if [[ "$rc" != 0 ]]; then
+        echo "error: $name exited with status $rc; its log:" >&2
+        tail -n 20 "$log" >&2
+        exit 1
+    fi
+    local output_digest
+    output_digest="$("$probe" --bootstrap "$bootstrap" "${probe_fast[@]}" digest \
+        --topic "$out" --expect "$records")"
+    if [[ "$output_digest" != "$input_digest" ]]; then
+        echo "error: $name: $out holds $output_digest, bench.in $input_digest" >&2
+        exit 1
+    fi
+    "$tansu" topic delete "$out" --broker "tcp://$bootstrap" >/dev/null
+    echo "$setting $kind $n $broker_before $WORK/$name.samples" >> "$WORK/runs.txt"
+    echo "   $name: all $records committed after" \
+        "$(tail -n 1 "$WORK/$name.samples" | cut -d' ' -f1) ms; output checked" >&2
+}
+
+step "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //');" \
+    "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for setting in $settings; do
+    for ((n = 1; n <= repeats; n++)); do
+        run_one "$setting" bare "$n"
+        run_one "$setting" partita "$n"
+    done
+done
+step "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+python3 - "$WORK/runs.txt" "$records" "$(getconf CLK_TCK)" <<'PY'
+import statistics, sys
+
+path, records, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+LO, HI = 0.2, 0.8
+runs = {}
+for line in open(path):
+    setting, kind, n, broker_before, samples_path = line.split()
+    samples = []
+    for s in open(samples_path):
+        ms, count, ticks = s.split()
+        proc, broker = map(int, ticks.split(","))
+        samples.append((float(ms) / 1e3, int(count), proc, broker))
+    done = samples[-1]
+    lo = next(s for s in samples if s[1] >= LO * records)
+    hi = next(s for s in samples if s[1] >= HI * records)
+    if hi is lo:
+        sys.exit(f"{setting} {kind} run {n}: no commit seen between {LO:.0%} and {HI:.0%}"
+                 " of the records; use more --records")
+    steady, secs = hi[1] - lo[1], hi[0] - lo[0]
+    runs.setdefault((setting, kind), []).append({
+        "total_rate": records / done[0],
+        "steady_rate": steady / secs,
+        "total_cpu": done[2] / hz / records * 1e6,
+        "steady_cpu": (hi[2] - lo[2]) / hz / steady * 1e6,
+        "steady_cores": (hi[2] - lo[2]) / hz / secs,
+        "broker_total_cpu": (done[3] - int(broker_before)) / hz / records * 1e6,
+        "broker_cpu": (hi[3] - lo[3]) / hz / steady * 1e6,
+        "first_s": next(s[0] for s in samples if s[1] > 0),
+        "done_s": done[0],
+    })
+
+rows = [
+    ("records/s, total (start to all committed)", "total_rate", "{:,.0f}"),
+    (f"records/s, steady ({LO:.0%} to {HI:.0%} committed)", "steady_rate", "{:,.0f}"),
+    ("CPU µs/record, total", "total_cpu", "{:.2f}"),
+    ("CPU µs/record, steady", "steady_cpu", "{:.2f}"),
+    ("CPU cores busy, steady", "steady_cores", "{:.2f}"),
+    ("broker CPU µs/record, total", "broker_total_cpu", "{:.2f}"),
+    ("broker CPU µs/record, steady", "broker_cpu", "{:.2f}"),
+    ("s to the first commit", "first_s", "{:.2f}"),
+    ("s to all committed", "done_s", "{:.2f}"),
+]
+for setting in dict.fromkeys(s for s, _ in runs):
+    bare, part = runs[(setting, "bare")], runs[(setting, "partita")]
+    print(f"\nsetting {setting}: {records:,} records of 100 B, median of {len(bare)} run(s) each")
+    print(f"{'':44} {'bare':>10} {'partita':>10} {'partita/bare':>13}")
+    for label, key, fmt in rows:
+        b = statistics.median(r[key] for r in bare)
+        p = statistics.median(r[key] for r in part)
+        print(f"{label:44} {fmt.format(b):>10} {fmt.format(p):>10} {p / b:>13.2f}")
+    print("every run: records/s total, steady; CPU µs/record total, steady; broker µs/record steady")
+    for kind, rs in (("bare", bare), ("partita", part)):
+        for i, r in enumerate(rs, 1):
+            print(f"  {kind:8} {i}: {r['total_rate']:>9,.0f} {r['steady_rate']:>9,.0f}   "
+                  f"{r['total_cpu']:.2f} {r['steady_cpu']:.2f}   {r['broker_cpu']:.2f}")
+PY
