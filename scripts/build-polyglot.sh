@@ -137,7 +137,7 @@ build_js() {
     local work="$WORK/js/$name"
     mkdir -p "$work" "$OUT"
     local inputs
-    inputs="$(tree_hash "$dir" "$ROOT/guest-sdk/js"/*.js "$ROOT/wit/processor.wit" "$0" "$ROOT/guest-sdk/js/toolchain/package-lock.json")"
+    inputs="$(tree_hash "$dir" "$ROOT/guest-sdk/js"/*.js "$ROOT/wit/processor.wit" "$ROOT/scripts/build-polyglot.sh" "$ROOT/guest-sdk/js/toolchain/package-lock.json")"
     # The entry module imports the WIT interfaces, which exist only inside a
     # component, and exports the processor class through the helper.
     local sdk_rel proc_rel
@@ -180,7 +180,7 @@ build_python() {
     local work="$WORK/python/$name"
     mkdir -p "$work" "$OUT"
     local inputs
-    inputs="$(tree_hash "$dir" "$ROOT/guest-sdk/python/partita" "$ROOT/wit/processor.wit" "$0")-$COMPONENTIZE_PY_VERSION"
+    inputs="$(tree_hash "$dir" "$ROOT/guest-sdk/python/partita" "$ROOT/wit/processor.wit" "$ROOT/scripts/build-polyglot.sh")-$COMPONENTIZE_PY_VERSION"
     py_build() {
         # The module named on the command line is the processor; it must
         # define the class `Processor` that componentize-py exports.
