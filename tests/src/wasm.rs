@@ -10,7 +10,10 @@ use std::sync::OnceLock;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// Folder holding the built components, `NAME.wasm` per crate.
@@ -34,13 +37,21 @@ pub fn component(name: &str) -> PathBuf {
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!("{} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr)))
+            Err(format!(
+                "{} failed:\n{}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ))
         }
     });
     if let Err(e) = built {
         panic!("{e}");
     }
     let path = components_dir().join(format!("{}.wasm", name.replace('-', "_")));
-    assert!(path.exists(), "no component {} after the build", path.display());
+    assert!(
+        path.exists(),
+        "no component {} after the build",
+        path.display()
+    );
     path
 }
