@@ -44,9 +44,21 @@ struct Shape {
 }
 
 const SHAPES: [Shape; 3] = [
-    Shape { name: "100B", value_len: 100, headers: false },
-    Shape { name: "1KB", value_len: 1024, headers: false },
-    Shape { name: "100B+3h", value_len: 100, headers: true },
+    Shape {
+        name: "100B",
+        value_len: 100,
+        headers: false,
+    },
+    Shape {
+        name: "1KB",
+        value_len: 1024,
+        headers: false,
+    },
+    Shape {
+        name: "100B+3h",
+        value_len: 100,
+        headers: true,
+    },
 ];
 
 fn records(n: usize, shape: Shape, distinct_keys: usize) -> Vec<Owned> {
@@ -57,7 +69,9 @@ fn records(n: usize, shape: Shape, distinct_keys: usize) -> Vec<Owned> {
                 // A number, so that `count` has something to sum.
                 format!("{:0>100}", i % 1000).into_bytes()
             } else {
-                (0..shape.value_len).map(|j| b'a' + ((i + j) % 26) as u8).collect()
+                (0..shape.value_len)
+                    .map(|j| b'a' + ((i + j) % 26) as u8)
+                    .collect()
             },
             headers: if shape.headers {
                 vec![
@@ -120,7 +134,11 @@ fn native_identity(records: &[Owned]) -> usize {
 }
 
 fn engine(cache: Option<PathBuf>) -> Engine {
-    Engine::new(EngineConfig { cache_dir: cache, epoch_tick: Duration::from_millis(10) }).expect("engine")
+    Engine::new(EngineConfig {
+        cache_dir: cache,
+        epoch_tick: Duration::from_millis(10),
+    })
+    .expect("engine")
 }
 
 fn instance(engine: &Engine, name: &str, config: &[(&str, &str)]) -> Instance {
@@ -129,10 +147,16 @@ fn instance(engine: &Engine, name: &str, config: &[(&str, &str)]) -> Instance {
         .instantiate(InstanceSetup {
             stage: name.into(),
             partition: 0,
-            config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            config: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             state: Box::new(MemoryState::new()),
             tables: Arc::new(MemoryTables::new()),
-            limits: Limits { memory_bytes: 256 << 20, deadline: Duration::from_secs(10) },
+            limits: Limits {
+                memory_bytes: 256 << 20,
+                deadline: Duration::from_secs(10),
+            },
         })
         .expect("instantiate")
 }
@@ -198,7 +222,9 @@ fn load(c: &mut Criterion) {
     let cache = tempfile::tempdir().expect("tempdir");
     let engine = engine(Some(cache.path().into()));
     engine.load(&path).expect("first load fills the cache");
-    group.bench_function("cached artifact", |b| b.iter(|| black_box(engine.load(&path).expect("load"))));
+    group.bench_function("cached artifact", |b| {
+        b.iter(|| black_box(engine.load(&path).expect("load")))
+    });
     group.finish();
 }
 

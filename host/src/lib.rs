@@ -13,12 +13,12 @@
 //! - [`cli`]: the `partita` command line.
 
 mod bindings;
+pub mod cli;
+pub mod config;
 pub mod engine;
 pub mod jsonl;
+pub mod kafka;
+pub mod metrics;
+pub mod pipeline;
 pub mod state;
 pub mod tables;
-pub mod config;
-pub mod metrics;
-pub mod kafka;
-pub mod pipeline;
-pub mod cli;

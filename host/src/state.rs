@@ -17,7 +17,12 @@ pub trait StateStore: Send + 'static {
 
     /// Up to `limit` entries with `start <= key < end` (unbounded when `end`
     /// is `None`), in ascending key order.
-    fn scan(&mut self, start: &[u8], end: Option<&[u8]>, limit: usize) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    fn scan(
+        &mut self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>>;
 
     /// Applies the writes of one successful call, all or nothing.
     fn commit(&mut self, changes: &ChangeSet) -> anyhow::Result<()>;
@@ -49,7 +54,12 @@ impl StateStore for MemoryState {
         Ok(self.map.get(key).cloned())
     }
 
-    fn scan(&mut self, start: &[u8], end: Option<&[u8]>, limit: usize) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn scan(
+        &mut self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         use std::ops::Bound::{Excluded, Included, Unbounded};
         let upper = end.map_or(Unbounded, Excluded);
         if end.is_some_and(|e| e <= start) {
@@ -99,7 +109,12 @@ mod tests {
             c.insert(k.as_bytes().to_vec(), Some(k.to_uppercase().into_bytes()));
         }
         s.commit(&c).unwrap();
-        let keys: Vec<_> = s.scan(b"b", Some(b"d"), 10).unwrap().into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<_> = s
+            .scan(b"b", Some(b"d"), 10)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(keys, vec![b"b".to_vec(), b"c".to_vec()]);
         assert_eq!(s.scan(b"a", None, 2).unwrap().len(), 2);
         assert!(s.scan(b"d", Some(b"a"), 10).unwrap().is_empty());
