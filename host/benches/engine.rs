@@ -14,13 +14,10 @@
 
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use partita::engine::{Engine, EngineConfig, Instance, InstanceSetup, Limits, RecordOutcome};
-use partita::state::MemoryState;
-use partita::tables::MemoryTables;
 use partita_wire::{BatchWriter, Field};
 
 #[path = "../../tests/src/wasm.rs"]
@@ -144,20 +141,14 @@ fn engine(cache: Option<PathBuf>) -> Engine {
 fn instance(engine: &Engine, name: &str, config: &[(&str, &str)]) -> Instance {
     let processor = engine.load(&wasm::component(name)).expect("load");
     processor
-        .instantiate(InstanceSetup {
-            stage: name.into(),
-            partition: 0,
-            config: config
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            state: Box::new(MemoryState::new()),
-            tables: Arc::new(MemoryTables::new()),
-            limits: Limits {
+        .instantiate(InstanceSetup::standalone(
+            name,
+            config,
+            Limits {
                 memory_bytes: 256 << 20,
                 deadline: Duration::from_secs(10),
             },
-        })
+        ))
         .expect("instantiate")
 }
 

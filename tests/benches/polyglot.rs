@@ -10,14 +10,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use partita::engine::{
     Engine, EngineConfig, Instance, InstanceSetup, Limits, Processor, RecordOutcome,
 };
-use partita::state::MemoryState;
-use partita::tables::MemoryTables;
 use partita_tests::wasm::{component as rust_component, components_dir, repo_root};
 use partita_wire::BatchWriter;
 
@@ -39,20 +36,14 @@ fn engine(cache: &Path) -> Engine {
 }
 
 fn setup(config: &[(&str, &str)], memory: usize) -> InstanceSetup {
-    InstanceSetup {
-        stage: "bench".into(),
-        partition: 0,
-        config: config
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        state: Box::new(MemoryState::new()),
-        tables: Arc::new(MemoryTables::new()),
-        limits: Limits {
+    InstanceSetup::standalone(
+        "bench",
+        config,
+        Limits {
             memory_bytes: memory,
             deadline: Duration::from_secs(30),
         },
-    }
+    )
 }
 
 fn build() {

@@ -12,7 +12,6 @@ use partita::engine::{
     Engine, EngineConfig, Instance, InstanceError, InstanceSetup, Limits, LoadError, ProcessError,
     Processor, RecordOutcome,
 };
-use partita::state::MemoryState;
 use partita::tables::{MemoryTables, Tables};
 use partita_tests::wasm::component;
 use partita_wire::{BatchWriter, Field};
@@ -44,19 +43,14 @@ fn misbehave(engine: &Engine) -> Processor {
 }
 
 fn setup(config: &[(&str, &str)], tables: Arc<dyn Tables>) -> InstanceSetup {
+    let limits = Limits {
+        memory_bytes: MEMORY,
+        deadline: DEADLINE,
+    };
     InstanceSetup {
-        stage: "test".into(),
         partition: 3,
-        config: config
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        state: Box::new(MemoryState::new()),
         tables,
-        limits: Limits {
-            memory_bytes: MEMORY,
-            deadline: DEADLINE,
-        },
+        ..InstanceSetup::standalone("test", config, limits)
     }
 }
 

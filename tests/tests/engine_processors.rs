@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use partita::engine::{Engine, EngineConfig, Instance, InstanceSetup, Limits, RecordOutcome};
-use partita::state::MemoryState;
 use partita::tables::MemoryTables;
 use partita_tests::wasm::component;
 use partita_wire::BatchWriter;
@@ -24,18 +23,15 @@ fn start(name: &str, config: &[(&str, &str)], tables: MemoryTables) -> Instance 
     let processor = engine().load(&component(name)).expect("processor loads");
     processor
         .instantiate(InstanceSetup {
-            stage: name.into(),
-            partition: 0,
-            config: config
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            state: Box::new(MemoryState::new()),
             tables: Arc::new(tables),
-            limits: Limits {
-                memory_bytes: 64 << 20,
-                deadline: Duration::from_secs(2),
-            },
+            ..InstanceSetup::standalone(
+                name,
+                config,
+                Limits {
+                    memory_bytes: 64 << 20,
+                    deadline: Duration::from_secs(2),
+                },
+            )
         })
         .expect("instantiate")
 }

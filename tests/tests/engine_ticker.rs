@@ -4,12 +4,9 @@
 //! Alone in its test binary, so that no other test's engine adds threads.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use partita::engine::{Engine, EngineConfig, InstanceSetup, Limits};
-use partita::state::MemoryState;
-use partita::tables::MemoryTables;
 use partita_tests::wasm::component;
 
 /// Threads of this process named like the ticker (Linux names threads in
@@ -37,17 +34,14 @@ fn the_ticker_stops_when_the_last_user_of_the_engine_drops() {
 
     let processor = engine.load(&path).unwrap();
     let instance = processor
-        .instantiate(InstanceSetup {
-            stage: "s".into(),
-            partition: 0,
-            config: Vec::new(),
-            state: Box::new(MemoryState::new()),
-            tables: Arc::new(MemoryTables::new()),
-            limits: Limits {
+        .instantiate(InstanceSetup::standalone(
+            "s",
+            &[],
+            Limits {
                 memory_bytes: 32 << 20,
                 deadline: Duration::from_secs(1),
             },
-        })
+        ))
         .unwrap();
     drop((engine, clone, processor));
     assert_eq!(

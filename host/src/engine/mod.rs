@@ -146,6 +146,24 @@ pub struct InstanceSetup {
     pub limits: Limits,
 }
 
+impl InstanceSetup {
+    /// A set-up for running a processor on its own (tests, benchmarks,
+    /// tools): partition 0, empty in-memory state, no tables.
+    pub fn standalone(stage: &str, config: &[(&str, &str)], limits: Limits) -> Self {
+        InstanceSetup {
+            stage: stage.to_string(),
+            partition: 0,
+            config: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            state: Box::new(crate::state::MemoryState::new()),
+            tables: Arc::new(crate::tables::MemoryTables::new()),
+            limits,
+        }
+    }
+}
+
 /// The process-wide Wasm engine. Cheap to clone.
 ///
 /// Holds the wasmtime engine, the linker with every host import, the

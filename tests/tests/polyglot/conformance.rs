@@ -4,12 +4,9 @@
 //! (run through the engine library, in batches) must be the same too.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use partita::engine::{Engine, EngineConfig, InstanceSetup, Limits, RecordOutcome};
-use partita::state::MemoryState;
-use partita::tables::MemoryTables;
 use partita_wire::BatchWriter;
 
 use super::setup::{cache_dir, component, inputs, run};
@@ -211,20 +208,14 @@ fn count_through_the_engine(
         .load(&component(name))
         .unwrap_or_else(|e| panic!("{name} loads: {e}"));
     let mut instance = processor
-        .instantiate(InstanceSetup {
-            stage: "count".into(),
-            partition: 0,
-            config: config
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            state: Box::new(MemoryState::new()),
-            tables: Arc::new(MemoryTables::new()),
-            limits: Limits {
+        .instantiate(InstanceSetup::standalone(
+            "count",
+            config,
+            Limits {
                 memory_bytes: 64 << 20,
                 deadline: Duration::from_secs(10),
             },
-        })
+        ))
         .unwrap_or_else(|e| panic!("{name} starts: {e}"));
     let records = text_records(&inputs().join("count.jsonl"));
     let mut seen = Vec::new();
