@@ -11,6 +11,12 @@
 //! - [`kafka`]: Kafka clients: settings, admin, producer, table loading.
 //! - [`pipeline`]: running a pipeline on Kafka: stages, workers, commits.
 //! - [`cli`]: the `partita` command line.
+//!
+//! The data path of `partita run`: a stage's consumer ([`kafka`]) hands each
+//! assigned partition to a worker ([`pipeline`]), which encodes a batch
+//! (`partita_wire::BatchWriter`), runs it through the partition's
+//! [`engine::Instance`], produces the outputs and dead letters, and commits
+//! the batch's offsets once the broker has acknowledged all of them.
 
 mod bindings;
 pub mod cli;
