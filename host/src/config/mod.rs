@@ -74,6 +74,22 @@ pub struct KafkaConfig {
 }
 
 impl KafkaConfig {
+    /// A `[kafka]` table with only `bootstrap` and `group` set, every other
+    /// key at the pipeline file's default.
+    pub fn new(bootstrap: impl Into<String>, group: impl Into<String>) -> Self {
+        KafkaConfig {
+            bootstrap: bootstrap.into(),
+            group: group.into(),
+            properties: Vec::new(),
+            consumer: Vec::new(),
+            producer: Vec::new(),
+            create_topics: false,
+            new_topic_partitions: 1,
+            new_topic_replication: 1,
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
+        }
+    }
+
     /// The consumer group id of stage `stage`.
     pub fn group_id(&self, stage: &str) -> String {
         format!("{}.{stage}", self.group)

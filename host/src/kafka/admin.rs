@@ -176,15 +176,9 @@ mod tests {
 
     fn kafka(bootstrap: String, create: bool) -> KafkaConfig {
         KafkaConfig {
-            bootstrap,
-            group: "g".into(),
-            properties: vec![],
-            consumer: vec![],
-            producer: vec![],
             create_topics: create,
             new_topic_partitions: 3,
-            new_topic_replication: 1,
-            commit_interval: Duration::from_secs(1),
+            ..KafkaConfig::new(bootstrap, "g")
         }
     }
 

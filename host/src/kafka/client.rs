@@ -170,18 +170,13 @@ mod tests {
 
     fn kafka() -> KafkaConfig {
         KafkaConfig {
-            bootstrap: "b:9092".into(),
-            group: "orders".into(),
             properties: vec![
                 ("security.protocol".into(), "ssl".into()),
                 ("linger.ms".into(), "1".into()),
             ],
             consumer: vec![("auto.offset.reset".into(), "latest".into())],
             producer: vec![("linger.ms".into(), "20".into())],
-            create_topics: false,
-            new_topic_partitions: 1,
-            new_topic_replication: 1,
-            commit_interval: Duration::from_secs(1),
+            ..KafkaConfig::new("b:9092", "orders")
         }
     }
 

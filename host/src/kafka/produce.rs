@@ -356,17 +356,7 @@ mod tests {
     fn sends_are_acknowledged_and_headers_kept() {
         let cluster = MockCluster::new(1).unwrap();
         cluster.create_topic("out", 1, 1).unwrap();
-        let kafka = KafkaConfig {
-            bootstrap: cluster.bootstrap_servers(),
-            group: "g".into(),
-            properties: vec![],
-            consumer: vec![],
-            producer: vec![],
-            create_topics: false,
-            new_topic_partitions: 1,
-            new_topic_replication: 1,
-            commit_interval: Duration::from_secs(1),
-        };
+        let kafka = KafkaConfig::new(cluster.bootstrap_servers(), "g");
         let producer = Producer::new(&kafka).unwrap();
         let acks = Acks::new(std::thread::current());
         let pairs: [(&str, &[u8]); 2] = [("a", b"1"), ("b", b"")];

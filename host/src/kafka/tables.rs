@@ -112,17 +112,7 @@ mod tests {
         send(1, "GBP", None);
         producer.flush(Duration::from_secs(10)).unwrap();
 
-        let kafka = KafkaConfig {
-            bootstrap: cluster.bootstrap_servers(),
-            group: "g".into(),
-            properties: vec![],
-            consumer: vec![],
-            producer: vec![],
-            create_topics: false,
-            new_topic_partitions: 1,
-            new_topic_replication: 1,
-            commit_interval: Duration::from_secs(1),
-        };
+        let kafka = KafkaConfig::new(cluster.bootstrap_servers(), "g");
         let tables = MemoryTables::new();
         let stop = AtomicBool::new(false);
         assert_eq!(

@@ -105,16 +105,10 @@ impl RunnerFactory for FakeRunners {
 
 fn kafka(bootstrap: String, group: &str) -> KafkaConfig {
     KafkaConfig {
-        bootstrap,
-        group: group.into(),
-        properties: vec![],
         // Statistics feed the lag gauge; often here so that tests see it.
         consumer: vec![("statistics.interval.ms".into(), "200".into())],
-        producer: vec![],
-        create_topics: false,
-        new_topic_partitions: 1,
-        new_topic_replication: 1,
         commit_interval: Duration::from_millis(100),
+        ..KafkaConfig::new(bootstrap, group)
     }
 }
 

@@ -277,15 +277,10 @@ fn stop_on_signal() -> Result<Arc<AtomicBool>> {
 fn run(cli: Cli) -> Result<()> {
     let stop = stop_on_signal()?;
     let kafka = KafkaConfig {
-        bootstrap: cli.bootstrap.clone(),
-        group: cli.group.clone(),
-        properties: Vec::new(),
         consumer: properties("--consumer-property", &cli.consumer_properties)?,
         producer: properties("--producer-property", &cli.producer_properties)?,
-        create_topics: false,
-        new_topic_partitions: 1,
-        new_topic_replication: 1,
         commit_interval: Duration::from_millis(cli.commit_interval_ms),
+        ..KafkaConfig::new(cli.bootstrap.clone(), cli.group.clone())
     };
     let producer: ThreadedProducer<Deliveries> =
         ThreadedProducer::from_config_and_context(&producer_config(&kafka), Deliveries::default())
