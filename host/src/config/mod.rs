@@ -21,9 +21,11 @@ mod parse;
 mod problems;
 mod processors;
 mod reader;
+mod reload;
 
 pub use problems::{ConfigError, Location, Problem};
 pub use processors::{CheckedStage, check_processors};
+pub use reload::{ReloadConfig, Rollback};
 
 /// Records per batch unless the stage sets `batch_size`.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
@@ -166,6 +168,8 @@ pub struct StageConfig {
     pub limits: Limits,
     /// `batch_size`, `batch_bytes` and `max_wait_ms`.
     pub batch: BatchLimits,
+    /// `version_header` and `rollback`: hot-reload settings.
+    pub reload: ReloadConfig,
     /// Where the stage's keys are in the file.
     pub at: StageLocations,
 }
