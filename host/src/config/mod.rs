@@ -21,11 +21,11 @@ mod parse;
 mod problems;
 mod processors;
 mod reader;
-mod reload;
+mod state;
 
 pub use problems::{ConfigError, Location, Problem};
 pub use processors::{CheckedStage, check_processors};
-pub use reload::{ReloadConfig, Rollback};
+pub use state::{DEFAULT_STATE_DIR, DEFAULT_STATE_MEMORY_MB, StateConfig};
 
 /// Records per batch unless the stage sets `batch_size`.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
@@ -49,6 +49,8 @@ pub struct Pipeline {
     pub kafka: KafkaConfig,
     /// The stages, in file order.
     pub stages: Vec<StageConfig>,
+    /// `[state]`: the local state stores.
+    pub state: StateConfig,
 }
 
 /// The `[kafka]` table.
@@ -168,8 +170,6 @@ pub struct StageConfig {
     pub limits: Limits,
     /// `batch_size`, `batch_bytes` and `max_wait_ms`.
     pub batch: BatchLimits,
-    /// `version_header` and `rollback`: hot-reload settings.
-    pub reload: ReloadConfig,
     /// Where the stage's keys are in the file.
     pub at: StageLocations,
 }

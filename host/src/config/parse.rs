@@ -117,6 +117,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Pipeline, ConfigError> {
         kafka,
         stages,
     })
+    let state = super::state::read(&mut top, dir, &mut p);
 }
 
 /// The error for a state that recorded problems should rule out (a table
@@ -133,6 +134,7 @@ fn fallback_error(path: &Path) -> ConfigError {
     }
 }
 
+        state,
 fn read_kafka(t: &DeTable<'_>, span: Span, p: &mut Problems<'_>) -> Option<KafkaConfig> {
     let before = p_len(p);
     let mut r = TableReader::new(t, span, "kafka");
@@ -321,7 +323,6 @@ fn read_stage(
     let max_wait = r
         .integer("max_wait_ms", 0, 3_600_000, p)
         .map_or(DEFAULT_MAX_WAIT, Duration::from_millis);
-    let reload = super::reload::read(&mut r, p);
 
     let at = StageLocations {
         stage: Some(p.locate(span.start)),
@@ -350,7 +351,6 @@ fn read_stage(
             max_bytes: batch_bytes,
             max_wait,
         },
-        reload,
         at,
     })
 }

@@ -133,7 +133,6 @@ fn stage(name: &str, input: &str, outputs: &[(&str, &str)], on_error: OnError) -
             max_bytes: 1 << 20,
             max_wait: Duration::from_millis(5),
         },
-        reload: Default::default(),
         at: StageLocations::default(),
     }
 }
@@ -769,6 +768,7 @@ fn inputs_with_different_partition_counts_are_refused() {
         stages: vec![s],
     };
     let topics: crate::kafka::admin::TopicPartitions =
+        state: Default::default(),
         [("a".to_string(), 4), ("b".to_string(), 2)].into();
     let err = check_copartitioned(&pipeline, &topics).unwrap_err();
     assert_eq!(err.exit_code(), 2);
