@@ -17,15 +17,15 @@ use std::time::Duration;
 
 use crate::engine::Limits;
 
+mod guarantee;
 mod parse;
 mod problems;
 mod processors;
 mod reader;
-mod state;
 
+pub use guarantee::Guarantee;
 pub use problems::{ConfigError, Location, Problem};
 pub use processors::{CheckedStage, check_processors};
-pub use state::{DEFAULT_STATE_DIR, DEFAULT_STATE_MEMORY_MB, StateConfig};
 
 /// Records per batch unless the stage sets `batch_size`.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
@@ -49,8 +49,6 @@ pub struct Pipeline {
     pub kafka: KafkaConfig,
     /// The stages, in file order.
     pub stages: Vec<StageConfig>,
-    /// `[state]`: the local state stores.
-    pub state: StateConfig,
 }
 
 /// The `[kafka]` table.
@@ -73,8 +71,12 @@ pub struct KafkaConfig {
     pub new_topic_partitions: i32,
     /// `new_topic_replication`: replication factor of topics it creates.
     pub new_topic_replication: i32,
-    /// `commit_interval_ms`: how often a partition commits its progress.
+    /// `commit_interval_ms`: how often a partition commits its progress
+    /// (under exactly-once, how often it commits its transaction).
     pub commit_interval: Duration,
+    /// `guarantee` (top level or in `[kafka]`): at-least-once or
+    /// exactly-once.
+    pub guarantee: Guarantee,
 }
 
 impl KafkaConfig {
@@ -91,6 +93,7 @@ impl KafkaConfig {
             new_topic_partitions: 1,
             new_topic_replication: 1,
             commit_interval: DEFAULT_COMMIT_INTERVAL,
+            guarantee: Guarantee::AtLeastOnce,
         }
     }
 

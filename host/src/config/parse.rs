@@ -37,7 +37,10 @@ const RESERVED_PROPERTIES: &[(&str, &str)] = &[
         "set `commit_interval_ms` in [kafka]",
     ),
     ("enable.partition.eof", "Partita manages it"),
-    ("transactional.id", "transactions are not supported yet"),
+    (
+        "transactional.id",
+        "set `guarantee = \"exactly-once\"`; each stage and partition then gets its own",
+    ),
 ];
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<Pipeline, ConfigError> {
@@ -58,9 +61,16 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Pipeline, ConfigError> {
     let root = root.into_inner();
     let mut top = TableReader::new(&root, root_span, "");
 
-    let kafka = match top.value("kafka") {
+    let top_guarantee = super::guarantee::read(&mut top, &mut p);
+    let mut kafka_sets_guarantee = false;
+    let mut kafka = match top.value("kafka") {
         Some(v) => match v.get_ref() {
-            DeValue::Table(t) => read_kafka(t, v.span(), &mut p),
+            DeValue::Table(t) => {
+                kafka_sets_guarantee = t
+                    .iter()
+                    .any(|(k, _)| k.get_ref().as_ref() == "guarantee");
+                read_kafka(t, v.span(), &mut p)
+            }
             other => {
                 p.add(
                     Some(v.span()),
@@ -108,6 +118,13 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Pipeline, ConfigError> {
         None => p.add(None, "", "no stage: add at least one [[stage]]"),
     }
     top.finish(&mut p);
+    if let Some((guarantee, span)) = top_guarantee {
+        if kafka_sets_guarantee {
+            super::guarantee::set_twice(span, &mut p);
+        } else if let Some(k) = &mut kafka {
+            k.guarantee = guarantee;
+        }
+    }
 
     check_stage_names(&stages, &root, &mut p);
     p.finish()?;
@@ -117,7 +134,6 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Pipeline, ConfigError> {
         kafka,
         stages,
     })
-    let state = super::state::read(&mut top, dir, &mut p);
 }
 
 /// The error for a state that recorded problems should rule out (a table
@@ -134,7 +150,6 @@ fn fallback_error(path: &Path) -> ConfigError {
     }
 }
 
-        state,
 fn read_kafka(t: &DeTable<'_>, span: Span, p: &mut Problems<'_>) -> Option<KafkaConfig> {
     let before = p_len(p);
     let mut r = TableReader::new(t, span, "kafka");
@@ -154,6 +169,7 @@ fn read_kafka(t: &DeTable<'_>, span: Span, p: &mut Problems<'_>) -> Option<Kafka
         .integer("new_topic_replication", 1, 32_767, p)
         .unwrap_or(1);
     let commit = r.integer("commit_interval_ms", 1, 3_600_000, p);
+    let guarantee = super::guarantee::read(&mut r, p).map(|(g, _)| g);
     r.finish(p);
     if p_len(p) > before {
         return None;
@@ -168,6 +184,7 @@ fn read_kafka(t: &DeTable<'_>, span: Span, p: &mut Problems<'_>) -> Option<Kafka
         new_topic_partitions: i32::try_from(partitions).unwrap_or(1),
         new_topic_replication: i32::try_from(replication).unwrap_or(1),
         commit_interval: commit.map_or(DEFAULT_COMMIT_INTERVAL, Duration::from_millis),
+        guarantee: guarantee.unwrap_or_default(),
     })
 }
 

@@ -621,3 +621,64 @@ fn processor_problems_are_all_reported_with_the_stage_and_key() {
         "DIR/pipeline.toml:35:11: stage \"undeclared\": outputs.extra: the processor declares no output \"extra\" (it declares: out)"
     );
 }
+
+#[test]
+fn the_guarantee_is_at_least_once_unless_set_at_the_top_or_in_kafka() {
+    let d = Dir::new();
+    assert_eq!(
+        d.parse(MINIMAL).unwrap().kafka.guarantee,
+        Guarantee::AtLeastOnce
+    );
+    let top = format!("guarantee = \"exactly-once\"\n{MINIMAL}");
+    assert_eq!(
+        d.parse(&top).unwrap().kafka.guarantee,
+        Guarantee::ExactlyOnce
+    );
+    let in_kafka = MINIMAL.replace(
+        "group = \"orders\"",
+        "group = \"orders\"\nguarantee = \"exactly-once\"",
+    );
+    assert_eq!(
+        d.parse(&in_kafka).unwrap().kafka.guarantee,
+        Guarantee::ExactlyOnce
+    );
+    let explicit = format!("guarantee = \"at-least-once\"\n{MINIMAL}");
+    assert_eq!(
+        d.parse(&explicit).unwrap().kafka.guarantee,
+        Guarantee::AtLeastOnce
+    );
+}
+
+#[test]
+fn an_unknown_guarantee_is_refused_where_it_is_written() {
+    let d = Dir::new();
+    let top = format!("guarantee = \"exactly-twice\"\n{MINIMAL}");
+    assert_eq!(
+        d.problems(&top),
+        [
+            "DIR/pipeline.toml:1:13: guarantee: unknown guarantee \"exactly-twice\" \
+             (expected \"at-least-once\" or \"exactly-once\")"
+        ]
+    );
+    let in_kafka = MINIMAL.replace(
+        "group = \"orders\"",
+        "group = \"orders\"\nguarantee = 1",
+    );
+    assert_eq!(
+        d.problems(&in_kafka),
+        ["DIR/pipeline.toml:5:13: kafka: guarantee: expected a string, found integer"]
+    );
+}
+
+#[test]
+fn a_guarantee_set_both_at_the_top_and_in_kafka_is_refused() {
+    let d = Dir::new();
+    let text = format!("guarantee = \"exactly-once\"\n{MINIMAL}").replace(
+        "group = \"orders\"",
+        "group = \"orders\"\nguarantee = \"exactly-once\"",
+    );
+    assert_eq!(
+        d.problems(&text),
+        ["DIR/pipeline.toml:1:13: guarantee: also set in [kafka]: set it in one place"]
+    );
+}

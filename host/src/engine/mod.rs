@@ -26,7 +26,7 @@ use crate::state::StateStore;
 use crate::tables::Tables;
 
 mod cache;
-pub(crate) mod imports;
+mod imports;
 mod instance;
 mod limits;
 mod stderr;

@@ -10,7 +10,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 
-use crate::config::KafkaConfig;
+use crate::config::{Guarantee, KafkaConfig};
 
 /// How often consumers report statistics (the source of lag), unless the
 /// pipeline file sets `statistics.interval.ms`.
@@ -30,7 +30,8 @@ fn apply(c: &mut ClientConfig, props: &[(String, String)]) {
 }
 
 /// Settings of stage `stage`'s consumer: group `<group>.<stage>`, no
-/// automatic commit or offset store, range assignment, earliest reset.
+/// automatic commit or offset store, range assignment, earliest reset;
+/// under exactly-once, `read_committed` whatever the file says.
 pub fn consumer_config(kafka: &KafkaConfig, stage: &str) -> ClientConfig {
     let mut c = base(kafka);
     c.set("group.id", kafka.group_id(stage))
@@ -43,6 +44,9 @@ pub fn consumer_config(kafka: &KafkaConfig, stage: &str) -> ClientConfig {
         .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
     apply(&mut c, &kafka.properties);
     apply(&mut c, &kafka.consumer);
+    if kafka.guarantee == Guarantee::ExactlyOnce {
+        c.set("isolation.level", "read_committed");
+    }
     c
 }
 
@@ -73,6 +77,16 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
         .set("linger.ms", "5");
     apply(&mut c, &kafka.properties);
     apply(&mut c, &kafka.producer);
+    c
+}
+
+/// Settings of a worker's transactional producer under exactly-once: the
+/// shared producer's settings with `transactional.id` set to
+/// `transactional_id`.
+pub fn transactional_producer_config(kafka: &KafkaConfig, transactional_id: &str) -> ClientConfig {
+    let mut c = producer_config(kafka);
+    c.set("client.id", format!("partita-{transactional_id}"))
+        .set("transactional.id", transactional_id);
     c
 }
 
@@ -221,6 +235,29 @@ mod tests {
             "producer properties override shared ones"
         );
         assert_eq!(c.get("group.id"), None);
+    }
+
+    #[test]
+    fn exactly_once_reads_committed_records_and_names_each_transactional_producer() {
+        let mut k = kafka();
+        k.consumer
+            .push(("isolation.level".into(), "read_uncommitted".into()));
+        assert_eq!(
+            consumer_config(&k, "pass").get("isolation.level"),
+            Some("read_uncommitted"),
+            "at-least-once leaves it to the file"
+        );
+        k.guarantee = Guarantee::ExactlyOnce;
+        assert_eq!(
+            consumer_config(&k, "pass").get("isolation.level"),
+            Some("read_committed")
+        );
+        let c = transactional_producer_config(&k, "orders.pass.3");
+        assert_eq!(c.get("transactional.id"), Some("orders.pass.3"));
+        assert_eq!(c.get("client.id"), Some("partita-orders.pass.3"));
+        assert_eq!(c.get("enable.idempotence"), Some("true"));
+        assert_eq!(c.get("linger.ms"), Some("20"), "producer properties apply");
+        assert_eq!(producer_config(&k).get("transactional.id"), None);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! - [`admin`]: waiting for the cluster, checking and creating topics.
 //! - [`produce`]: the shared producer and per-batch delivery tracking.
 //! - [`tables`]: reading a compacted table topic to its end.
+//! - [`transactions`]: a worker's transactional producer under
+//!   exactly-once.
 //!
 //! The stage consumers live with the workers they feed, in
 //! [`crate::pipeline`], because their rebalance callbacks start and stop
@@ -14,3 +16,4 @@ pub mod admin;
 pub mod client;
 pub mod produce;
 pub mod tables;
+pub mod transactions;

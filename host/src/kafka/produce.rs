@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 use std::time::Duration;
 
-use rdkafka::ClientContext;
 use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{DeliveryResult, Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseRecord, Producer as _, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, ClientContext};
 
 use super::client::{self, producer_config};
 use crate::config::KafkaConfig;
@@ -212,6 +212,20 @@ impl Producer {
         Ok(Producer {
             inner: Arc::new(inner),
         })
+    }
+
+    /// Builds a producer from client settings of its own (a worker's
+    /// transactional producer under exactly-once).
+    pub fn with_config(config: &ClientConfig) -> Result<Producer, KafkaError> {
+        let inner = ThreadedProducer::from_config_and_context(config, DeliveryContext::default())?;
+        Ok(Producer {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The rdkafka producer, for the transaction calls.
+    pub(crate) fn client(&self) -> &ThreadedProducer<DeliveryContext> {
+        &self.inner
     }
 
     /// Sends `record` to `topic` as part of the batch `acks`, waiting while

@@ -768,7 +768,6 @@ fn inputs_with_different_partition_counts_are_refused() {
         stages: vec![s],
     };
     let topics: crate::kafka::admin::TopicPartitions =
-        state: Default::default(),
         [("a".to_string(), 4), ("b".to_string(), 2)].into();
     let err = check_copartitioned(&pipeline, &topics).unwrap_err();
     assert_eq!(err.exit_code(), 2);
