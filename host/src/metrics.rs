@@ -44,6 +44,10 @@ pub struct StageMetrics {
     pub produce_retries: AtomicU64,
     /// Offset commits the broker did not accept.
     pub commit_failures: AtomicU64,
+    /// Hot reload: versions swapped in (rollbacks included).
+    reloads: AtomicU64,
+    /// Hot reload: versions refused or rolled back, by reason.
+    reload_failures: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl StageMetrics {
@@ -61,6 +65,29 @@ impl StageMetrics {
     /// Sets the processor version the stage runs.
     pub fn set_version(&self, version: &str) {
         *lock(&self.version) = version.to_string();
+    }
+
+    /// The processor version the stage runs.
+    pub fn version(&self) -> String {
+        lock(&self.version).clone()
+    }
+
+    /// Counts a version swapped in by a hot reload.
+    pub fn count_reload(&self) {
+        self.reloads.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a version a hot reload refused or rolled back, by `reason`.
+    pub fn count_reload_failure(&self, reason: &'static str) {
+        *lock(&self.reload_failures).entry(reason).or_default() += 1;
+    }
+
+    /// Versions refused or rolled back for `reason` so far.
+    pub fn reload_failures(&self, reason: &str) -> u64 {
+        lock(&self.reload_failures)
+            .get(reason)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -189,6 +216,8 @@ impl Metrics {
                     batch_nanos: AtomicU64::new(0),
                     produce_retries: AtomicU64::new(0),
                     commit_failures: AtomicU64::new(0),
+                    reloads: AtomicU64::new(0),
+                    reload_failures: Mutex::new(BTreeMap::new()),
                 })
             })
             .clone()
@@ -340,7 +369,7 @@ impl Metrics {
         }
 
         type StageGet = fn(&StageMetrics) -> u64;
-        let stage_counters: [(&str, &str, StageGet); 2] = [
+        let stage_counters: [(&str, &str, StageGet); 3] = [
             (
                 "partita_produce_retries_total",
                 "Outputs produced again after the client gave up on them.",
@@ -351,11 +380,33 @@ impl Metrics {
                 "Offset commits the broker did not accept.",
                 |s| s.commit_failures.load(Relaxed),
             ),
+            (
+                "partita_reloads_total",
+                "Processor versions swapped in by a hot reload (rollbacks included).",
+                |s| s.reloads.load(Relaxed),
+            ),
         ];
         for (name, help, get) in stage_counters {
             header(&mut out, name, help, "counter");
             for (stage, s) in &r.stages {
                 let _ = writeln!(out, "{name}{{stage=\"{}\"}} {}", escape(stage), get(s));
+            }
+        }
+
+        let name = "partita_reload_failures_total";
+        header(
+            &mut out,
+            name,
+            "Processor versions a hot reload refused (the old one kept running) or rolled back, by reason.",
+            "counter",
+        );
+        for (stage, s) in &r.stages {
+            for (reason, n) in lock(&s.reload_failures).iter() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{stage=\"{}\",reason=\"{reason}\"}} {n}",
+                    escape(stage)
+                );
             }
         }
 

@@ -1,5 +1,5 @@
 //! `partita run`: runs a pipeline file against Kafka until SIGINT or
-//! SIGTERM (docs/PIPELINE.md).
+//! SIGTERM (docs/PIPELINE.md). SIGHUP reloads every stage's processor.
 //!
 //! Exit status: 0 after a clean stop, 1 when a stage stopped the run, 2
 //! when the pipeline could not start, 130 on a second signal at least a
@@ -41,7 +41,9 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         metrics_addr: args.metrics_addr,
         ..RunOptions::default()
     };
+    let reload = options.reload.clone();
     let result = runtime.block_on(async move {
+        tokio::spawn(signals::reload_on_hangup(reload));
         let shutdown = async {
             let first = signals::next().await;
             tracing::info!("{first}: stopping (a second signal exits at once)");
@@ -101,4 +103,25 @@ mod signals {
         let _ = tokio::signal::ctrl_c().await;
         "Ctrl-C"
     }
+
+    /// Reloads every stage's processor on each SIGHUP.
+    #[cfg(unix)]
+    pub async fn reload_on_hangup(trigger: crate::pipeline::reload::ReloadTrigger) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot listen to SIGHUP ({e}): processors reload on file changes only");
+                return;
+            }
+        };
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading every stage's processor");
+            trigger.reload_all();
+        }
+    }
+
+    /// No SIGHUP here: processors reload on file changes only.
+    #[cfg(not(unix))]
+    pub async fn reload_on_hangup(_trigger: crate::pipeline::reload::ReloadTrigger) {}
 }

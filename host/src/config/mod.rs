@@ -22,10 +22,12 @@ mod parse;
 mod problems;
 mod processors;
 mod reader;
+mod reload;
 
 pub use guarantee::Guarantee;
 pub use problems::{ConfigError, Location, Problem};
 pub use processors::{CheckedStage, check_processors};
+pub use reload::{ReloadConfig, Rollback};
 
 /// Records per batch unless the stage sets `batch_size`.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
@@ -173,6 +175,8 @@ pub struct StageConfig {
     pub limits: Limits,
     /// `batch_size`, `batch_bytes` and `max_wait_ms`.
     pub batch: BatchLimits,
+    /// `version_header` and `rollback`: hot-reload settings.
+    pub reload: ReloadConfig,
     /// Where the stage's keys are in the file.
     pub at: StageLocations,
 }

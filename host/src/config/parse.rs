@@ -340,6 +340,7 @@ fn read_stage(
     let max_wait = r
         .integer("max_wait_ms", 0, 3_600_000, p)
         .map_or(DEFAULT_MAX_WAIT, Duration::from_millis);
+    let reload = super::reload::read(&mut r, p);
 
     let at = StageLocations {
         stage: Some(p.locate(span.start)),
@@ -368,6 +369,7 @@ fn read_stage(
             max_bytes: batch_bytes,
             max_wait,
         },
+        reload,
         at,
     })
 }

@@ -36,6 +36,7 @@ use crate::tables::MemoryTables;
 pub(crate) mod batch;
 pub mod dlq;
 pub(crate) mod ledger;
+pub mod reload;
 mod runner;
 mod stage;
 mod worker;
@@ -52,6 +53,8 @@ pub struct RunOptions {
     pub engine: Option<Engine>,
     /// The metrics registry to fill; `None` makes a new one.
     pub metrics: Option<Arc<Metrics>>,
+    /// Asks the run to reload every stage's processor (SIGHUP does).
+    pub reload: reload::ReloadTrigger,
 }
 
 impl Default for RunOptions {
@@ -61,6 +64,7 @@ impl Default for RunOptions {
             progress_every: Duration::from_secs(5),
             engine: None,
             metrics: None,
+            reload: reload::ReloadTrigger::new(),
         }
     }
 }
@@ -231,6 +235,7 @@ pub async fn run(
     check_copartitioned(&pipeline, &topics)?;
 
     let mut stages: Vec<(StageConfig, Arc<dyn RunnerFactory>)> = Vec::new();
+    let mut reloading = Vec::new();
     for (stage, c) in pipeline.stages.iter().zip(checked) {
         let tables = MemoryTables::new();
         for (name, topic) in &stage.tables {
@@ -265,13 +270,32 @@ pub async fn run(
                 })?;
         }
         let runners = EngineRunners {
-            processor: c.processor,
+            live: reload::LiveProcessor::new(
+                &stage.name,
+                c.processor,
+                stage.reload.rollback,
+                metrics.stage(&stage.name, &stage.inputs),
+            ),
             stage: stage.clone(),
             tables: Arc::new(tables),
         };
+        reloading.push(reload::ReloadStage {
+            config: stage.clone(),
+            tables: runners.tables.clone(),
+            live: runners.live.clone(),
+        });
         stages.push((stage.clone(), Arc::new(runners)));
     }
+    let reloader = reload::Reloader::start(
+        engine.clone(),
+        reloading,
+        &options.reload,
+        reload::ReloadSettings::default(),
+        true,
+    )
+    .map_err(|e| RunError::Setup(format!("cannot start the reload thread: {e}")))?;
     let result = run_stages(kafka, stages, metrics, options.progress_every, shutdown).await;
+    drop(reloader);
     drop(server);
     result
 }

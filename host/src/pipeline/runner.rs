@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use partita_wire::{BatchWriter, RecordRef};
 
+use super::reload::LiveProcessor;
 use crate::config::StageConfig;
 use crate::engine::{Instance, InstanceSetup, Processor, RecordOutcome};
 use crate::state::{MemoryState, StateStore};
@@ -21,6 +22,15 @@ pub(crate) trait BatchRunner {
     /// Runs `batch` and calls `each` for every record, in input order,
     /// with what became of it.
     fn run(&mut self, batch: &BatchWriter, each: &mut dyn FnMut(RecordRef<'_>, RecordOutcome<'_>));
+
+    /// Swaps in `processor` between batches (hot reload), keeping the
+    /// partition's state; on error the old code keeps running.
+    fn replace(&mut self, processor: &Processor) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "this runner cannot swap its processor for {}",
+            processor.version()
+        )
+    }
 }
 
 impl BatchRunner for Instance {
@@ -38,6 +48,10 @@ impl BatchRunner for Instance {
             each(record, result);
         }
     }
+
+    fn replace(&mut self, processor: &Processor) -> anyhow::Result<()> {
+        Ok(self.replace_processor(processor)?)
+    }
 }
 
 /// Starts the runner of each partition a stage is assigned.
@@ -47,12 +61,17 @@ pub(crate) trait RunnerFactory: Send + Sync {
 
     /// A runner for `partition`, with that partition's state.
     fn start(&self, partition: i32) -> anyhow::Result<Box<dyn BatchRunner>>;
+
+    /// The stage's live processor, when its runners can be hot-swapped.
+    fn live(&self) -> Option<Arc<LiveProcessor>> {
+        None
+    }
 }
 
 /// Runners backed by a loaded processor.
 pub(crate) struct EngineRunners {
-    /// The stage's processor.
-    pub processor: Processor,
+    /// The stage's live processor (the version new partitions start on).
+    pub live: Arc<LiveProcessor>,
     /// The stage.
     pub stage: StageConfig,
     /// The stage's reference tables.
@@ -69,7 +88,11 @@ impl EngineRunners {
 
 impl RunnerFactory for EngineRunners {
     fn version(&self) -> String {
-        self.processor.version().to_string()
+        self.live.current().version().to_string()
+    }
+
+    fn live(&self) -> Option<Arc<LiveProcessor>> {
+        Some(self.live.clone())
     }
 
     fn start(&self, partition: i32) -> anyhow::Result<Box<dyn BatchRunner>> {
@@ -81,6 +104,6 @@ impl RunnerFactory for EngineRunners {
             tables: self.tables.clone(),
             limits: self.stage.limits,
         };
-        Ok(Box::new(self.processor.instantiate(setup)?))
+        Ok(Box::new(self.live.current().instantiate(setup)?))
     }
 }

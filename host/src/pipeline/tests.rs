@@ -133,6 +133,7 @@ fn stage(name: &str, input: &str, outputs: &[(&str, &str)], on_error: OnError) -
             max_bytes: 1 << 20,
             max_wait: Duration::from_millis(5),
         },
+        reload: Default::default(),
         at: StageLocations::default(),
     }
 }

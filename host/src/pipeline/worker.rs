@@ -22,6 +22,7 @@ use super::StageShared;
 use super::batch::BatchBuilder;
 use super::dlq::{self, ErrorKind};
 use super::ledger::{Ledger, Sent, StopAt};
+use super::reload::{self, SwapHook};
 use super::runner::BatchRunner;
 use crate::config::OnError;
 use crate::engine::RecordOutcome;
@@ -75,6 +76,8 @@ struct Worker<C: ConsumerContext + 'static> {
     fatal: Option<String>,
     /// The `on_error = "stop"` record that stopped this worker.
     halted: Option<StopAt>,
+    /// Hot reload: swaps the runner's code between batches.
+    reload: Option<SwapHook>,
 }
 
 /// Runs the worker until it is told to stop or the run fails.
@@ -110,13 +113,11 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<
         stop,
     } = setup;
     let runner = shared.runners.start(partition)?;
-    let mut routes = Vec::new();
-    for name in runner.outputs() {
-        let Some(topic) = shared.config.output_topic(name) else {
-            anyhow::bail!("the processor emits \"{name}\" but the stage maps no topic to it");
-        };
-        routes.push(topic.to_string());
-    }
+    let routes = reload::routes(&shared.config, runner.outputs())?;
+    let reload = shared
+        .runners
+        .live()
+        .map(|live| SwapHook::new(live, partition, runner.version()));
     let me = thread::current();
     for (_, q) in &mut queues {
         let me = me.clone();
@@ -143,6 +144,7 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<
         retry_backoff: Duration::from_secs(1),
         fatal: None,
         halted: None,
+        reload,
     };
     tracing::debug!(stage = %w.shared.config.name, partition, "worker started");
     let result = w.work();
@@ -161,6 +163,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
 
     fn work(&mut self) -> anyhow::Result<()> {
         while !self.stopping() {
+            self.swap_if_due();
             self.fill();
             if !self.batch.is_empty() {
                 self.process();
@@ -238,8 +241,20 @@ impl<C: ConsumerContext + 'static> Worker<C> {
                 continue;
             }
             self.settle();
+            if self.batch.is_empty() {
+                self.swap_if_due();
+            }
             let wait = deadline.map_or(IDLE, |d| d.saturating_duration_since(now).min(IDLE));
             thread::park_timeout(wait);
+        }
+    }
+
+    /// Between batches: swaps to a newly published processor version.
+    fn swap_if_due(&mut self) {
+        if let Some(hook) = &mut self.reload
+            && let Some(routes) = hook.at_boundary(&mut *self.runner, &self.shared.config)
+        {
+            self.routes = routes;
         }
     }
 
@@ -256,6 +271,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             stage: &stage.name,
             dlq_topic: &self.shared.dlq_topics,
             version: self.runner.version().to_string(),
+            version_header: stage.reload.version_header,
             batch: &self.batch,
             next: vec![-1; stage.inputs.len()],
             index: 0,
@@ -281,6 +297,9 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         m.rejected.fetch_add(counts.rejected, Relaxed);
         m.failed.fetch_add(counts.failed, Relaxed);
         m.skipped.fetch_add(counts.skipped, Relaxed);
+        if let Some(hook) = &self.reload {
+            hook.after_batch(counts.records, counts.rejected + counts.failed);
+        }
         self.ledger.push(Sent {
             acks,
             next,
@@ -452,6 +471,8 @@ struct Sink<'w> {
     /// Per input, its dead-letter topic (when the policy is `dlq`).
     dlq_topic: &'w [Option<String>],
     version: String,
+    /// Add the `partita.version` header to outputs.
+    version_header: bool,
     batch: &'w BatchBuilder,
     next: Vec<i64>,
     index: usize,
@@ -471,9 +492,11 @@ impl Sink<'_> {
             RecordOutcome::Ok(outputs) => {
                 for o in outputs.iter() {
                     let topic = &self.routes[o.output as usize];
-                    let headers = match o.headers {
-                        Some(h) => produce::headers(h.iter()),
-                        None => produce::headers(record.headers.iter()),
+                    let headers = match (o.headers, self.version_header) {
+                        (Some(h), false) => produce::headers(h.iter()),
+                        (None, false) => produce::headers(record.headers.iter()),
+                        (Some(h), true) => reload::with_version(h.iter(), &self.version),
+                        (None, true) => reload::with_version(record.headers.iter(), &self.version),
                     };
                     let out = OutRecord {
                         key: o.key.or_input(record.key),

@@ -1,0 +1,256 @@
+//! The hot-reload keys of a `[[stage]]`: `version_header` and `rollback`
+//! (docs/PIPELINE.md, "Hot reload").
+//!
+//! ```toml
+//! version_header = true                                    # partita.version on outputs
+//! rollback = { max_reject_share = 0.5, first_records = 1000 }
+//! ```
+
+use toml::de::DeValue;
+
+use super::problems::Problems;
+use super::reader::{Span, TableReader};
+
+/// Largest `rollback.first_records`.
+const MAX_FIRST_RECORDS: u64 = 100_000_000;
+
+/// A stage's hot-reload settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReloadConfig {
+    /// `version_header`: add a `partita.version` header (the processor
+    /// version that produced it) to every output record.
+    pub version_header: bool,
+    /// `rollback`: go back to the previous version when a new one rejects
+    /// too many of its first records.
+    pub rollback: Option<Rollback>,
+}
+
+/// When a newly swapped-in version is rolled back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rollback {
+    /// `max_reject_share`: the share of rejected or failed records (0 to 1)
+    /// above which the new version is rolled back.
+    pub max_reject_share: f64,
+    /// `first_records`: how many records of the new version (over all of
+    /// the stage's partitions in this process) are judged.
+    pub first_records: u64,
+}
+
+impl Rollback {
+    /// True when `bad` rejected or failed records out of the first
+    /// `first_records` already exceed the allowed share, however the rest
+    /// turns out.
+    pub fn exceeded(&self, bad: u64) -> bool {
+        bad as f64 > self.max_reject_share * self.first_records as f64
+    }
+}
+
+/// Reads the stage's reload keys, recording every problem.
+pub(super) fn read(r: &mut TableReader<'_, '_>, p: &mut Problems<'_>) -> ReloadConfig {
+    let version_header = r.boolean("version_header", p).unwrap_or(false);
+    let place = r.key_place("rollback");
+    let rollback = r.value("rollback").and_then(|v| match v.get_ref() {
+        DeValue::Table(t) => {
+            let mut inner = TableReader::new(t, v.span(), place);
+            let share = share(&mut inner, v.span(), p);
+            let first = inner.integer("first_records", 1, MAX_FIRST_RECORDS, p);
+            if inner.span_of("first_records").is_none() {
+                let place = inner.key_place("first_records");
+                p.add(Some(v.span()), place, "missing key `first_records`");
+            }
+            inner.finish(p);
+            Some(Rollback {
+                max_reject_share: share?,
+                first_records: first?,
+            })
+        }
+        other => {
+            let msg = format!(
+                "expected a table such as {{ max_reject_share = 0.5, first_records = 1000 }}, found {}",
+                other.type_str()
+            );
+            p.add(Some(v.span()), place, msg);
+            None
+        }
+    });
+    ReloadConfig {
+        version_header,
+        rollback,
+    }
+}
+
+/// `max_reject_share`: a number from 0 to 1 (an integer 0 or 1 too).
+fn share(r: &mut TableReader<'_, '_>, table: Span, p: &mut Problems<'_>) -> Option<f64> {
+    let place = r.key_place("max_reject_share");
+    let Some(v) = r.value("max_reject_share") else {
+        p.add(Some(table), place, "missing key `max_reject_share`");
+        return None;
+    };
+    let text = match v.get_ref() {
+        DeValue::Float(f) => f.as_str().to_string(),
+        DeValue::Integer(i) => i.as_str().to_string(),
+        other => {
+            let msg = format!("expected a number from 0 to 1, found {}", other.type_str());
+            p.add(Some(v.span()), place, msg);
+            return None;
+        }
+    };
+    match text.replace('_', "").parse::<f64>() {
+        Ok(n) if (0.0..=1.0).contains(&n) => Some(n),
+        _ => {
+            let msg = format!("expected a number from 0 to 1, found {text}");
+            p.add(Some(v.span()), place, msg);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::config::Pipeline;
+
+    /// A folder with a processor file next to the pipeline file.
+    fn dir() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.wasm"), b"not checked here").unwrap();
+        let file = dir.path().join("pipeline.toml");
+        (dir, file)
+    }
+
+    fn text(stage_extra: &str) -> String {
+        format!(
+            "[kafka]\nbootstrap = \"k:9092\"\ngroup = \"g\"\n\n[[stage]]\nname = \"s\"\n\
+             processor = \"p.wasm\"\ninput = \"in\"\noutputs = {{ default = \"out\" }}\n{stage_extra}\n"
+        )
+    }
+
+    fn problems(stage_extra: &str) -> Vec<String> {
+        let (dir, file) = dir();
+        let err = Pipeline::parse(&file, &text(stage_extra)).expect_err("refused");
+        let shown = dir.path().display().to_string();
+        err.problems
+            .iter()
+            .map(|p| p.to_string().replace(&shown, "DIR"))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_no_header_and_no_rollback() {
+        let (_dir, file) = dir();
+        let p = Pipeline::parse(&file, &text("")).unwrap();
+        assert_eq!(p.stages[0].reload, ReloadConfig::default());
+    }
+
+    #[test]
+    fn both_keys_are_read() {
+        let (_dir, file) = dir();
+        let extra =
+            "version_header = true\nrollback = { max_reject_share = 0.25, first_records = 1_000 }";
+        let p = Pipeline::parse(&file, &text(extra)).unwrap();
+        assert_eq!(
+            p.stages[0].reload,
+            ReloadConfig {
+                version_header: true,
+                rollback: Some(Rollback {
+                    max_reject_share: 0.25,
+                    first_records: 1000
+                }),
+            }
+        );
+        let whole = "rollback = { max_reject_share = 1, first_records = 1 }";
+        let p = Pipeline::parse(&file, &text(whole)).unwrap();
+        assert_eq!(p.stages[0].reload.rollback.unwrap().max_reject_share, 1.0);
+    }
+
+    #[test]
+    fn a_version_header_that_is_not_a_boolean_is_refused() {
+        assert_eq!(
+            problems("version_header = \"yes\""),
+            [
+                "DIR/pipeline.toml:10:18: stage \"s\": version_header: expected true or false, found string"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rollback_that_is_not_a_table_is_refused() {
+        assert_eq!(
+            problems("rollback = 0.5"),
+            [
+                "DIR/pipeline.toml:10:12: stage \"s\": rollback: expected a table such as \
+              { max_reject_share = 0.5, first_records = 1000 }, found float"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_share_outside_zero_to_one_is_refused() {
+        assert_eq!(
+            problems("rollback = { max_reject_share = 1.5, first_records = 10 }"),
+            [
+                "DIR/pipeline.toml:10:33: stage \"s\": rollback: max_reject_share: \
+              expected a number from 0 to 1, found 1.5"
+            ]
+        );
+        assert_eq!(
+            problems("rollback = { max_reject_share = \"half\", first_records = 10 }"),
+            [
+                "DIR/pipeline.toml:10:33: stage \"s\": rollback: max_reject_share: \
+              expected a number from 0 to 1, found string"
+            ]
+        );
+    }
+
+    #[test]
+    fn first_records_out_of_range_is_refused() {
+        assert_eq!(
+            problems("rollback = { max_reject_share = 0.5, first_records = 0 }"),
+            [
+                "DIR/pipeline.toml:10:54: stage \"s\": rollback: first_records: \
+              expected an integer from 1 to 100000000, found 0"
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_and_unknown_rollback_keys_are_refused() {
+        assert_eq!(
+            problems("rollback = { first_records = 10 }"),
+            [
+                "DIR/pipeline.toml:10:12: stage \"s\": rollback: max_reject_share: missing key `max_reject_share`"
+            ]
+        );
+        assert_eq!(
+            problems("rollback = { max_reject_share = 0.5 }"),
+            [
+                "DIR/pipeline.toml:10:12: stage \"s\": rollback: first_records: missing key `first_records`"
+            ]
+        );
+        assert_eq!(
+            problems("rollback = { max_reject_share = 0.5, first_records = 9, after = 3 }"),
+            [
+                "DIR/pipeline.toml:10:57: stage \"s\": rollback: unknown key `after` \
+              (expected one of: first_records, max_reject_share)"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_allowed_share_is_judged_on_the_first_records() {
+        let r = Rollback {
+            max_reject_share: 0.5,
+            first_records: 100,
+        };
+        assert!(!r.exceeded(50));
+        assert!(r.exceeded(51));
+        let none = Rollback {
+            max_reject_share: 0.0,
+            first_records: 10,
+        };
+        assert!(!none.exceeded(0));
+        assert!(none.exceeded(1));
+    }
+}

@@ -1,0 +1,273 @@
+//! The reload coordinator: one thread per run that turns file events and
+//! reload requests into new live versions, off the workers' path.
+//!
+//! Events on a stage's file are debounced: the file is read once no event
+//! came for [`ReloadSettings::debounce`]. A file that fails its trial right
+//! after a change (often one still being written) is tried again every
+//! [`ReloadSettings::retry_every`], [`ReloadSettings::attempts`] times in
+//! all, before it is refused; a refused file stays refused until it changes
+//! again (or a reload of everything is asked). A file whose content hash is
+//! the live version's is not swapped.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use super::live::LiveProcessor;
+use super::trial::try_version;
+use crate::config::StageConfig;
+use crate::engine::Engine;
+use crate::tables::Tables;
+
+/// What the coordinator is told.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// Stage `stage`'s file changed at `at`.
+    Changed {
+        /// The stage's index.
+        stage: usize,
+        /// When the event was seen.
+        at: Instant,
+    },
+    /// Reload every stage now (SIGHUP).
+    All,
+    /// End the coordinator.
+    Stop,
+}
+
+/// Timings of the coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadSettings {
+    /// Quiet time after the last event on a file before it is read.
+    pub debounce: Duration,
+    /// Time between two attempts at a file that failed its trial.
+    pub retry_every: Duration,
+    /// Attempts at a changed file before it is refused (at least 1).
+    pub attempts: u32,
+}
+
+impl Default for ReloadSettings {
+    fn default() -> Self {
+        ReloadSettings {
+            debounce: Duration::from_millis(200),
+            retry_every: Duration::from_millis(250),
+            attempts: 5,
+        }
+    }
+}
+
+/// What the coordinator knows of one stage.
+pub struct ReloadStage {
+    /// The stage.
+    pub config: StageConfig,
+    /// Its reference tables, for the trial `init`.
+    pub tables: Arc<dyn Tables>,
+    /// Its live processor.
+    pub live: Arc<LiveProcessor>,
+}
+
+/// A change waiting for its turn.
+struct Pending {
+    /// The first event of the burst (or the request).
+    changed_at: Instant,
+    /// When to read the file next.
+    due: Instant,
+    /// Attempts made so far.
+    attempts: u32,
+    /// Asked for explicitly (SIGHUP): also tries a file refused before.
+    explicit: bool,
+}
+
+/// Runs until [`Event::Stop`] or until every sender is gone.
+pub(crate) fn run(
+    engine: Engine,
+    stages: Vec<ReloadStage>,
+    events: Receiver<Event>,
+    settings: ReloadSettings,
+) {
+    let mut c = Coordinator {
+        engine,
+        pending: stages.iter().map(|_| None).collect(),
+        refused: stages.iter().map(|_| None).collect(),
+        stages,
+        settings,
+    };
+    loop {
+        let now = Instant::now();
+        let next = c.pending.iter().flatten().map(|p| p.due).min();
+        let event = match next {
+            Some(due) if due <= now => {
+                c.attempt_due(now);
+                continue;
+            }
+            Some(due) => events.recv_timeout(due - now),
+            None => events.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match event {
+            Ok(Event::Changed { stage, at }) => c.changed(stage, at),
+            Ok(Event::All) => c.all(),
+            Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
+}
+
+struct Coordinator {
+    engine: Engine,
+    stages: Vec<ReloadStage>,
+    pending: Vec<Option<Pending>>,
+    /// Per stage, the content hash of the last refused file.
+    refused: Vec<Option<String>>,
+    settings: ReloadSettings,
+}
+
+impl Coordinator {
+    fn changed(&mut self, stage: usize, at: Instant) {
+        let Some(slot) = self.pending.get_mut(stage) else {
+            return;
+        };
+        let due = Instant::now() + self.settings.debounce;
+        match slot {
+            // Still in the burst, or retrying: start the quiet time again,
+            // with fresh attempts for the new content.
+            Some(p) => {
+                p.due = due;
+                p.attempts = 0;
+            }
+            None => {
+                *slot = Some(Pending {
+                    changed_at: at,
+                    due,
+                    attempts: 0,
+                    explicit: false,
+                });
+            }
+        }
+    }
+
+    fn all(&mut self) {
+        let now = Instant::now();
+        for slot in &mut self.pending {
+            *slot = Some(Pending {
+                changed_at: now,
+                due: now,
+                attempts: 0,
+                explicit: true,
+            });
+        }
+    }
+
+    fn attempt_due(&mut self, now: Instant) {
+        for i in 0..self.stages.len() {
+            if self.pending[i].as_ref().is_some_and(|p| p.due <= now) {
+                self.attempt(i);
+            }
+        }
+    }
+
+    /// Reads stage `i`'s file and swaps it in if it passes its trial.
+    fn attempt(&mut self, i: usize) {
+        let Some(mut pending) = self.pending[i].take() else {
+            return;
+        };
+        pending.attempts += 1;
+        let stage = &self.stages[i];
+        let path = stage.config.processor.as_path();
+        let name = &stage.config.name;
+        let live = stage.live.current();
+        let (bytes, hash) = match std::fs::read(path) {
+            Ok(bytes) => {
+                let hash = blake3::hash(&bytes).to_hex().to_string();
+                (bytes, hash)
+            }
+            Err(e) => {
+                let message = format!("cannot read {}: {e}", path.display());
+                self.failed(i, pending, None, super::Refusal::Read, message);
+                return;
+            }
+        };
+        if hash == live.content_hash() {
+            let log = if pending.explicit {
+                "unchanged: nothing to swap"
+            } else {
+                "changed on disk but its content is the live version's: nothing to swap"
+            };
+            tracing::info!(
+                "stage \"{name}\": processor {} ({}) {log}",
+                path.display(),
+                live.version()
+            );
+            self.refused[i] = None;
+            return;
+        }
+        if !pending.explicit && self.refused[i].as_deref() == Some(hash.as_str()) {
+            tracing::debug!(
+                "stage \"{name}\": {} is still the refused file",
+                path.display()
+            );
+            return;
+        }
+        if !pending.explicit && stage.live.rolled_back().as_deref() == Some(hash.as_str()) {
+            tracing::info!(
+                "stage \"{name}\": {} is the version that was rolled back; it is swapped in \
+                 again only after it changes (or on SIGHUP)",
+                path.display()
+            );
+            return;
+        }
+        match try_version(&self.engine, &stage.config, &stage.tables, path, &bytes) {
+            Ok(processor) => {
+                tracing::info!(
+                    "stage \"{name}\": {} passed its trial as version {} ({} after the change{})",
+                    path.display(),
+                    processor.version(),
+                    format_ms(pending.changed_at.elapsed()),
+                    if processor.from_cache() {
+                        ", compiled code from the cache"
+                    } else {
+                        ""
+                    }
+                );
+                self.refused[i] = None;
+                stage.live.publish(processor, pending.changed_at);
+            }
+            Err(refused) => self.failed(i, pending, Some(hash), refused.reason, refused.message),
+        }
+    }
+
+    /// A failed attempt: tried again soon, or refused after the last one.
+    fn failed(
+        &mut self,
+        i: usize,
+        mut pending: Pending,
+        hash: Option<String>,
+        reason: super::Refusal,
+        message: String,
+    ) {
+        let stage = &self.stages[i];
+        let name = &stage.config.name;
+        if pending.attempts < self.settings.attempts.max(1) {
+            tracing::debug!(
+                "stage \"{name}\": attempt {} at the new processor failed ({message}); trying again",
+                pending.attempts
+            );
+            pending.due = Instant::now() + self.settings.retry_every;
+            self.pending[i] = Some(pending);
+            return;
+        }
+        let live = stage.live.current();
+        tracing::warn!(
+            "stage \"{name}\": refusing the new processor file {} ({}): {message}; \
+             version {} keeps running",
+            stage.config.processor.display(),
+            reason.as_str(),
+            live.version()
+        );
+        stage.live.count_refusal(reason);
+        self.refused[i] = hash;
+    }
+}
+
+fn format_ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}

@@ -1,0 +1,123 @@
+//! Hot reload: swapping a stage's processor while records flow
+//! (docs/PIPELINE.md, "Hot reload").
+//!
+//! ```text
+//! notify (folder of each processor file) ─┐
+//! SIGHUP (ReloadTrigger::reload_all) ─────┤
+//!                                         ▼
+//!   coordinator thread: debounce → read → same hash? → Engine::load (cache)
+//!     → trial instance + init with the stage's config → outputs mapped?
+//!     → LiveProcessor::publish (new generation)
+//!                                         ▼
+//!   each worker, between batches: generation moved? → Instance::replace_processor
+//!     (state untouched) → acknowledge → "live on all partitions" logged
+//! ```
+//!
+//! - `watch`: the file watcher.
+//! - `coordinator`: debounce, retries, refusals.
+//! - `trial`: what a version must pass before it is published.
+//! - `live`: the published version per stage, acknowledgements, rollback.
+//! - `swap`: the worker's hook at a batch boundary; the version header.
+
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use notify::RecommendedWatcher;
+
+use crate::engine::Engine;
+
+mod coordinator;
+mod live;
+mod swap;
+mod trial;
+mod watch;
+
+use coordinator::Event;
+pub use coordinator::{ReloadSettings, ReloadStage};
+pub use live::{LiveProcessor, Refusal};
+pub use swap::VERSION_HEADER;
+pub(crate) use swap::{SwapHook, routes, with_version};
+
+/// Asks running pipelines to reload every stage's processor, as SIGHUP does
+/// for `partita run`. Cheap to clone; a run started with
+/// [`crate::pipeline::RunOptions::reload`] listens to it until it ends.
+#[derive(Clone, Default)]
+pub struct ReloadTrigger {
+    listeners: Arc<Mutex<Vec<Sender<Event>>>>,
+}
+
+impl ReloadTrigger {
+    /// A trigger no run listens to yet.
+    pub fn new() -> ReloadTrigger {
+        ReloadTrigger::default()
+    }
+
+    /// Asks every listening run to reload all its stages now; returns how
+    /// many runs were asked.
+    pub fn reload_all(&self) -> usize {
+        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        listeners.retain(|l| l.send(Event::All).is_ok());
+        listeners.len()
+    }
+
+    fn listen(&self, events: Sender<Event>) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(events);
+    }
+}
+
+/// The reload machinery of one run: the watcher and the coordinator
+/// thread. Dropping it stops both.
+pub struct Reloader {
+    events: Sender<Event>,
+    thread: Option<JoinHandle<()>>,
+    _watcher: Option<RecommendedWatcher>,
+}
+
+impl Reloader {
+    /// Starts watching the stages' files (when `watch_files`) and listening
+    /// to `trigger`.
+    pub fn start(
+        engine: Engine,
+        stages: Vec<ReloadStage>,
+        trigger: &ReloadTrigger,
+        settings: ReloadSettings,
+        watch_files: bool,
+    ) -> std::io::Result<Reloader> {
+        let (events, receiver) = mpsc::channel();
+        let watcher = if watch_files {
+            let files: Vec<(usize, &std::path::Path)> = stages
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i, s.config.processor.as_path()))
+                .collect();
+            watch::watch(&files, events.clone())
+        } else {
+            None
+        };
+        trigger.listen(events.clone());
+        let thread = std::thread::Builder::new()
+            .name("reload".into())
+            .spawn(move || coordinator::run(engine, stages, receiver, settings))?;
+        Ok(Reloader {
+            events,
+            thread: Some(thread),
+            _watcher: watcher,
+        })
+    }
+}
+
+impl Drop for Reloader {
+    fn drop(&mut self) {
+        let _ = self.events.send(Event::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
