@@ -23,11 +23,13 @@ mod problems;
 mod processors;
 mod reader;
 mod reload;
+mod state;
 
 pub use guarantee::Guarantee;
 pub use problems::{ConfigError, Location, Problem};
 pub use processors::{CheckedStage, check_processors};
 pub use reload::{ReloadConfig, Rollback};
+pub use state::{DEFAULT_STATE_DIR, DEFAULT_STATE_MEMORY_MB, StateConfig};
 
 /// Records per batch unless the stage sets `batch_size`.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
@@ -51,6 +53,8 @@ pub struct Pipeline {
     pub kafka: KafkaConfig,
     /// The stages, in file order.
     pub stages: Vec<StageConfig>,
+    /// `[state]`: the local state stores.
+    pub state: StateConfig,
 }
 
 /// The `[kafka]` table.

@@ -117,6 +117,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Pipeline, ConfigError> {
         },
         None => p.add(None, "", "no stage: add at least one [[stage]]"),
     }
+    let state = super::state::read(&mut top, dir, &mut p);
     top.finish(&mut p);
     if let Some((guarantee, span)) = top_guarantee {
         if kafka_sets_guarantee {
@@ -133,6 +134,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Pipeline, ConfigError> {
         file: path.to_path_buf(),
         kafka,
         stages,
+        state,
     })
 }
 

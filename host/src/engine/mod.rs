@@ -26,7 +26,7 @@ use crate::state::StateStore;
 use crate::tables::Tables;
 
 mod cache;
-mod imports;
+pub(crate) mod imports;
 mod instance;
 mod limits;
 mod stderr;

@@ -767,6 +767,7 @@ fn inputs_with_different_partition_counts_are_refused() {
         file: "p.toml".into(),
         kafka: kafka("b".into(), "g"),
         stages: vec![s],
+        state: Default::default(),
     };
     let topics: crate::kafka::admin::TopicPartitions =
         [("a".to_string(), 4), ("b".to_string(), 2)].into();

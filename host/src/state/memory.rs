@@ -1,40 +1,9 @@
-//! Keyed state of one (stage, partition), behind a trait the engine calls.
-//!
-//! The engine buffers a call's writes in a [`ChangeSet`] and hands them to
-//! the store only when the call succeeds, so a trapped batch leaves state as
-//! it was. [`MemoryState`] is the in-memory store; durable stores implement
-//! the same trait.
+//! [`MemoryState`]: state in an ordered in-memory map (used by
+//! `partita test`, by the engine's embedders and in tests).
 
 use std::collections::BTreeMap;
 
-/// The writes of one successful call: `Some(value)` to store, `None` to delete.
-pub type ChangeSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
-
-/// A key/value store scoped to one stage and partition.
-pub trait StateStore: Send + 'static {
-    /// The value under `key`.
-    fn get(&mut self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>>;
-
-    /// Up to `limit` entries with `start <= key < end` (unbounded when `end`
-    /// is `None`), in ascending key order.
-    fn scan(
-        &mut self,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>>;
-
-    /// Applies the writes of one successful call, all or nothing.
-    fn commit(&mut self, changes: &ChangeSet) -> anyhow::Result<()>;
-
-    /// Number of keys stored, for metrics.
-    fn len(&self) -> usize;
-
-    /// True when no key is stored.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+use super::{ChangeSet, StateStore};
 
 /// State kept in an ordered in-memory map.
 #[derive(Debug, Default, Clone)]

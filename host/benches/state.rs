@@ -1,0 +1,230 @@
+//! Local state stores: the candidates for the durable store of a (stage,
+//! partition), measured on the operations Partita does.
+//!
+//! - `put_512`: one all-or-nothing commit of 512 puts of random keys (a
+//!   batch's change set) into a store that already holds 200,000 keys.
+//! - `get`: a get of a random present key among 200,000.
+//! - `restore_1m`: 1,000,000 distinct keys written into an empty store in
+//!   commits of 512, as a restore from a changelog does.
+//!
+//! Keys are 16 bytes, values 16 bytes (what `count` keeps per key). No
+//! commit waits for the disk (`fsync`): the changelog is the durable copy
+//! and the local store only needs to be atomic; both candidates are run
+//! that way.
+//!
+//! Run with `cargo bench -p partita --bench state`. Results:
+//! `docs/BENCHMARKS.md`, section State.
+
+#![allow(missing_docs)] // criterion_group! and criterion_main! generate undocumented items
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+/// Keys already in the store for `put_512` and `get`.
+const PREFILL: u64 = 200_000;
+/// Writes per commit.
+const BATCH: usize = 512;
+
+/// A small deterministic generator (xorshift64*), so runs compare.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+fn key(n: u64) -> [u8; 16] {
+    let mut k = *b"key-000000000000";
+    let digits = format!("{:012}", n % 1_000_000_000_000);
+    k[4..].copy_from_slice(digits.as_bytes());
+    k
+}
+
+fn value(n: u64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&n.to_le_bytes());
+    v
+}
+
+/// The operations measured, over one candidate.
+trait Candidate {
+    fn name() -> &'static str;
+    fn open(dir: &std::path::Path) -> Self;
+    fn commit(&self, writes: &[([u8; 16], [u8; 16])]);
+    fn get_many(&self, keys: &[[u8; 16]]) -> usize;
+}
+
+mod with_redb {
+    use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+
+    const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
+
+    pub struct Redb(Database);
+
+    impl super::Candidate for Redb {
+        fn name() -> &'static str {
+            "redb"
+        }
+
+        fn open(dir: &std::path::Path) -> Self {
+            Redb(
+                Database::builder()
+                    .set_cache_size(64 << 20)
+                    .create(dir.join("state.redb"))
+                    .unwrap(),
+            )
+        }
+
+        fn commit(&self, writes: &[([u8; 16], [u8; 16])]) {
+            let mut tx = self.0.begin_write().unwrap();
+            tx.set_durability(Durability::None).unwrap();
+            {
+                let mut t = tx.open_table(TABLE).unwrap();
+                for (k, v) in writes {
+                    t.insert(&k[..], &v[..]).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+
+        fn get_many(&self, keys: &[[u8; 16]]) -> usize {
+            let tx = self.0.begin_read().unwrap();
+            let t = tx.open_table(TABLE).unwrap();
+            keys.iter()
+                .filter(|k| t.get(&k[..]).unwrap().is_some())
+                .count()
+        }
+    }
+}
+
+mod with_fjall {
+    use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+
+    pub struct Fjall {
+        db: Database,
+        ks: Keyspace,
+    }
+
+    impl super::Candidate for Fjall {
+        fn name() -> &'static str {
+            "fjall"
+        }
+
+        fn open(dir: &std::path::Path) -> Self {
+            let db = Database::builder(dir)
+                .cache_size(64 << 20)
+                .worker_threads(1)
+                .open()
+                .unwrap();
+            let ks = db
+                .keyspace("state", KeyspaceCreateOptions::default)
+                .unwrap();
+            Fjall { db, ks }
+        }
+
+        fn commit(&self, writes: &[([u8; 16], [u8; 16])]) {
+            let mut b = self.db.batch().durability(None);
+            for (k, v) in writes {
+                b.insert(&self.ks, &k[..], &v[..]);
+            }
+            b.commit().unwrap();
+        }
+
+        fn get_many(&self, keys: &[[u8; 16]]) -> usize {
+            keys.iter()
+                .filter(|k| self.ks.get(&k[..]).unwrap().is_some())
+                .count()
+        }
+    }
+}
+
+fn prefilled<C: Candidate>(dir: &std::path::Path) -> C {
+    let c = C::open(dir);
+    let mut writes = Vec::with_capacity(BATCH);
+    for n in 0..PREFILL {
+        writes.push((key(n), value(n)));
+        if writes.len() == BATCH {
+            c.commit(&writes);
+            writes.clear();
+        }
+    }
+    c.commit(&writes);
+    c
+}
+
+fn candidate<C: Candidate>(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: C = prefilled(dir.path());
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+
+    let mut g = c.benchmark_group("state_store");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function(BenchmarkId::new("put_512", C::name()), |b| {
+        b.iter_batched(
+            || {
+                (0..BATCH)
+                    .map(|_| {
+                        let n = rng.next() % 1_000_000;
+                        (key(n), value(n))
+                    })
+                    .collect::<Vec<_>>()
+            },
+            |writes| store.commit(&writes),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.bench_function(BenchmarkId::new("get_512", C::name()), |b| {
+        b.iter_batched(
+            || {
+                (0..BATCH)
+                    .map(|_| key(rng.next() % PREFILL))
+                    .collect::<Vec<_>>()
+            },
+            |keys| black_box(store.get_many(&keys)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+    drop(store);
+
+    let mut g = c.benchmark_group("state_store");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(1_000_000));
+    g.bench_function(BenchmarkId::new("restore_1m", C::name()), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().unwrap();
+                let started = Instant::now();
+                let store = C::open(dir.path());
+                let mut writes = Vec::with_capacity(BATCH);
+                for n in 0..1_000_000u64 {
+                    writes.push((key(n.wrapping_mul(2_654_435_761) % 1_000_000_007), value(n)));
+                    if writes.len() == BATCH {
+                        store.commit(&writes);
+                        writes.clear();
+                    }
+                }
+                store.commit(&writes);
+                drop(store);
+                total += started.elapsed();
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+fn candidates(c: &mut Criterion) {
+    candidate::<with_redb::Redb>(c);
+    candidate::<with_fjall::Fjall>(c);
+}
+
+criterion_group!(benches, candidates);
+criterion_main!(benches);

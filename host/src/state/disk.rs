@@ -1,0 +1,352 @@
+//! [`DiskState`]: the durable store of one (stage, partition).
+//!
+//! The data lives in one redb file (a copy-on-write B-tree, so a commit is
+//! all or nothing and survives a crash of the process). In front of it sits
+//! a write-back buffer: a call's change set goes into an in-memory ordered
+//! map, and the buffer is written to the file in one transaction when it
+//! grows past [`DiskOptions::max_dirty_bytes`], when a checkpoint arrives
+//! and [`DiskOptions::flush_interval`] has passed, and when the store is
+//! closed. Each of those transactions also records the checkpoint: the
+//! changelog offset whose records (and all before them) the file reflects.
+//!
+//! A crash loses the buffer and whatever the file had not committed, and
+//! with it the matching checkpoint, so what is on disk is always a state the
+//! changelog reached at or after its checkpoint: a restore re-applies the
+//! changelog from the checkpoint on, which is harmless because applying
+//! changelog records is idempotent. The checkpoint is never ahead of the
+//! data.
+//!
+//! Memory stays bounded whatever the size of the state: the buffer is at
+//! most `max_dirty_bytes`, and redb's page cache at most
+//! [`DiskOptions::cache_bytes`]; the rest is read from the file.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use redb::{
+    Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTableMetadata, TableDefinition,
+};
+
+use super::{ChangeSet, StateStore};
+use crate::engine::imports::scan_merged;
+
+/// The state: key bytes → value bytes.
+const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
+/// Bookkeeping: the checkpoint.
+const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
+/// The `META` key of the checkpoint.
+const CHECKPOINT: &str = "changelog_offset";
+/// The store's file, in its partition folder.
+pub const FILE_NAME: &str = "state.redb";
+/// Bytes counted per buffered entry on top of its key and value.
+const ENTRY_OVERHEAD: usize = 48;
+
+/// Memory and flush settings of a [`DiskState`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskOptions {
+    /// redb's page cache, in bytes.
+    pub cache_bytes: usize,
+    /// The write-back buffer is written to the file once it holds this many
+    /// bytes (keys, values and bookkeeping).
+    pub max_dirty_bytes: usize,
+    /// A checkpoint is written at most this long after it arrived.
+    pub flush_interval: Duration,
+}
+
+impl DiskOptions {
+    /// Settings for a memory budget of `memory_bytes` per partition: three
+    /// quarters for the page cache, a quarter for the buffer.
+    pub fn with_memory(memory_bytes: usize) -> Self {
+        DiskOptions {
+            cache_bytes: (memory_bytes / 4 * 3).max(64 << 10),
+            max_dirty_bytes: (memory_bytes / 4).max(16 << 10),
+            flush_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Default for DiskOptions {
+    /// 64 MiB per partition.
+    fn default() -> Self {
+        DiskOptions::with_memory(64 << 20)
+    }
+}
+
+/// The on-disk part: the redb file and a read snapshot reused between
+/// flushes.
+struct File {
+    db: Database,
+    /// Read snapshot of the data table, dropped at each flush.
+    read: Option<ReadOnlyTable<&'static [u8], &'static [u8]>>,
+    /// Keys in the file, as of the last flush.
+    keys: u64,
+}
+
+impl File {
+    fn table(&mut self) -> anyhow::Result<&ReadOnlyTable<&'static [u8], &'static [u8]>> {
+        if self.read.is_none() {
+            let tx = self.db.begin_read().context("reading the state file")?;
+            let table = tx.open_table(DATA).context("reading the state file")?;
+            self.read = Some(table);
+        }
+        Ok(self.read.as_ref().expect("set above"))
+    }
+}
+
+impl StateStore for File {
+    fn get(&mut self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+        let got = self.table()?.get(key).context("reading the state file")?;
+        Ok(got.map(|v| v.value().to_vec()))
+    }
+
+    fn scan(
+        &mut self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        if end.is_some_and(|e| e <= start) || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let upper = end.map_or(Unbounded, Excluded);
+        let table = self.table()?;
+        let range = table
+            .range::<&[u8]>((Included(start), upper))
+            .context("scanning the state file")?;
+        let mut out = Vec::new();
+        for entry in range.take(limit) {
+            let (k, v) = entry.context("scanning the state file")?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn commit(&mut self, _changes: &ChangeSet) -> anyhow::Result<()> {
+        unreachable!("the file is written by DiskState::flush")
+    }
+
+    fn len(&self) -> usize {
+        usize::try_from(self.keys).unwrap_or(usize::MAX)
+    }
+}
+
+/// The durable state of one (stage, partition); see the module docs.
+pub struct DiskState {
+    file: File,
+    path: PathBuf,
+    options: DiskOptions,
+    /// Writes not yet in the file, `None` for a delete.
+    dirty: ChangeSet,
+    dirty_bytes: usize,
+    /// The checkpoint in the file.
+    checkpoint: Option<i64>,
+    /// A checkpoint to write with the next flush.
+    pending_checkpoint: Option<i64>,
+    last_flush: Instant,
+}
+
+impl DiskState {
+    /// Opens the store in `dir` (creating the folder and file if needed).
+    pub fn open(dir: &Path, options: DiskOptions) -> anyhow::Result<DiskState> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the state folder {}", dir.display()))?;
+        let path = dir.join(FILE_NAME);
+        let db = Database::builder()
+            .set_cache_size(options.cache_bytes)
+            .create(&path)
+            .with_context(|| format!("cannot open the state file {}", path.display()))?;
+        let (keys, checkpoint) = {
+            let tx = db
+                .begin_read()
+                .with_context(|| format!("cannot read the state file {}", path.display()))?;
+            let keys = match tx.open_table(DATA) {
+                Ok(t) => t.len()?,
+                Err(redb::TableError::TableDoesNotExist(_)) => 0,
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot read the state file {}", path.display()));
+                }
+            };
+            let checkpoint = match tx.open_table(META) {
+                Ok(t) => t.get(CHECKPOINT)?.map(|v| v.value()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot read the state file {}", path.display()));
+                }
+            };
+            (keys, checkpoint)
+        };
+        let mut store = DiskState {
+            file: File {
+                db,
+                read: None,
+                keys,
+            },
+            path,
+            options,
+            dirty: ChangeSet::new(),
+            dirty_bytes: 0,
+            checkpoint,
+            pending_checkpoint: None,
+            last_flush: Instant::now(),
+        };
+        // Creates the tables, so that reads never meet a missing one.
+        store.write(Durability::Immediate)?;
+        Ok(store)
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Applies one changelog record (`None`: a tombstone) read at `offset`
+    /// during a restore; the checkpoint moves to `offset` with it.
+    pub fn apply_changelog(
+        &mut self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        offset: i64,
+    ) -> anyhow::Result<()> {
+        if self.dirty_bytes >= self.options.max_dirty_bytes {
+            self.flush()?;
+        }
+        self.dirty_bytes += key.len() + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
+        self.dirty.insert(key.to_vec(), value.map(<[u8]>::to_vec));
+        self.note_checkpoint(offset);
+        Ok(())
+    }
+
+    /// Writes the buffer and the latest checkpoint to the file, waiting for
+    /// the disk.
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        self.write(Durability::Immediate)
+    }
+
+    /// Bytes held in the write-back buffer.
+    pub fn dirty_bytes(&self) -> usize {
+        self.dirty_bytes
+    }
+
+    fn note_checkpoint(&mut self, offset: i64) {
+        let current = self.pending_checkpoint.or(self.checkpoint);
+        if current.is_none_or(|c| offset > c) {
+            self.pending_checkpoint = Some(offset);
+        }
+    }
+
+    /// One transaction: the buffer, then the checkpoint.
+    fn write(&mut self, durability: Durability) -> anyhow::Result<()> {
+        let what = || format!("cannot write the state file {}", self.path.display());
+        self.file.read = None;
+        let mut tx = self.file.db.begin_write().with_context(what)?;
+        tx.set_durability(durability).with_context(what)?;
+        tx.set_quick_repair(true);
+        let keys = {
+            let mut data = tx.open_table(DATA).with_context(what)?;
+            for (k, v) in &self.dirty {
+                match v {
+                    Some(v) => {
+                        data.insert(k.as_slice(), v.as_slice()).with_context(what)?;
+                    }
+                    None => {
+                        data.remove(k.as_slice()).with_context(what)?;
+                    }
+                }
+            }
+            let mut meta = tx.open_table(META).with_context(what)?;
+            if let Some(c) = self.pending_checkpoint {
+                meta.insert(CHECKPOINT, c).with_context(what)?;
+            }
+            data.len().with_context(what)?
+        };
+        tx.commit().with_context(what)?;
+        self.dirty.clear();
+        self.dirty_bytes = 0;
+        self.file.keys = keys;
+        if let Some(c) = self.pending_checkpoint.take() {
+            self.checkpoint = Some(c);
+        }
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+}
+
+impl StateStore for DiskState {
+    fn get(&mut self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+        match self.dirty.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.file.get(key),
+        }
+    }
+
+    fn scan(
+        &mut self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        scan_merged(&mut self.file, &self.dirty, start, end, limit)
+    }
+
+    /// All or nothing: a flush the buffer needs happens first, and if it
+    /// fails none of `changes` is applied.
+    fn commit(&mut self, changes: &ChangeSet) -> anyhow::Result<()> {
+        if self.dirty_bytes >= self.options.max_dirty_bytes {
+            self.flush()?;
+        }
+        for (k, v) in changes {
+            self.dirty_bytes += k.len() + v.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD;
+            match (v, self.dirty.get_mut(k.as_slice())) {
+                (Some(v), Some(Some(slot))) => {
+                    slot.clear();
+                    slot.extend_from_slice(v);
+                }
+                (v, Some(slot)) => *slot = v.clone(),
+                (v, None) => {
+                    self.dirty.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.file.len()
+    }
+
+    fn set_checkpoint(&mut self, offset: i64) -> anyhow::Result<()> {
+        self.note_checkpoint(offset);
+        if self.last_flush.elapsed() >= self.options.flush_interval {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> Option<i64> {
+        self.checkpoint
+    }
+
+    /// Flushes, then writes the clean marker next to the file.
+    fn close(&mut self) -> anyhow::Result<()> {
+        self.flush()?;
+        match self.path.parent() {
+            Some(dir) => super::local::mark_clean(dir),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for DiskState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskState")
+            .field("path", &self.path)
+            .field("keys", &self.file.keys)
+            .field("dirty", &self.dirty.len())
+            .field("checkpoint", &self.checkpoint)
+            .finish()
+    }
+}
