@@ -31,6 +31,20 @@ pub struct Metrics {
 struct Registry {
     stages: BTreeMap<String, Arc<StageMetrics>>,
     partitions: BTreeMap<(String, i32), Arc<PartitionMetrics>>,
+    tables: BTreeMap<String, Arc<TableMetrics>>,
+}
+
+/// Per table topic: what its reader applied and skipped.
+#[derive(Debug, Default)]
+pub struct TableMetrics {
+    /// Records applied to the table (upserts and deletes).
+    pub applied: AtomicU64,
+    /// Records skipped because their key or value could not be read.
+    pub invalid: AtomicU64,
+    /// Keys in the table.
+    pub keys: AtomicU64,
+    /// Set once the table has caught up with the end its topic had at start.
+    pub caught_up: AtomicBool,
 }
 
 /// Per-stage metrics.
@@ -44,6 +58,12 @@ pub struct StageMetrics {
     pub produce_retries: AtomicU64,
     /// Offset commits the broker did not accept.
     pub commit_failures: AtomicU64,
+    /// Exactly-once: transactions committed.
+    pub transactions: AtomicU64,
+    /// Exactly-once: transactions aborted (their batches processed again).
+    pub transaction_aborts: AtomicU64,
+    /// `on-timer` calls that failed.
+    pub timer_failures: AtomicU64,
     /// Hot reload: versions swapped in (rollbacks included).
     reloads: AtomicU64,
     /// Hot reload: versions refused or rolled back, by reason.
@@ -216,6 +236,9 @@ impl Metrics {
                     batch_nanos: AtomicU64::new(0),
                     produce_retries: AtomicU64::new(0),
                     commit_failures: AtomicU64::new(0),
+                    transactions: AtomicU64::new(0),
+                    transaction_aborts: AtomicU64::new(0),
+                    timer_failures: AtomicU64::new(0),
                     reloads: AtomicU64::new(0),
                     reload_failures: Mutex::new(BTreeMap::new()),
                 })
@@ -231,6 +254,16 @@ impl Metrics {
         r.partitions
             .entry((stage.to_string(), partition))
             .or_insert_with(|| Arc::new(PartitionMetrics::new(inputs)))
+            .clone()
+    }
+
+    /// The metrics of the reference table read from `topic`, created on
+    /// first use.
+    pub fn table(&self, topic: &str) -> Arc<TableMetrics> {
+        lock(&self.registry)
+            .tables
+            .entry(topic.to_string())
+            .or_default()
             .clone()
     }
 
@@ -369,7 +402,7 @@ impl Metrics {
         }
 
         type StageGet = fn(&StageMetrics) -> u64;
-        let stage_counters: [(&str, &str, StageGet); 3] = [
+        let stage_counters: [(&str, &str, StageGet); 5] = [
             (
                 "partita_produce_retries_total",
                 "Outputs produced again after the client gave up on them.",
@@ -379,6 +412,16 @@ impl Metrics {
                 "partita_commit_failures_total",
                 "Offset commits the broker did not accept.",
                 |s| s.commit_failures.load(Relaxed),
+            ),
+            (
+                "partita_transactions_total",
+                "Exactly-once: transactions committed.",
+                |s| s.transactions.load(Relaxed),
+            ),
+            (
+                "partita_transaction_aborts_total",
+                "Exactly-once: transactions aborted, their batches processed again.",
+                |s| s.transaction_aborts.load(Relaxed),
             ),
             (
                 "partita_reloads_total",
@@ -426,6 +469,55 @@ impl Metrics {
                     escape(stage),
                     escape(&version)
                 );
+            }
+        }
+
+        let name = "partita_timer_failures_total";
+        header(
+            &mut out,
+            name,
+            "on-timer calls that trapped, exceeded a limit or returned malformed outputs.",
+            "counter",
+        );
+        for (stage, s) in &r.stages {
+            let n = s.timer_failures.load(Relaxed);
+            let _ = writeln!(out, "{name}{{stage=\"{}\"}} {n}", escape(stage));
+        }
+
+        type TableGet = fn(&TableMetrics) -> u64;
+        let table_metrics: [(&str, &str, &str, TableGet); 4] = [
+            (
+                "partita_table_records_total",
+                "Records of a reference table topic applied to the table.",
+                "counter",
+                |t| t.applied.load(Relaxed),
+            ),
+            (
+                "partita_table_invalid_records_total",
+                "Records of a reference table topic skipped: no key, or a key or value that its format cannot read.",
+                "counter",
+                |t| t.invalid.load(Relaxed),
+            ),
+            (
+                "partita_table_keys",
+                "Keys in a reference table.",
+                "gauge",
+                |t| t.keys.load(Relaxed),
+            ),
+            (
+                "partita_table_caught_up",
+                "1 once a reference table has read its topic up to the end it had at start.",
+                "gauge",
+                |t| u64::from(t.caught_up.load(Relaxed)),
+            ),
+        ];
+        for (name, help, kind, get) in table_metrics {
+            if r.tables.is_empty() {
+                break;
+            }
+            header(&mut out, name, help, kind);
+            for (topic, t) in &r.tables {
+                let _ = writeln!(out, "{name}{{topic=\"{}\"}} {}", escape(topic), get(t));
             }
         }
         out
@@ -576,6 +668,8 @@ mod tests {
         p3.failed.fetch_add(2, Relaxed);
         p3.skipped.fetch_add(2, Relaxed);
         s.commit_failures.fetch_add(1, Relaxed);
+        s.transactions.fetch_add(4, Relaxed);
+        s.transaction_aborts.fetch_add(1, Relaxed);
         let text = m.render();
         for line in [
             "# TYPE partita_records_in_total counter",
@@ -587,6 +681,8 @@ mod tests {
             "partita_dlq_total{stage=\"pass\",partition=\"0\"} 1",
             "partita_records_skipped_total{stage=\"pass\",partition=\"3\"} 2",
             "partita_commit_failures_total{stage=\"pass\"} 1",
+            "partita_transactions_total{stage=\"pass\"} 4",
+            "partita_transaction_aborts_total{stage=\"pass\"} 1",
             "partita_produce_retries_total{stage=\"pass\"} 0",
             "partita_processor_info{stage=\"pass\",version=\"abc123\"} 1",
         ] {

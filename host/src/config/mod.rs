@@ -24,12 +24,14 @@ mod processors;
 mod reader;
 mod reload;
 mod state;
+mod tables;
 
 pub use guarantee::Guarantee;
 pub use problems::{ConfigError, Location, Problem};
 pub use processors::{CheckedStage, check_processors};
 pub use reload::{ReloadConfig, Rollback};
 pub use state::{DEFAULT_STATE_DIR, DEFAULT_STATE_MEMORY_MB, StateConfig};
+pub use tables::{TableFormat, TableSpec};
 
 /// Records per batch unless the stage sets `batch_size`.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
@@ -43,6 +45,9 @@ pub const DEFAULT_MEMORY_MB: u64 = 128;
 pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(1000);
 /// Interval between offset commits unless `[kafka]` sets `commit_interval_ms`.
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(1000);
+/// Interval between `on-timer` calls of an idle partition unless the stage
+/// sets `timer_interval_ms`.
+pub const DEFAULT_TIMER_INTERVAL: Duration = Duration::from_millis(1000);
 
 /// A checked pipeline file.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,8 +176,11 @@ pub struct StageConfig {
     pub outputs: Vec<(String, String)>,
     /// `config`: passed to the processor's `init`, in file order.
     pub config: Vec<(String, String)>,
-    /// `tables`: table name → compacted topic, in file order.
-    pub tables: Vec<(String, String)>,
+    /// `tables`: the reference tables, in file order.
+    pub tables: Vec<TableSpec>,
+    /// `timer_interval_ms`: how often an idle partition's processor gets
+    /// an `on-timer` call (it also gets one after each batch).
+    pub timer_interval: Duration,
     /// `on_error` and `dlq`.
     pub on_error: OnError,
     /// `memory_mb` and `deadline_ms`.
@@ -245,7 +253,7 @@ impl Pipeline {
         for s in &self.stages {
             topics.extend(s.inputs.iter().cloned());
             topics.extend(s.written_topics());
-            topics.extend(s.tables.iter().map(|(_, t)| t.clone()));
+            topics.extend(s.tables.iter().map(|t| t.topic.clone()));
         }
         topics.sort();
         topics.dedup();

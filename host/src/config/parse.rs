@@ -11,7 +11,7 @@ use super::problems::Problems;
 use super::reader::{Span, TableReader};
 use super::{
     BatchLimits, ConfigError, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE, DEFAULT_COMMIT_INTERVAL,
-    DEFAULT_DEADLINE, DEFAULT_MAX_WAIT, DEFAULT_MEMORY_MB, KafkaConfig, OnError, Pipeline,
+    DEFAULT_DEADLINE, DEFAULT_MAX_WAIT, DEFAULT_MEMORY_MB, DEFAULT_TIMER_INTERVAL, KafkaConfig, OnError, Pipeline,
     StageConfig, StageLocations,
 };
 use crate::engine::Limits;
@@ -287,15 +287,7 @@ fn read_stage(
     }
 
     let config = r.string_map("config", true, p).unwrap_or_default();
-    let tables = r.string_map("tables", false, p).unwrap_or_default();
-    for (name, topic, span) in &tables {
-        check_topic(
-            topic,
-            span.clone(),
-            &format!("{}.{name}", r.key_place("tables")),
-            p,
-        );
-    }
+    let tables = super::tables::read_tables(&mut r, p, check_topic);
 
     let policy = r.string("on_error", p);
     let dlq = r.string("dlq", p);
@@ -342,6 +334,9 @@ fn read_stage(
     let max_wait = r
         .integer("max_wait_ms", 0, 3_600_000, p)
         .map_or(DEFAULT_MAX_WAIT, Duration::from_millis);
+    let timer_interval = r
+        .integer("timer_interval_ms", 1, 3_600_000, p)
+        .map_or(DEFAULT_TIMER_INTERVAL, Duration::from_millis);
     let reload = super::reload::read(&mut r, p);
 
     let at = StageLocations {
@@ -360,7 +355,8 @@ fn read_stage(
         inputs: inputs?.into_iter().map(|(t, _)| t).collect(),
         outputs: outputs.into_iter().map(|(n, t, _)| (n, t)).collect(),
         config: config.into_iter().map(|(k, v, _)| (k, v)).collect(),
-        tables: tables.into_iter().map(|(n, t, _)| (n, t)).collect(),
+        tables,
+        timer_interval,
         on_error: on_error?,
         limits: Limits {
             memory_bytes: to_usize(memory_mb) << 20,

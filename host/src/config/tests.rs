@@ -220,7 +220,7 @@ on_error = "skip"
             ("verbose", "false")
         ]
     );
-    assert_eq!(s.tables, [("rates".to_string(), "ref.rates".to_string())]);
+    assert_eq!(s.tables, [TableSpec::new("rates", "ref.rates")]);
     assert_eq!(s.dlq_topic("a").as_deref(), Some("parse.errors"));
     assert_eq!(
         s.limits,
@@ -680,5 +680,28 @@ fn a_guarantee_set_both_at_the_top_and_in_kafka_is_refused() {
     assert_eq!(
         d.problems(&text),
         ["DIR/pipeline.toml:1:13: guarantee: also set in [kafka]: set it in one place"]
+    );
+}
+
+#[test]
+fn timer_interval_ms_has_a_default_and_is_checked() {
+    let d = Dir::new();
+    let p = d.parse(MINIMAL).unwrap();
+    assert_eq!(p.stages[0].timer_interval, DEFAULT_TIMER_INTERVAL);
+    let set = MINIMAL.replace(
+        "input = \"legacy.orders\"",
+        "input = \"legacy.orders\"\ntimer_interval_ms = 250",
+    );
+    assert_eq!(
+        d.parse(&set).unwrap().stages[0].timer_interval,
+        Duration::from_millis(250)
+    );
+    let zero = MINIMAL.replace(
+        "input = \"legacy.orders\"",
+        "input = \"legacy.orders\"\ntimer_interval_ms = 0",
+    );
+    assert_eq!(
+        d.problems(&zero),
+        ["DIR/pipeline.toml:10:21: stage \"pass\": timer_interval_ms: expected an integer from 1 to 3600000, found 0"]
     );
 }

@@ -15,6 +15,7 @@
 //! - `ledger`: batches in flight and the offsets that may be committed.
 //! - [`dlq`]: dead-letter headers and error kinds.
 //! - `runner`: the processor behind a worker (an engine instance).
+//! - `timers`: when a worker calls the processor's `on-timer`.
 //! - `worker`: one (stage, partition).
 //! - `stage`: one stage's consumer and its rebalance callbacks.
 
@@ -29,9 +30,8 @@ use crate::config::{self, ConfigError, KafkaConfig, Pipeline, StageConfig};
 use crate::engine::{Engine, EngineConfig};
 use crate::kafka::admin::{Admin, TopicPartitions};
 use crate::kafka::produce::Producer;
-use crate::kafka::tables::load_table;
+use crate::kafka::tables::TableFeeds;
 use crate::metrics::{self, Metrics, StageMetrics};
-use crate::tables::MemoryTables;
 
 pub(crate) mod batch;
 pub mod dlq;
@@ -39,6 +39,7 @@ pub(crate) mod ledger;
 pub mod reload;
 mod runner;
 mod stage;
+mod timers;
 mod worker;
 
 use runner::{EngineRunners, RunnerFactory};
@@ -234,41 +235,26 @@ pub async fn run(
     };
     check_copartitioned(&pipeline, &topics)?;
 
+    let feeds = {
+        let (kafka, stages, topics, metrics) = (
+            kafka.clone(),
+            pipeline.stages.clone(),
+            topics.clone(),
+            metrics.clone(),
+        );
+        tokio::task::spawn_blocking(move || TableFeeds::start(&kafka, &stages, &topics, &metrics))
+            .await
+            .map_err(|e| RunError::Setup(format!("starting the reference tables: {e}")))?
+            .map_err(RunError::Setup)?
+    };
+    tokio::select! {
+        () = feeds.wait(&pipeline.stages) => {}
+        () = &mut shutdown => return Ok(()),
+    }
     let mut stages: Vec<(StageConfig, Arc<dyn RunnerFactory>)> = Vec::new();
     let mut reloading = Vec::new();
     for (stage, c) in pipeline.stages.iter().zip(checked) {
-        let tables = MemoryTables::new();
-        for (name, topic) in &stage.tables {
-            let partitions = topics.get(topic).copied().unwrap_or(1);
-            let stop = Arc::new(AtomicBool::new(false));
-            let task = {
-                let (kafka, name, topic, tables, stop) = (
-                    kafka.clone(),
-                    name.clone(),
-                    topic.clone(),
-                    tables.clone(),
-                    stop.clone(),
-                );
-                tokio::task::spawn_blocking(move || {
-                    load_table(&kafka, &name, &topic, partitions, &tables, &stop)
-                })
-            };
-            let loaded = tokio::select! {
-                r = task => r,
-                () = &mut shutdown => {
-                    stop.store(true, Relaxed);
-                    return Ok(());
-                }
-            };
-            loaded
-                .map_err(|e| RunError::Setup(format!("loading table {name}: {e}")))?
-                .map_err(|e| {
-                    RunError::Setup(format!(
-                        "stage \"{}\": loading table {name} from {topic}: {e}",
-                        stage.name
-                    ))
-                })?;
-        }
+        let tables = feeds.for_stage(stage);
         let runners = EngineRunners {
             live: reload::LiveProcessor::new(
                 &stage.name,
@@ -296,6 +282,7 @@ pub async fn run(
     .map_err(|e| RunError::Setup(format!("cannot start the reload thread: {e}")))?;
     let result = run_stages(kafka, stages, metrics, options.progress_every, shutdown).await;
     drop(reloader);
+    drop(feeds);
     drop(server);
     result
 }

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use partita_wire::{BatchWriter, RecordRef};
+use partita_wire::{BatchWriter, OutputRef, RecordRef};
 
 use super::reload::LiveProcessor;
 use crate::config::StageConfig;
-use crate::engine::{Instance, InstanceSetup, Processor, RecordOutcome};
+use crate::engine::{Instance, InstanceSetup, ProcessError, Processor, RecordOutcome};
 use crate::state::{MemoryState, StateStore};
 use crate::tables::Tables;
 
@@ -18,6 +18,19 @@ pub(crate) trait BatchRunner {
 
     /// The processor version, for dead-letter headers.
     fn version(&self) -> &str;
+
+    /// Calls the processor's `on-timer` and calls `each` for every output
+    /// it returns. On error nothing was emitted (an engine instance is
+    /// restarted). The default does nothing: a runner without timers.
+    fn on_timer(
+        &mut self,
+        stream_time: i64,
+        wall_time: i64,
+        each: &mut dyn FnMut(OutputRef<'_>),
+    ) -> Result<(), ProcessError> {
+        let _ = (stream_time, wall_time, each);
+        Ok(())
+    }
 
     /// Runs `batch` and calls `each` for every record, in input order,
     /// with what became of it.
@@ -40,6 +53,19 @@ impl BatchRunner for Instance {
 
     fn version(&self) -> &str {
         Instance::version(self)
+    }
+
+    fn on_timer(
+        &mut self,
+        stream_time: i64,
+        wall_time: i64,
+        each: &mut dyn FnMut(OutputRef<'_>),
+    ) -> Result<(), ProcessError> {
+        let outputs = Instance::on_timer(self, stream_time, wall_time)?;
+        for o in outputs.iter() {
+            each(o);
+        }
+        Ok(())
     }
 
     fn run(&mut self, batch: &BatchWriter, each: &mut dyn FnMut(RecordRef<'_>, RecordOutcome<'_>)) {

@@ -123,6 +123,7 @@ fn stage(name: &str, input: &str, outputs: &[(&str, &str)], on_error: OnError) -
             .collect(),
         config: vec![],
         tables: vec![],
+        timer_interval: crate::config::DEFAULT_TIMER_INTERVAL,
         on_error,
         limits: Limits {
             memory_bytes: 1 << 20,

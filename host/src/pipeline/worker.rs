@@ -24,6 +24,7 @@ use super::dlq::{self, ErrorKind};
 use super::ledger::{Ledger, Sent, StopAt};
 use super::reload::{self, SwapHook};
 use super::runner::BatchRunner;
+use super::timers::{TimerSink, Timers};
 use crate::config::OnError;
 use crate::engine::RecordOutcome;
 use crate::kafka::produce::{self, Acks, OutRecord, Producer};
@@ -78,7 +79,13 @@ struct Worker<C: ConsumerContext + 'static> {
     halted: Option<StopAt>,
     /// Hot reload: swaps the runner's code between batches.
     reload: Option<SwapHook>,
+    /// When to call the processor's `on-timer`, and the stream time.
+    timers: Timers,
+    /// Under exactly-once, the worker's transactions.
+    eos: Option<exactly_once::ExactlyOnce>,
 }
+
+mod exactly_once;
 
 /// Runs the worker until it is told to stop or the run fails.
 pub(crate) fn run<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) {
@@ -113,6 +120,7 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<
         stop,
     } = setup;
     let runner = shared.runners.start(partition)?;
+    let shared_timer_interval = shared.config.timer_interval;
     let routes = reload::routes(&shared.config, runner.outputs())?;
     let reload = shared
         .runners
@@ -126,6 +134,7 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<
     let metrics = shared.all_metrics.partition(&shared.config.name, partition);
     metrics.set_assigned(true);
     let inputs = shared.config.inputs.len();
+    let eos = exactly_once::ExactlyOnce::start(&shared, partition)?;
     let mut w = Worker {
         batch: BatchBuilder::new(&shared.config.inputs, shared.config.batch),
         shared,
@@ -145,6 +154,8 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<
         fatal: None,
         halted: None,
         reload,
+        timers: Timers::new(shared_timer_interval),
+        eos,
     };
     tracing::debug!(stage = %w.shared.config.name, partition, "worker started");
     let result = w.work();
@@ -167,6 +178,8 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             self.fill();
             if !self.batch.is_empty() {
                 self.process();
+            } else if !self.stopping() && self.timers.due(Instant::now()) {
+                self.idle_timer();
             }
             self.settle();
             while self.ledger.len() >= MAX_IN_FLIGHT && self.fatal.is_none() {
@@ -244,8 +257,50 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             if self.batch.is_empty() {
                 self.swap_if_due();
             }
-            let wait = deadline.map_or(IDLE, |d| d.saturating_duration_since(now).min(IDLE));
+            if self.batch.is_empty() && self.timers.due(now) {
+                return;
+            }
+            let mut wait = deadline.map_or(IDLE, |d| d.saturating_duration_since(now).min(IDLE));
+            if self.batch.is_empty() {
+                wait = wait.min(self.timers.until_due(now));
+            }
             thread::park_timeout(wait);
+        }
+    }
+
+    /// Calls `on-timer` while no record arrives; its outputs are a batch of
+    /// their own in the ledger (no offsets to commit, but in order).
+    fn idle_timer(&mut self) {
+        if !self.eos_begin() {
+            return;
+        }
+        let acks = Acks::new(thread::current());
+        let sink = TimerSink {
+            producer: exactly_once::producer(&self.eos, &self.shared.producer),
+            acks: &acks,
+            routes: &self.routes,
+        };
+        let fired = self.timers.fire(
+            &mut *self.runner,
+            &sink,
+            &self.shared.config.name,
+            self.partition,
+        );
+        acks.close();
+        if fired.failed {
+            self.shared.metrics.timer_failures.fetch_add(1, Relaxed);
+        }
+        if fired.outputs > 0 || !acks.is_done() {
+            self.ledger.push(Sent {
+                acks,
+                next: vec![-1; self.shared.config.inputs.len()],
+                outputs: fired.outputs,
+                dlq: 0,
+                stop: None,
+            });
+        }
+        if let Some(f) = fired.fatal {
+            self.fatal.get_or_insert(f);
         }
     }
 
@@ -260,11 +315,14 @@ impl<C: ConsumerContext + 'static> Worker<C> {
 
     /// Runs the batch in hand and hands its outputs to the producer.
     fn process(&mut self) {
+        if !self.eos_begin() {
+            return;
+        }
         let started = Instant::now();
         let acks = Acks::new(thread::current());
         let stage = &self.shared.config;
         let mut sink = Sink {
-            producer: &self.shared.producer,
+            producer: exactly_once::producer(&self.eos, &self.shared.producer),
             acks: &acks,
             routes: &self.routes,
             on_error: &stage.on_error,
@@ -283,6 +341,26 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             .run(self.batch.writer(), &mut |record, outcome| {
                 sink.record(record, outcome)
             });
+        if sink.stop.is_none() && sink.fatal.is_none() {
+            // The batch end's timer call: its outputs belong to the batch.
+            let timer_sink = TimerSink {
+                producer: sink.producer,
+                acks: &acks,
+                routes: sink.routes,
+            };
+            let fired = self.timers.after_batch(
+                sink.counts.latest,
+                &mut *self.runner,
+                &timer_sink,
+                &stage.name,
+                self.partition,
+            );
+            sink.counts.outputs += fired.outputs;
+            if fired.failed {
+                self.shared.metrics.timer_failures.fetch_add(1, Relaxed);
+            }
+            sink.fatal = fired.fatal;
+        }
         acks.close();
         let Sink {
             next,
@@ -329,7 +407,9 @@ impl<C: ConsumerContext + 'static> Worker<C> {
     fn settle(&mut self) {
         let now = Instant::now();
         let failing = self.ledger.iter().any(|s| s.acks.has_failures());
-        if failing && now >= self.retry_at {
+        if failing && self.eos_failed_delivery() {
+            // Exactly-once: the transaction was aborted and rewound.
+        } else if failing && now >= self.retry_at {
             self.retry_failures();
         }
         let settled = self.ledger.settle();
@@ -419,6 +499,9 @@ impl<C: ConsumerContext + 'static> Worker<C> {
     /// Commits the committable offsets if they moved since the last
     /// attempt, or if a commit failed since.
     fn commit(&mut self, mode: CommitMode) {
+        if self.eos_commit() {
+            return;
+        }
         let failures = self.shared.metrics.commit_failures.load(Relaxed);
         let positions = self.ledger.committable();
         self.last_commit_at = Instant::now();
@@ -459,6 +542,8 @@ struct Counts {
     rejected: u64,
     failed: u64,
     skipped: u64,
+    /// The largest record timestamp of the batch.
+    latest: Option<i64>,
 }
 
 /// Handles the records of one batch as the runner reports them.
@@ -485,6 +570,7 @@ impl Sink<'_> {
     fn record(&mut self, record: RecordRef<'_>, outcome: RecordOutcome<'_>) {
         let input = self.batch.input_of(self.index) as usize;
         self.index += 1;
+        self.counts.latest = self.counts.latest.max(Some(record.timestamp));
         if self.stop.is_some() || self.fatal.is_some() {
             return;
         }
