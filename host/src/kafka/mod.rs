@@ -3,6 +3,8 @@
 //! - [`client`]: client settings (Partita's defaults, then the pipeline
 //!   file's properties) and logging of librdkafka through `tracing`.
 //! - [`admin`]: waiting for the cluster, checking and creating topics.
+//! - [`changelog`]: the changelog topic of a stage's state: creation,
+//!   writing change sets with their batch, restoring a partition's store.
 //! - [`produce`]: the shared producer and per-batch delivery tracking.
 //! - [`tables`]: reading a compacted table topic to its end.
 //! - [`transactions`]: a worker's transactional producer under
@@ -13,6 +15,7 @@
 //! those workers.
 
 pub mod admin;
+pub mod changelog;
 pub mod client;
 pub mod produce;
 pub mod tables;

@@ -38,6 +38,10 @@ pub struct Acks {
     lost: AtomicBool,
     failures: Mutex<Vec<Failure>>,
     waiter: Thread,
+    /// The topic whose acknowledged offsets are tracked (a changelog).
+    tracked: std::sync::OnceLock<Arc<str>>,
+    /// The highest offset acknowledged on `tracked`, -1 before any.
+    tracked_offset: std::sync::atomic::AtomicI64,
 }
 
 impl Acks {
@@ -49,7 +53,28 @@ impl Acks {
             lost: AtomicBool::new(false),
             failures: Mutex::default(),
             waiter,
+            tracked: std::sync::OnceLock::new(),
+            tracked_offset: std::sync::atomic::AtomicI64::new(-1),
         })
+    }
+
+    /// Tracks the highest offset acknowledged on `topic` (one partition of
+    /// it) for records of this batch; the first topic set stays.
+    pub fn track_offsets_of(&self, topic: &Arc<str>) {
+        let _ = self.tracked.set(topic.clone());
+    }
+
+    /// The highest offset acknowledged so far on the tracked topic, or -1.
+    /// A broker that reports no offset (-1) or a wrong one after a restart
+    /// (0) only makes it lower than the truth, never higher.
+    pub fn tracked_offset(&self) -> i64 {
+        self.tracked_offset.load(Ordering::Acquire)
+    }
+
+    fn delivered(&self, topic: &str, offset: i64) {
+        if self.tracked.get().is_some_and(|t| &**t == topic) {
+            self.tracked_offset.fetch_max(offset, Ordering::AcqRel);
+        }
     }
 
     /// Counts one more record whose delivery will be reported.
@@ -131,7 +156,10 @@ impl ProducerContext for DeliveryContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, acks: Arc<Acks>) {
         match result {
-            Ok(_) => acks.settle(),
+            Ok(m) => {
+                acks.delivered(m.topic(), m.offset());
+                acks.settle();
+            }
             Err((error, message)) => acks.fail(Failure {
                 error: error.clone(),
                 message: message.detach(),

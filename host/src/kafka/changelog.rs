@@ -1,0 +1,349 @@
+//! The changelog of a stage's state: one compacted topic per stage,
+//! `<group>.<stage>.changelog`, with as many partitions as the stage's
+//! input; partition p holds the state of input partition p.
+//!
+//! - [`ensure_topics`]: creates the missing changelogs at start
+//!   (`cleanup.policy=compact`), and refuses one whose partition count
+//!   differs from its stage's input.
+//! - [`ChangelogWriter`]: a worker sends each batch's change set as records
+//!   (key = state key, value = state value, no value = deleted) with the
+//!   batch's outputs and under the batch's [`Acks`], and learns which
+//!   changelog offset is acknowledged, in batch order, for the store's
+//!   checkpoint.
+//! - [`restore`]: on assignment, reads the changelog from the store's
+//!   checkpoint + 1 to the end and applies it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use super::admin::TopicPartitions;
+use super::client::{LogContext, admin_config, table_reader_config};
+use super::produce::{Acks, OutRecord, Producer};
+use crate::config::{Guarantee, KafkaConfig};
+use crate::state::{ChangeSet, DiskState, LocalStores, OpenedStore, StateStore};
+
+/// How long a restore may go without reading anything before it fails.
+const RESTORE_STALL: Duration = Duration::from_secs(60);
+/// How long one watermark request may take.
+const WATERMARKS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The changelog topic of `stage`: `<group>.<stage>.changelog`.
+pub fn topic(kafka: &KafkaConfig, stage: &str) -> String {
+    format!("{}.changelog", kafka.group_id(stage))
+}
+
+/// Creates each missing changelog of `wanted` (topic, partitions) as a
+/// compacted topic, and checks the partition count of those that exist
+/// (`existing`: every topic of the cluster).
+pub async fn ensure_topics(
+    kafka: &KafkaConfig,
+    existing: &TopicPartitions,
+    wanted: &[(String, i32)],
+) -> Result<(), String> {
+    let mut problems = Vec::new();
+    let mut missing = Vec::new();
+    for (topic, partitions) in wanted {
+        match existing.get(topic) {
+            Some(n) if n == partitions => {}
+            Some(n) => problems.push(format!(
+                "the changelog topic {topic} has {n} partitions, its stage's input has {partitions}; \
+                 delete it (the state is rebuilt from an empty changelog) or give it {partitions}"
+            )),
+            None => missing.push((topic.clone(), *partitions)),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let admin: AdminClient<LogContext> = AdminClient::from_config_and_context(
+        &admin_config(kafka),
+        LogContext::new("admin"),
+    )
+    .map_err(|e| format!("cannot create the Kafka admin client: {e}"))?;
+    let new: Vec<NewTopic<'_>> = missing
+        .iter()
+        .map(|(t, n)| {
+            NewTopic::new(t, *n, TopicReplication::Fixed(kafka.new_topic_replication))
+                .set("cleanup.policy", "compact")
+        })
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(&new, &opts)
+        .await
+        .map_err(|e| format!("cannot create the changelog topics: {e}"))?;
+    for r in results {
+        match r {
+            Ok(t) => tracing::info!("created changelog topic {t} (compacted)"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => return Err(format!("cannot create changelog topic {t}: {code}")),
+        }
+    }
+    // Creation is asynchronous on the broker: wait until the metadata
+    // shows each topic with its partitions.
+    let admin = Arc::new(admin);
+    for (topic, partitions) in missing {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (client, t) = (admin.clone(), topic.clone());
+            let seen = tokio::task::spawn_blocking(move || {
+                client
+                    .inner()
+                    .fetch_metadata(Some(&t), Duration::from_secs(5))
+                    .map(|md| {
+                        md.topics()
+                            .iter()
+                            .find(|x| x.name() == t && x.error().is_none())
+                            .map_or(0, |x| x.partitions().len())
+                    })
+                    .unwrap_or(0)
+            })
+            .await
+            .unwrap_or(0);
+            if seen == usize::try_from(partitions).unwrap_or(0) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the created changelog topic {topic} does not appear in the metadata"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Sends a worker's change sets to its changelog partition and follows
+/// their acknowledgements.
+pub struct ChangelogWriter {
+    topic: Arc<str>,
+    partition: i32,
+    /// Batches with changelog records, oldest first, until acknowledged.
+    waiting: VecDeque<Arc<Acks>>,
+}
+
+impl ChangelogWriter {
+    /// The writer of partition `partition` of `topic`.
+    pub fn new(topic: &str, partition: i32) -> Self {
+        ChangelogWriter {
+            topic: topic.into(),
+            partition,
+            waiting: VecDeque::new(),
+        }
+    }
+
+    /// The changelog topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Sends `changes` as changelog records, part of the batch `acks` (so
+    /// the batch's offsets are committed only once they are acknowledged
+    /// too). Returns how many records were sent.
+    pub fn send(
+        &mut self,
+        producer: &Producer,
+        changes: &ChangeSet,
+        acks: &Arc<Acks>,
+    ) -> Result<usize, KafkaError> {
+        if changes.is_empty() {
+            return Ok(0);
+        }
+        acks.track_offsets_of(&self.topic);
+        if !self.waiting.back().is_some_and(|a| Arc::ptr_eq(a, acks)) {
+            self.waiting.push_back(acks.clone());
+        }
+        for (key, value) in changes {
+            let record = OutRecord {
+                key: Some(key),
+                value: value.as_deref(),
+                headers: None,
+                timestamp: None,
+                partition: Some(self.partition),
+            };
+            producer.send(&self.topic, record, acks)?;
+        }
+        Ok(changes.len())
+    }
+
+    /// The highest changelog offset acknowledged by batches that are done,
+    /// taken in the order they were sent (a batch still waiting holds back
+    /// the later ones); `None` when no new batch is done.
+    pub fn acknowledged(&mut self) -> Option<i64> {
+        let mut best = None;
+        while self.waiting.front().is_some_and(|a| a.is_done()) {
+            if let Some(acks) = self.waiting.pop_front() {
+                let offset = acks.tracked_offset();
+                if offset >= 0 {
+                    best = Some(best.map_or(offset, |b: i64| b.max(offset)));
+                }
+            }
+        }
+        best
+    }
+
+    /// Batches whose changelog records are not all acknowledged yet.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// Changelog records read and applied.
+    pub records: u64,
+    /// The first changelog offset read (the checkpoint + 1, or the start
+    /// of the changelog).
+    pub from: i64,
+    /// The changelog's end (high watermark) at the start of the restore.
+    pub high: i64,
+    /// Set when the local store was emptied first, and why.
+    pub wiped: Option<&'static str>,
+    /// How long the restore took.
+    pub elapsed: Duration,
+}
+
+/// Settings of the consumer that reads a changelog partition: no group
+/// commits, end-of-partition events, `read_committed` under exactly-once
+/// (records of aborted transactions are never applied).
+fn restore_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut c = table_reader_config(kafka);
+    c.set("client.id", "partita-restore")
+        .set("group.id", format!("{}.changelog", kafka.group));
+    if kafka.guarantee == Guarantee::ExactlyOnce {
+        c.set("isolation.level", "read_committed");
+    }
+    c
+}
+
+/// Brings the store `opened` of `partition` up to the end of its changelog
+/// partition of `topic`: reads from the store's checkpoint + 1 (from the
+/// start if it has none) to the high watermark, applies every record, and
+/// records the new checkpoint. A store whose checkpoint is at or past the
+/// changelog's end (the changelog was deleted and created again) is emptied
+/// and rebuilt from the whole changelog.
+///
+/// Under exactly-once, `stores.open` has already emptied a store that was
+/// not closed cleanly, and the changelog is read `read_committed`: the
+/// state comes back to the last committed transaction. Call this again
+/// with [`LocalStores::reopen_empty`]'s store after an aborted transaction.
+pub fn restore(
+    kafka: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+    stores: &LocalStores,
+    opened: OpenedStore,
+) -> anyhow::Result<(DiskState, Restored)> {
+    let started = Instant::now();
+    let mut wiped = opened.wiped.map(|w| match w {
+        crate::state::local::Wiped::Unclean => "not closed cleanly (exactly-once)",
+        crate::state::local::Wiped::Asked => "asked",
+    });
+    let mut store = opened.store;
+    let consumer: BaseConsumer<LogContext> = BaseConsumer::from_config_and_context(
+        &restore_config(kafka),
+        LogContext::new(format!("restore {topic}/{partition}")),
+    )?;
+    let (low, high) = watermarks(&consumer, topic, partition)?;
+    if store.checkpoint().is_some_and(|c| c >= high) {
+        tracing::warn!(
+            "{topic}/{partition}: the local state reflects offset {} but the changelog ends at {high}; rebuilding it from the changelog",
+            store.checkpoint().unwrap_or(-1)
+        );
+        store = stores.reopen_empty(store)?.store;
+        wiped = Some("ahead of its changelog");
+    }
+    let from = store.checkpoint().map_or(low, |c| (c + 1).max(low));
+    let mut records = 0u64;
+    if from < high {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
+        consumer.assign(&tpl)?;
+        let mut last_progress = Instant::now();
+        loop {
+            match consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Ok(m)) => {
+                    last_progress = Instant::now();
+                    if let Some(key) = m.key() {
+                        store.apply_changelog(key, m.payload(), m.offset())?;
+                        records += 1;
+                    }
+                    if m.offset() >= high - 1 {
+                        break;
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    // Past the last record: under read_committed the end
+                    // may be a transaction marker.
+                    let position = consumer
+                        .position()
+                        .ok()
+                        .and_then(|p| {
+                            p.find_partition(topic, partition)
+                                .and_then(|e| e.offset().to_raw())
+                        });
+                    if position.is_some_and(|p| p >= high) {
+                        store.set_checkpoint(high - 1)?;
+                    }
+                    break;
+                }
+                Some(Err(e)) => tracing::warn!("{topic}/{partition}: reading the changelog: {e}"),
+            }
+            if last_progress.elapsed() > RESTORE_STALL {
+                anyhow::bail!(
+                    "{topic}/{partition}: nothing read for {}s while restoring (at {records} records of offsets {from}..{high})",
+                    RESTORE_STALL.as_secs()
+                );
+            }
+        }
+    }
+    store.flush()?;
+    Ok((
+        store,
+        Restored {
+            records,
+            from,
+            high,
+            wiped,
+            elapsed: started.elapsed(),
+        },
+    ))
+}
+
+/// The low and high watermarks of `topic`/`partition`, retried while the
+/// cluster does not answer (up to [`RESTORE_STALL`]).
+fn watermarks(
+    consumer: &BaseConsumer<LogContext>,
+    topic: &str,
+    partition: i32,
+) -> anyhow::Result<(i64, i64)> {
+    let started = Instant::now();
+    loop {
+        match consumer.fetch_watermarks(topic, partition, WATERMARKS_TIMEOUT) {
+            Ok(w) => return Ok(w),
+            Err(e) if started.elapsed() < RESTORE_STALL => {
+                tracing::warn!("{topic}/{partition}: changelog watermarks: {e}; retrying");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => anyhow::bail!("{topic}/{partition}: cannot read the changelog's end: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
