@@ -62,8 +62,12 @@ enum Cmd {
         topic: String,
         /// Use the N-th comma-separated column (from 0) of each line as the
         /// key; no key when absent.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", conflicts_with = "tab_key")]
         key_column: Option<usize>,
+        /// Each line is the key, a tab, then the value (for keys and values
+        /// that hold commas, such as Kafka Connect JSON envelopes).
+        #[arg(long)]
+        tab_key: bool,
         /// Read lines from this file instead of stdin.
         #[arg(long)]
         input: Option<PathBuf>,
@@ -189,6 +193,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Produce {
             topic,
             key_column,
+            tab_key,
             input,
         } => {
             let reader: Box<dyn BufRead> = match &input {
@@ -203,10 +208,12 @@ fn run(cli: Cli) -> Result<()> {
             let mut records = Vec::new();
             for (n, line) in reader.lines().enumerate() {
                 let line = line.with_context(|| format!("{source}: cannot read line {}", n + 1))?;
-                records.push(
+                let record = if tab_key {
+                    tab_record(&line)
+                } else {
                     line_record(&line, key_column)
-                        .with_context(|| format!("{source}, line {}", n + 1))?,
-                );
+                };
+                records.push(record.with_context(|| format!("{source}, line {}", n + 1))?);
             }
             let positions = kafka.produce(&topic, records)?;
             writeln!(out, "produced {} records to {topic}", positions.len())?;
@@ -274,6 +281,18 @@ fn line_record(line: &str, key_column: Option<usize>) -> Result<Record> {
     })
 }
 
+/// The record for one `KEY<TAB>VALUE` line.
+fn tab_record(line: &str) -> Result<Record> {
+    let (key, value) = line
+        .split_once('\t')
+        .with_context(|| format!("no tab between key and value in {line:?}"))?;
+    Ok(Record {
+        key: Some(key.as_bytes().to_vec()),
+        value: Some(value.as_bytes().to_vec()),
+        ..Record::default()
+    })
+}
+
 /// One JSON object for a consumed record; key, value and header values as
 /// text, or base64 under `*_base64` when they are not UTF-8.
 fn to_json(r: &Consumed) -> serde_json::Value {
@@ -319,6 +338,15 @@ mod tests {
         assert_eq!(r.key.as_deref(), Some(&b"c0002"[..]));
         assert_eq!(r.value.as_deref(), Some(&b"1,c0002,3.00,FR"[..]));
         assert_eq!(line_record("a,b", None).unwrap().key, None);
+    }
+
+    #[test]
+    fn tab_key_splits_at_the_first_tab() {
+        let r = tab_record("{\"payload\":\"c1\"}\t{\"a\":1,\"b\":\"x\ty\"}").unwrap();
+        assert_eq!(r.key.as_deref(), Some(&b"{\"payload\":\"c1\"}"[..]));
+        assert_eq!(r.value.as_deref(), Some(&b"{\"a\":1,\"b\":\"x\ty\"}"[..]));
+        let err = tab_record("k v").unwrap_err().to_string();
+        assert!(err.contains("no tab between key and value"), "{err}");
     }
 
     #[test]
