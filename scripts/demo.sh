@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The main job, from nothing: builds Partita and the example processors,
 # installs and starts a local Kafka-protocol broker (Tansu), produces sample
-# legacy orders (CSV lines, some of them malformed), runs a two-stage
-# pipeline on them, csv-to-json then count, until every order is processed,
-# stops it cleanly and shows the results.
+# legacy orders (CSV lines, some of them malformed) and a customers reference
+# table (a compacted topic in Kafka Connect's JSON envelope, as a JDBC source
+# connector writes it), runs a three-stage pipeline on them, csv-to-json then
+# enrich then count, until every order is processed, stops it cleanly and
+# shows the results.
 #
 #   scripts/demo.sh [--orders N]
 #
@@ -44,16 +46,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "producing $orders legacy orders (every 500th line malformed)"
-for t in legacy.orders orders.json orders.counts legacy.orders.dlq orders.json.dlq; do
+customers=95
+step "producing $orders legacy orders (every 500th line malformed) and $customers customers of 100"
+for t in legacy.orders orders.json orders.enriched orders.counts legacy.orders.dlq orders.json.dlq orders.enriched.dlq; do
     "$tool" create-topic "$t" --partitions 4 --if-not-exists >&2
 done
-"$tool" produce-orders legacy.orders --count "$orders" --malformed-every 500 >&2
+# Customers c0096 to c0100 are missing from the table: enrich rejects their orders.
+bash scripts/sample-data.sh --count "$orders" --malformed-every 500 --customers "$customers" >&2
 
-cp target/wasm/components/csv_to_json.wasm target/wasm/components/count.wasm "$DEMO/processors/"
+cp target/wasm/components/{csv_to_json,enrich,count}.wasm "$DEMO/processors/"
 cat > "$DEMO/pipeline.toml" <<TOML
 # Legacy orders arrive as CSV lines keyed by customer. Stage "parse" turns
-# them into JSON; stage "count" keeps a running count and total per customer.
+# them into JSON; stage "enrich" adds the customer's row from the reference
+# table (a compacted topic fed by a JDBC source connector, in Kafka Connect's
+# JSON envelope, kept up to date while running); stage "count" keeps a
+# running count and total per customer in durable state.
 [kafka]
 bootstrap = "$PARTITA_BOOTSTRAP"
 group = "demo"
@@ -66,9 +73,17 @@ outputs = { default = "orders.json" }
 config = { columns = "id,customer,amount,country", numeric = "amount" }
 
 [[stage]]
+name = "enrich"
+processor = "processors/enrich.wasm"
+input = "orders.json"
+outputs = { default = "orders.enriched" }
+config = { table = "customers", field = "customer", into = "customer_info" }
+tables = { customers = { topic = "ref.customers", format = "connect-json", key_format = "connect-json" } }
+
+[[stage]]
 name = "count"
 processor = "processors/count.wasm"
-input = "orders.json"
+input = "orders.enriched"
 outputs = { default = "orders.counts" }
 config = { field = "amount" }
 TOML
@@ -92,9 +107,10 @@ while :; do
         exit 1
     fi
     parse_lag="$(lag legacy.orders demo.parse)"
-    count_lag="$(lag orders.json demo.count)"
-    echo "   lag: parse ${parse_lag:-?}, count ${count_lag:-?}" >&2
-    [[ "$parse_lag" == 0 && "$count_lag" == 0 ]] && break
+    enrich_lag="$(lag orders.json demo.enrich)"
+    count_lag="$(lag orders.enriched demo.count)"
+    echo "   lag: parse ${parse_lag:-?}, enrich ${enrich_lag:-?}, count ${count_lag:-?}" >&2
+    [[ "$parse_lag" == 0 && "$enrich_lag" == 0 && "$count_lag" == 0 ]] && break
     if (( SECONDS > deadline )); then
         echo "error: the pipeline did not finish within 300 s; log: $DEMO/partita.log" >&2
         exit 1
@@ -110,6 +126,9 @@ for line in urllib.request.urlopen(sys.argv[1]).read().decode().splitlines():
     if m:
         key = (m.group(2), m.group(1))
         totals[key] = totals.get(key, 0) + float(m.group(3))
+    t = re.match(r'partita_table_(keys|records_total|invalid_records_total)\{topic="([^"]*)"\} (\S+)', line)
+    if t:
+        print(f"   table {t.group(2)} {t.group(1)}: {int(float(t.group(3)))}")
 for (stage, name), v in sorted(totals.items()):
     print(f"   stage {stage:<6} {name:<17} {int(v)}")
 PY
@@ -122,27 +141,42 @@ grep -E "progress|stopped|committed" "$DEMO/partita.log" | tail -4 >&2 || true
 
 step "results"
 "$tool" consume orders.counts > "$DEMO/counts.jsonl"
-"$tool" consume legacy.orders.dlq > "$DEMO/dlq.jsonl"
-python3 - "$orders" "$DEMO/counts.jsonl" "$DEMO/dlq.jsonl" <<'PY'
-import json, sys
-orders, counts_path, dlq_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+"$tool" consume orders.enriched > "$DEMO/enriched.jsonl"
+"$tool" consume legacy.orders.dlq > "$DEMO/dlq.parse.jsonl"
+"$tool" consume orders.json.dlq > "$DEMO/dlq.enrich.jsonl"
+python3 - "$orders" "$DEMO" <<'PY'
+import collections, json, sys
+orders, demo = int(sys.argv[1]), sys.argv[2]
+def read(name):
+    return [json.loads(line) for line in open(f"{demo}/{name}")]
 latest = {}
-n_counts = 0
-for line in open(counts_path):
-    rec = json.loads(line)
+counts = read("counts.jsonl")
+for rec in counts:
     v = json.loads(rec["value"])
-    n_counts += 1
     if v["count"] > latest.get(v["key"], {"count": 0})["count"]:
         latest[v["key"]] = v
-dlq = [json.loads(line) for line in open(dlq_path)]
-print(f"orders produced:            {orders}")
-print(f"parsed and counted:         {n_counts}")
-print(f"rejected to the DLQ:        {len(dlq)}")
-print(f"accounted for:              {n_counts + len(dlq)} of {orders}")
-if dlq:
-    h = dlq[0].get("headers", {})
-    print(f"first rejection:            offset {h.get('partita.source.offset')}: {h.get('partita.error')}")
-print("\ntop customers by total amount (count, sum):")
-for v in sorted(latest.values(), key=lambda v: -v["sum"])[:5]:
-    print(f"  {v['key']:<12} {v['count']:>6} {v['sum']:>14.2f}")
+info = {}
+for rec in read("enriched.jsonl"):
+    v = json.loads(rec["value"])
+    info[v["customer"]] = v["customer_info"]
+dlq = {"parse": read("dlq.parse.jsonl"), "enrich": read("dlq.enrich.jsonl")}
+n_dlq = sum(len(d) for d in dlq.values())
+print(f"orders produced:              {orders}")
+print(f"parsed, enriched and counted: {len(counts)}")
+print(f"rejected to the DLQs:         {n_dlq} (parse {len(dlq['parse'])}, enrich {len(dlq['enrich'])})")
+print(f"accounted for:                {len(counts) + n_dlq} of {orders}")
+print(f"customers counted:            {len(latest)}, with {sum(v['count'] for v in latest.values())} orders")
+print("\nDLQ reasons (stage, count, reason):")
+for stage, records in dlq.items():
+    reasons = collections.Counter(r.get("headers", {}).get("partita.error", "?") for r in records)
+    for reason, n in reasons.most_common(6):
+        print(f"  {stage:<7} {n:>5}  {reason}")
+print("\ntop customers by total amount (customer, name, segment, orders, total):")
+for v in sorted(latest.values(), key=lambda v: -v["sum"])[:8]:
+    i = info.get(v["key"], {})
+    print(f"  {v['key']:<7} {i.get('name', '?'):<16} {i.get('segment', '?'):<10} {v['count']:>6} {v['sum']:>14.2f}")
 PY
+state_dir="$DEMO/.partita-state"
+if [[ -d "$state_dir" ]]; then
+    printf '\ndurable state of count (survives restarts): %s, %s\n' "$state_dir" "$(du -sh "$state_dir" | cut -f1)"
+fi
