@@ -20,7 +20,10 @@ use partita_tests::wasm::component;
 const WAIT: Duration = Duration::from_secs(60);
 
 fn order(id: u64, customer: &str) -> Record {
-    Record::new(customer, &format!(r#"{{"id":{id},"customer":"{customer}"}}"#))
+    Record::new(
+        customer,
+        &format!(r#"{{"id":{id},"customer":"{customer}"}}"#),
+    )
 }
 
 /// A Connect JSON envelope around a string key.
@@ -66,7 +69,10 @@ fn names(kafka: &Kafka, topic: &str) -> Vec<(u64, String)> {
             let v: serde_json::Value = serde_json::from_str(&c.value_str()).unwrap();
             (
                 v["id"].as_u64().unwrap(),
-                v["customer_info"]["name"].as_str().unwrap_or("?").to_string(),
+                v["customer_info"]["name"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string(),
             )
         })
         .collect();
@@ -146,9 +152,9 @@ fn table_updates_and_tombstones_reach_the_next_records_in_both_formats() {
             let Ok(samples) = scrape(&metrics) else {
                 return Ok(false);
             };
-            Ok(["ref.raw", "ref.cj"].iter().all(|t| {
-                sum(&samples, "partita_table_records_total", &[("topic", t)]) >= n
-            }))
+            Ok(["ref.raw", "ref.cj"]
+                .iter()
+                .all(|t| sum(&samples, "partita_table_records_total", &[("topic", t)]) >= n))
         })
         .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", host.log_tail(40)));
     };
@@ -159,7 +165,10 @@ fn table_updates_and_tombstones_reach_the_next_records_in_both_formats() {
         .unwrap();
     caught_up(&mut host);
     for stage in ["raw", "cj"] {
-        assert_eq!(names(&kafka, &format!("out.{stage}")), [(1, "Ada".to_string())]);
+        assert_eq!(
+            names(&kafka, &format!("out.{stage}")),
+            [(1, "Ada".to_string())]
+        );
         assert_eq!(
             reasons(&kafka, &format!("dlq.{stage}")),
             [(2, "no entry for `C2` in table `customers`".to_string())],
@@ -180,12 +189,19 @@ fn table_updates_and_tombstones_reach_the_next_records_in_both_formats() {
     // and, in the Connect topic, a record that is no envelope, skipped.
     set_customer(&kafka, "C2", None);
     kafka
-        .produce("ref.cj", [record(cj_key("C1"), Some(b"{\"name\":\"plain\"}".to_vec()))])
+        .produce(
+            "ref.cj",
+            [record(cj_key("C1"), Some(b"{\"name\":\"plain\"}".to_vec()))],
+        )
         .unwrap();
     applied(&mut host, 4.0);
     wait_until(WAIT, "the invalid record to be counted", || {
         let samples = scrape(&metrics)?;
-        Ok(sum(&samples, "partita_table_invalid_records_total", &[("topic", "ref.cj")]) == 1.0)
+        Ok(sum(
+            &samples,
+            "partita_table_invalid_records_total",
+            &[("topic", "ref.cj")],
+        ) == 1.0)
     })
     .unwrap();
     kafka
@@ -222,7 +238,8 @@ fn table_updates_and_tombstones_reach_the_next_records_in_both_formats() {
     );
     let log = host.log_tail(200);
     assert!(
-        log.contains("table topic ref.cj partition") && log.contains("value: not a Kafka Connect JSON envelope"),
+        log.contains("table topic ref.cj partition")
+            && log.contains("value: not a Kafka Connect JSON envelope"),
         "the skipped record is logged with where it is:\n{log}"
     );
     host.stop(Duration::from_secs(30)).unwrap();

@@ -35,7 +35,11 @@ fn windows(kafka: &Kafka) -> Vec<(String, i64, i64, f64, u64)> {
         .map(|c| {
             let v: serde_json::Value = serde_json::from_str(&c.value_str()).unwrap();
             assert_eq!(c.key_str(), v["key"].as_str().unwrap());
-            assert_eq!(c.timestamp, v["window_end"].as_i64(), "timestamped at the end");
+            assert_eq!(
+                c.timestamp,
+                v["window_end"].as_i64(),
+                "timestamped at the end"
+            );
             (
                 v["key"].as_str().unwrap().to_string(),
                 v["window_start"].as_i64().unwrap() - T0,
@@ -77,9 +81,12 @@ fn windows_close_once_when_stream_time_passes_end_plus_grace() {
     let file = ws.write("pipeline.toml", &text).unwrap();
     let mut host = Partita::run("host", &file, &ws.log("host")).unwrap();
     let caught_up = |host: &mut Partita| {
-        wait_caught_up(&kafka, &[("g.win", "amounts")], Duration::from_secs(60), || {
-            host.assert_running()
-        })
+        wait_caught_up(
+            &kafka,
+            &[("g.win", "amounts")],
+            Duration::from_secs(60),
+            || host.assert_running(),
+        )
         .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", host.log_tail(40)));
     };
 
@@ -87,7 +94,11 @@ fn windows_close_once_when_stream_time_passes_end_plus_grace() {
     kafka
         .produce(
             "amounts",
-            [amount("a", 100, "1"), amount("b", 200, "2"), amount("a", 900, "3")],
+            [
+                amount("a", 100, "1"),
+                amount("b", 200, "2"),
+                amount("a", 900, "3"),
+            ],
         )
         .unwrap();
     caught_up(&mut host);
@@ -103,14 +114,19 @@ fn windows_close_once_when_stream_time_passes_end_plus_grace() {
 
     // Stream time 1500 = end + grace: [0, 1000) closes, once, with the late
     // record in it; c's window [1000, 2000) stays open.
-    kafka.produce("amounts", [amount("b", 1_500, "10")]).unwrap();
+    kafka
+        .produce("amounts", [amount("b", 1_500, "10")])
+        .unwrap();
     caught_up(&mut host);
     let first = vec![w("a", 0, 8.0, 3), w("b", 0, 2.0, 1)];
     assert_eq!(windows(&kafka), first);
 
     // Too late for [0, 1000): to the DLQ. Stream time 2600 closes [1000, 2000).
     kafka
-        .produce("amounts", [amount("a", 999, "100"), amount("a", 2_600, "1")])
+        .produce(
+            "amounts",
+            [amount("a", 999, "100"), amount("a", 2_600, "1")],
+        )
         .unwrap();
     caught_up(&mut host);
     let mut all = first.clone();
@@ -131,7 +147,10 @@ fn windows_close_once_when_stream_time_passes_end_plus_grace() {
             .as_str()
         )
     );
-    assert_eq!(dead[0].header_str("partita.error.kind").as_deref(), Some("rejected"));
+    assert_eq!(
+        dead[0].header_str("partita.error.kind").as_deref(),
+        Some("rejected")
+    );
 
     // Idle timer calls emit nothing more while stream time stands still.
     host.stop(Duration::from_secs(30)).unwrap();

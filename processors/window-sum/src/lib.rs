@@ -483,7 +483,7 @@ mod tests {
 
     #[test]
     fn window_keys_sort_by_end_then_key() {
-        let mut keys = vec![
+        let mut keys = [
             window_key(5, b"b"),
             window_key(-5, b"a"),
             window_key(5, b"a"),
