@@ -125,6 +125,10 @@ pub struct PartitionMetrics {
     pub dlq: AtomicU64,
     /// Records dropped by `on_error = "skip"`.
     pub skipped: AtomicU64,
+    /// Changelog records read to restore the partition's state.
+    pub state_restored: AtomicU64,
+    /// Keys in the partition's state store (as of its last flush).
+    state_keys: AtomicI64,
     assigned: AtomicBool,
     /// Per input topic (the stage's input order): high watermark, next
     /// offset to process, last committed offset; -1 when unknown.
@@ -144,11 +148,19 @@ impl PartitionMetrics {
             failed: AtomicU64::new(0),
             dlq: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            state_restored: AtomicU64::new(0),
+            state_keys: AtomicI64::new(-1),
             assigned: AtomicBool::new(false),
             offsets: (0..inputs)
                 .map(|_| [AtomicI64::new(-1), AtomicI64::new(-1), AtomicI64::new(-1)])
                 .collect(),
         }
+    }
+
+    /// Sets the number of keys in the partition's state store.
+    pub fn set_state_keys(&self, keys: usize) {
+        self.state_keys
+            .store(i64::try_from(keys).unwrap_or(i64::MAX), Relaxed);
     }
 
     /// Marks the partition assigned to this process (its lag is reported)
@@ -353,6 +365,39 @@ impl Metrics {
                     "{name}{{stage=\"{}\",partition=\"{partition}\"}} {}",
                     escape(stage),
                     get(p)
+                );
+            }
+        }
+
+        let name = "partita_state_restored_records_total";
+        header(
+            &mut out,
+            name,
+            "Changelog records read to restore a partition's state.",
+            "counter",
+        );
+        for ((stage, partition), p) in &r.partitions {
+            let n = p.state_restored.load(Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}{{stage=\"{}\",partition=\"{partition}\"}} {n}",
+                escape(stage)
+            );
+        }
+        let name = "partita_state_keys";
+        header(
+            &mut out,
+            name,
+            "Keys in a partition's state store (as of its last flush).",
+            "gauge",
+        );
+        for ((stage, partition), p) in &r.partitions {
+            let n = p.state_keys.load(Relaxed);
+            if n >= 0 {
+                let _ = writeln!(
+                    out,
+                    "{name}{{stage=\"{}\",partition=\"{partition}\"}} {n}",
+                    escape(stage)
                 );
             }
         }

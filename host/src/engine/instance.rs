@@ -237,6 +237,16 @@ impl Instance {
         self.run.on_timer(stream_time, wall_time, &mut self.changes)
     }
 
+    /// Takes the partition's state out of the instance, leaving an empty
+    /// in-memory one: to close or reopen the store (its file) while the
+    /// instance is dropped or replaced.
+    pub fn take_state(&mut self) -> Box<dyn StateStore> {
+        std::mem::replace(
+            &mut self.run.store.data_mut().state,
+            Box::new(MemoryState::new()),
+        )
+    }
+
     /// Ends the instance and gives its state back (for a hot swap).
     pub fn into_state(self) -> Box<dyn StateStore> {
         self.run.store.into_data().into_parts().0

@@ -133,6 +133,8 @@ pub struct ChangelogWriter {
     partition: i32,
     /// Batches with changelog records, oldest first, until acknowledged.
     waiting: VecDeque<Arc<Acks>>,
+    /// The highest offset [`ChangelogWriter::acknowledged`] returned.
+    last: Option<i64>,
 }
 
 impl ChangelogWriter {
@@ -142,6 +144,7 @@ impl ChangelogWriter {
             topic: topic.into(),
             partition,
             waiting: VecDeque::new(),
+            last: None,
         }
     }
 
@@ -192,7 +195,21 @@ impl ChangelogWriter {
                 }
             }
         }
+        if best.is_some() {
+            self.last = self.last.max(best);
+        }
         best
+    }
+
+    /// The highest changelog offset acknowledged so far, in batch order.
+    pub fn last_acknowledged(&self) -> Option<i64> {
+        self.last
+    }
+
+    /// Stops waiting for the batches sent so far (they were dropped: an
+    /// aborted transaction).
+    pub fn forget_waiting(&mut self) {
+        self.waiting.clear();
     }
 
     /// Batches whose changelog records are not all acknowledged yet.

@@ -15,6 +15,8 @@
 //! - `ledger`: batches in flight and the offsets that may be committed.
 //! - [`dlq`]: dead-letter headers and error kinds.
 //! - `runner`: the processor behind a worker (an engine instance).
+//! - `durable`: durable state: restore on assignment, changelog writes,
+//!   checkpoints, clean close.
 //! - `timers`: when a worker calls the processor's `on-timer`.
 //! - `worker`: one (stage, partition).
 //! - `stage`: one stage's consumer and its rebalance callbacks.
@@ -35,6 +37,7 @@ use crate::metrics::{self, Metrics, StageMetrics};
 
 pub(crate) mod batch;
 pub mod dlq;
+mod durable;
 pub(crate) mod ledger;
 pub mod reload;
 mod runner;
@@ -234,6 +237,11 @@ pub async fn run(
         () = &mut shutdown => return Ok(()),
     };
     check_copartitioned(&pipeline, &topics)?;
+    tokio::select! {
+        r = durable::ensure_changelogs(&pipeline, &topics) => r.map_err(RunError::Setup)?,
+        () = &mut shutdown => return Ok(()),
+    }
+    let durable = Arc::new(durable::Durable::new(&pipeline, metrics.clone()));
 
     let feeds = {
         let (kafka, stages, topics, metrics) = (
@@ -264,6 +272,7 @@ pub async fn run(
             ),
             stage: stage.clone(),
             tables: Arc::new(tables),
+            durable: Some(durable.clone()),
         };
         reloading.push(reload::ReloadStage {
             config: stage.clone(),

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use partita_wire::{BatchWriter, OutputRef, RecordRef};
 
+use super::durable::Durable;
 use super::reload::LiveProcessor;
 use crate::config::StageConfig;
 use crate::engine::{Instance, InstanceSetup, ProcessError, Processor, RecordOutcome};
-use crate::state::{MemoryState, StateStore};
+use crate::state::{ChangeSet, MemoryState, StateStore};
 use crate::tables::Tables;
 
 /// Runs batches for one (stage, partition).
@@ -35,6 +36,22 @@ pub(crate) trait BatchRunner {
     /// Runs `batch` and calls `each` for every record, in input order,
     /// with what became of it.
     fn run(&mut self, batch: &BatchWriter, each: &mut dyn FnMut(RecordRef<'_>, RecordOutcome<'_>));
+
+    /// The state changes committed by the last `run` or `on_timer` call
+    /// (for the changelog); `None` for a runner without state.
+    fn last_changes(&self) -> Option<&ChangeSet> {
+        None
+    }
+
+    /// The partition's state store; `None` for a runner without state.
+    fn state(&mut self) -> Option<&mut dyn StateStore> {
+        None
+    }
+
+    /// Closes the partition's state store without marking it clean, so
+    /// that a runner started next for the partition can open it again
+    /// (after an aborted transaction; see `durable`).
+    fn release_state(&mut self) {}
 
     /// Swaps in `processor` between batches (hot reload), keeping the
     /// partition's state; on error the old code keeps running.
@@ -78,6 +95,18 @@ impl BatchRunner for Instance {
     fn replace(&mut self, processor: &Processor) -> anyhow::Result<()> {
         Ok(self.replace_processor(processor)?)
     }
+
+    fn last_changes(&self) -> Option<&ChangeSet> {
+        Some(Instance::last_changes(self))
+    }
+
+    fn state(&mut self) -> Option<&mut dyn StateStore> {
+        Some(Instance::state(self))
+    }
+
+    fn release_state(&mut self) {
+        drop(self.take_state());
+    }
 }
 
 /// Starts the runner of each partition a stage is assigned.
@@ -92,6 +121,11 @@ pub(crate) trait RunnerFactory: Send + Sync {
     fn live(&self) -> Option<Arc<LiveProcessor>> {
         None
     }
+
+    /// The changelog topic the runners' state changes go to, if any.
+    fn changelog(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Runners backed by a loaded processor.
@@ -102,13 +136,19 @@ pub(crate) struct EngineRunners {
     pub stage: StageConfig,
     /// The stage's reference tables.
     pub tables: Arc<dyn Tables>,
+    /// The durable state stores; `None` keeps state in memory, empty at
+    /// each assignment.
+    pub durable: Option<Arc<Durable>>,
 }
 
 impl EngineRunners {
-    /// The state of `partition` when it is assigned. It is in memory and
-    /// starts empty for now; a durable store restores it here.
-    fn open_state(&self, _partition: i32) -> Box<dyn StateStore> {
-        Box::new(MemoryState::new())
+    /// The state of `partition` when it is assigned: its local store,
+    /// restored from the changelog.
+    fn open_state(&self, partition: i32) -> anyhow::Result<Box<dyn StateStore>> {
+        match &self.durable {
+            Some(d) => d.open(&self.stage.name, partition),
+            None => Ok(Box::new(MemoryState::new())),
+        }
     }
 }
 
@@ -121,12 +161,16 @@ impl RunnerFactory for EngineRunners {
         Some(self.live.clone())
     }
 
+    fn changelog(&self) -> Option<String> {
+        self.durable.as_ref().map(|d| d.topic(&self.stage.name))
+    }
+
     fn start(&self, partition: i32) -> anyhow::Result<Box<dyn BatchRunner>> {
         let setup = InstanceSetup {
             stage: self.stage.name.clone(),
             partition,
             config: self.stage.config.clone(),
-            state: self.open_state(partition),
+            state: self.open_state(partition)?,
             tables: self.tables.clone(),
             limits: self.stage.limits,
         };

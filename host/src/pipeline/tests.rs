@@ -637,7 +637,9 @@ fn a_stop_while_idle_leaves_the_group_and_returns_ok() {
 fn run_checks_loads_tables_and_runs_real_components() {
     let cluster = MockCluster::new(1).unwrap();
     let bs = cluster.bootstrap_servers();
-    for t in ["in", "out", "in.dlq", "ref.names"] {
+    // The mock cluster cannot create topics: the stage's state changelog
+    // is made here.
+    for t in ["in", "out", "in.dlq", "ref.names", "g.m.changelog"] {
         cluster.create_topic(t, 1, 1).unwrap();
     }
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()

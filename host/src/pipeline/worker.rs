@@ -19,6 +19,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::StageShared;
+use super::durable;
 use super::batch::BatchBuilder;
 use super::dlq::{self, ErrorKind};
 use super::ledger::{Ledger, Sent, StopAt};
@@ -27,6 +28,7 @@ use super::runner::BatchRunner;
 use super::timers::{TimerSink, Timers};
 use crate::config::OnError;
 use crate::engine::RecordOutcome;
+use crate::kafka::changelog::ChangelogWriter;
 use crate::kafka::produce::{self, Acks, OutRecord, Producer};
 use crate::metrics::PartitionMetrics;
 
@@ -83,6 +85,8 @@ struct Worker<C: ConsumerContext + 'static> {
     timers: Timers,
     /// Under exactly-once, the worker's transactions.
     eos: Option<exactly_once::ExactlyOnce>,
+    /// Where the partition's state changes go (durable state).
+    changelog: Option<ChangelogWriter>,
 }
 
 mod exactly_once;
@@ -135,6 +139,10 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<
     metrics.set_assigned(true);
     let inputs = shared.config.inputs.len();
     let eos = exactly_once::ExactlyOnce::start(&shared, partition)?;
+    let changelog = shared
+        .runners
+        .changelog()
+        .map(|topic| ChangelogWriter::new(&topic, partition));
     let mut w = Worker {
         batch: BatchBuilder::new(&shared.config.inputs, shared.config.batch),
         shared,
@@ -156,6 +164,7 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<
         reload,
         timers: Timers::new(shared_timer_interval),
         eos,
+        changelog,
     };
     tracing::debug!(stage = %w.shared.config.name, partition, "worker started");
     let result = w.work();
@@ -193,6 +202,15 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         }
         self.drain();
         self.commit(CommitMode::Sync);
+        if self.fatal.is_none() {
+            durable::checkpoint(
+                self.changelog.as_mut(),
+                &mut *self.runner,
+                &self.metrics,
+                false,
+            );
+            durable::close(&mut *self.runner, &self.shared.config.name, self.partition);
+        }
         if let Some(fatal) = self.fatal.take() {
             anyhow::bail!("{fatal}");
         }
@@ -280,12 +298,17 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             acks: &acks,
             routes: &self.routes,
         };
-        let fired = self.timers.fire(
+        let mut fired = self.timers.fire(
             &mut *self.runner,
             &sink,
             &self.shared.config.name,
             self.partition,
         );
+        if let Err(e) =
+            durable::send_changes(self.changelog.as_mut(), &*self.runner, sink.producer, &acks)
+        {
+            fired.fatal.get_or_insert(e);
+        }
         acks.close();
         if fired.failed {
             self.shared.metrics.timer_failures.fetch_add(1, Relaxed);
@@ -341,6 +364,11 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             .run(self.batch.writer(), &mut |record, outcome| {
                 sink.record(record, outcome)
             });
+        if let Err(e) =
+            durable::send_changes(self.changelog.as_mut(), &*self.runner, sink.producer, &acks)
+        {
+            sink.fatal.get_or_insert(e);
+        }
         if sink.stop.is_none() && sink.fatal.is_none() {
             // The batch end's timer call: its outputs belong to the batch.
             let timer_sink = TimerSink {
@@ -360,6 +388,12 @@ impl<C: ConsumerContext + 'static> Worker<C> {
                 self.shared.metrics.timer_failures.fetch_add(1, Relaxed);
             }
             sink.fatal = fired.fatal;
+            // The timer call's own state changes.
+            if let Err(e) =
+                durable::send_changes(self.changelog.as_mut(), &*self.runner, sink.producer, &acks)
+            {
+                sink.fatal.get_or_insert(e);
+            }
         }
         acks.close();
         let Sink {
@@ -413,6 +447,12 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             self.retry_failures();
         }
         let settled = self.ledger.settle();
+        durable::checkpoint(
+            self.changelog.as_mut(),
+            &mut *self.runner,
+            &self.metrics,
+            self.ledger.is_empty(),
+        );
         if settled.batches > 0 {
             self.metrics.records_out.fetch_add(settled.outputs, Relaxed);
             self.metrics.dlq.fetch_add(settled.dlq, Relaxed);

@@ -318,9 +318,13 @@ impl StateStore for DiskState {
         self.file.len()
     }
 
+    /// Flushes when the interval has passed and there is something to
+    /// write, so that calling it again with the same offset while idle
+    /// writes the last checkpoint once and then nothing.
     fn set_checkpoint(&mut self, offset: i64) -> anyhow::Result<()> {
         self.note_checkpoint(offset);
-        if self.last_flush.elapsed() >= self.options.flush_interval {
+        let due = self.last_flush.elapsed() >= self.options.flush_interval;
+        if due && (self.pending_checkpoint.is_some() || !self.dirty.is_empty()) {
             self.flush()?;
         }
         Ok(())
