@@ -1,0 +1,362 @@
+//! Exactly-once workers against librdkafka's in-process mock cluster, with
+//! a native processor that records every offset it is given: one
+//! transaction per commit interval, an abort that rewinds to the last
+//! commit, a fenced producer that stops the run, and at-least-once left
+//! as it was.
+//!
+//! The mock cluster accepts the transactional calls but keeps neither the
+//! offsets of `send_offsets_to_transaction` nor aborted records out of
+//! `read_committed` reads (docs/TESTING.md), so these tests assert what
+//! the worker does (what it processes again, what it produces, how it
+//! stops), not what a real broker would then show.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use partita_wire::{Batch, BatchWriter, OutputSpec, RecordRef, ResultWriter, Results};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, ThreadedProducer};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio::sync::oneshot;
+
+use super::super::super::runner::{BatchRunner, RunnerFactory};
+use super::super::super::{RunError, run_stages};
+use crate::config::{Guarantee, KafkaConfig, Pipeline, StageConfig};
+use crate::engine::RecordOutcome;
+use crate::metrics::Metrics;
+
+/// Offsets given to the processor, in the order it saw them.
+type Seen = Arc<Mutex<Vec<i64>>>;
+
+/// Sends every record's value to output 0 and notes its offset.
+struct Echo {
+    outputs: Vec<String>,
+    seen: Seen,
+}
+
+impl BatchRunner for Echo {
+    fn outputs(&self) -> &[String] {
+        &self.outputs
+    }
+
+    fn version(&self) -> &str {
+        "echo1"
+    }
+
+    fn run(&mut self, batch: &BatchWriter, each: &mut dyn FnMut(RecordRef<'_>, RecordOutcome<'_>)) {
+        let parsed = Batch::parse(batch.as_bytes()).unwrap();
+        let records: Vec<RecordRef<'_>> = parsed.records().map(|r| r.unwrap()).collect();
+        let mut w = ResultWriter::default();
+        for r in &records {
+            w.begin();
+            w.output(&OutputSpec {
+                output: 0,
+                value: Some(r.value),
+                ..OutputSpec::default()
+            });
+        }
+        let buf = w.finish();
+        let results = Results::parse(&buf, records.len(), 1).unwrap();
+        for (r, result) in records.into_iter().zip(results.iter()) {
+            self.seen.lock().unwrap().push(r.offset);
+            match result {
+                partita_wire::RecordResult::Ok(o) => each(r, RecordOutcome::Ok(o)),
+                partita_wire::RecordResult::Rejected(why) => each(r, RecordOutcome::Rejected(why)),
+            }
+        }
+    }
+}
+
+struct EchoRunners {
+    seen: Seen,
+    started: Arc<Mutex<u32>>,
+}
+
+impl RunnerFactory for EchoRunners {
+    fn version(&self) -> String {
+        "echo1".into()
+    }
+
+    fn start(&self, _partition: i32) -> anyhow::Result<Box<dyn BatchRunner>> {
+        *self.started.lock().unwrap() += 1;
+        Ok(Box::new(Echo {
+            outputs: vec!["default".into()],
+            seen: self.seen.clone(),
+        }))
+    }
+}
+
+/// The stage `eos` reading `in` and writing `out`, from a pipeline file
+/// (so that it has every key's default), batches of at most 7 records.
+fn stage(dir: &tempfile::TempDir) -> StageConfig {
+    std::fs::write(dir.path().join("p.wasm"), b"not loaded").unwrap();
+    let text = r#"
+[kafka]
+bootstrap = "unused:9092"
+group = "g"
+
+[[stage]]
+name = "eos"
+processor = "p.wasm"
+input = "in"
+outputs = { default = "out" }
+on_error = "skip"
+batch_size = 7
+max_wait_ms = 5
+"#;
+    let pipeline = Pipeline::parse(&dir.path().join("p.toml"), text).unwrap();
+    pipeline.stages.into_iter().next().unwrap()
+}
+
+fn kafka(bootstrap: String, guarantee: Guarantee) -> KafkaConfig {
+    KafkaConfig {
+        commit_interval: Duration::from_millis(100),
+        guarantee,
+        ..KafkaConfig::new(bootstrap, "g")
+    }
+}
+
+/// A run of the `eos` stage in the background.
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    done: std::thread::JoinHandle<Result<(), RunError>>,
+    metrics: Arc<Metrics>,
+    seen: Seen,
+    started: Arc<Mutex<u32>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    fn start(kafka: KafkaConfig) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let stage = stage(&dir);
+        let seen = Seen::default();
+        let started = Arc::new(Mutex::new(0));
+        let runners: Arc<dyn RunnerFactory> = Arc::new(EchoRunners {
+            seen: seen.clone(),
+            started: started.clone(),
+        });
+        let (tx, rx) = oneshot::channel();
+        let metrics = Metrics::new();
+        let m = metrics.clone();
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(run_stages(
+                &kafka,
+                vec![(stage, runners)],
+                m,
+                Duration::from_secs(60),
+                async {
+                    let _ = rx.await;
+                },
+            ))
+        });
+        Running {
+            stop: Some(tx),
+            done,
+            metrics,
+            seen,
+            started,
+            _dir: dir,
+        }
+    }
+
+    fn seen(&self) -> Vec<i64> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn transactions(&self) -> (u64, u64) {
+        let s = self.metrics.stage("eos", &["in".to_string()]);
+        (s.transactions.load(Relaxed), s.transaction_aborts.load(Relaxed))
+    }
+
+    fn stop(mut self) -> Result<(), RunError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.done.join().unwrap()
+    }
+
+    /// Waits (60 s at most) for the run to end by itself.
+    fn wait(self) -> Result<(), RunError> {
+        let end = Instant::now() + Duration::from_secs(60);
+        while !self.done.is_finished() {
+            assert!(Instant::now() < end, "the run did not stop by itself");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.done.join().unwrap()
+    }
+}
+
+/// Produces values `v{from}..v{to}` to partition 0 of `in`.
+fn produce(bootstrap: &str, from: usize, to: usize) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    for i in from..to {
+        let v = format!("v{i}");
+        let r = BaseRecord::<str, str>::to("in").partition(0).payload(&v);
+        producer.send(r).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// The values on `out`, in order.
+fn read_out(bootstrap: &str) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "reader")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("out", 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut values = Vec::new();
+    loop {
+        assert!(Instant::now() < end, "out not read to its end: {values:?}");
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                use rdkafka::message::Message;
+                values.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return values,
+            Some(Err(e)) => panic!("reading out: {e}"),
+            None => {}
+        }
+    }
+}
+
+fn out_count(bootstrap: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    consumer
+        .fetch_watermarks("out", 0, Duration::from_secs(10))
+        .unwrap()
+        .1
+}
+
+/// Waits (60 s at most) until `check` holds.
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn cluster() -> (MockCluster<'static, DefaultProducerContext>, String) {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("in", 1, 1).unwrap();
+    cluster.create_topic("out", 1, 1).unwrap();
+    let bs = cluster.bootstrap_servers();
+    (cluster, bs)
+}
+
+#[test]
+fn each_record_is_produced_once_inside_committed_transactions() {
+    let (_cluster, bs) = cluster();
+    produce(&bs, 0, 30);
+    let run = Running::start(kafka(bs.clone(), Guarantee::ExactlyOnce));
+    wait_for("30 outputs", || out_count(&bs) >= 30);
+    wait_for("a committed transaction", || run.transactions().0 >= 1);
+    let seen = run.seen();
+    let (_, aborts) = run.transactions();
+    run.stop().unwrap();
+    assert_eq!(seen, (0..30).collect::<Vec<i64>>());
+    assert_eq!(aborts, 0);
+    let expected: Vec<String> = (0..30).map(|i| format!("v{i}")).collect();
+    assert_eq!(read_out(&bs), expected);
+}
+
+#[test]
+fn an_aborted_transaction_is_processed_again_from_the_last_commit() {
+    let (cluster, bs) = cluster();
+    produce(&bs, 0, 50);
+    let run = Running::start(kafka(bs.clone(), Guarantee::ExactlyOnce));
+    // The first 50 are produced (so the transaction holding them has its
+    // output partition registered) before the broker refuses the next
+    // registration: the transaction after them fails, not theirs.
+    wait_for("50 outputs", || out_count(&bs) >= 50);
+    wait_for("the first 50 processed", || run.seen().len() >= 50);
+    cluster.request_errors(
+        RDKafkaApiKey::AddPartitionsToTxn,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+    );
+    produce(&bs, 50, 100);
+    wait_for("an abort, then offset 99 processed again", || {
+        run.transactions().1 >= 1 && run.seen().last() == Some(&99)
+    });
+    let started = *run.started.lock().unwrap();
+    let seen = run.seen();
+    let (_, aborts) = run.transactions();
+    run.stop().unwrap();
+
+    assert_eq!(aborts, 1);
+    assert_eq!(started, 2, "the processor is started again after the abort");
+    // 0..=k in order, then one step back to 50 (where the last committed
+    // transaction ended), then 50..=99 in order.
+    let back = (1..seen.len())
+        .find(|i| seen[*i] <= seen[*i - 1])
+        .unwrap_or_else(|| panic!("nothing processed again: {seen:?}"));
+    let (before, after) = seen.split_at(back);
+    let k = *before.last().unwrap();
+    assert!(k >= 50, "the aborted transaction held records: {seen:?}");
+    assert_eq!(before, (0..=k).collect::<Vec<i64>>().as_slice());
+    assert_eq!(after, (50..100).collect::<Vec<i64>>().as_slice());
+}
+
+#[test]
+fn a_fenced_producer_stops_the_run_naming_the_stage_and_partition() {
+    let (cluster, bs) = cluster();
+    cluster.request_errors(
+        RDKafkaApiKey::EndTxn,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED],
+    );
+    produce(&bs, 0, 10);
+    let run = Running::start(kafka(bs.clone(), Guarantee::ExactlyOnce));
+    let err = run.wait().unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    let text = err.to_string();
+    assert!(
+        text.starts_with("stage \"eos\", partition 0: g.eos.0: commit_transaction: "),
+        "{text}"
+    );
+}
+
+#[test]
+fn at_least_once_commits_offsets_through_the_group_without_transactions() {
+    let (_cluster, bs) = cluster();
+    produce(&bs, 0, 20);
+    let run = Running::start(kafka(bs.clone(), Guarantee::AtLeastOnce));
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .set("group.id", "g.eos")
+        .create()
+        .unwrap();
+    wait_for("offset 20 committed by the group", || {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("in", 0);
+        consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .is_ok_and(|c| {
+                c.find_partition("in", 0)
+                    .is_some_and(|e| e.offset() == Offset::Offset(20))
+            })
+    });
+    assert_eq!(run.transactions(), (0, 0));
+    run.stop().unwrap();
+    assert_eq!(read_out(&bs).len(), 20);
+}
