@@ -18,6 +18,8 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, Threa
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 
+mod timers;
+
 use super::runner::{BatchRunner, RunnerFactory};
 use super::*;
 use crate::config::{BatchLimits, OnError, StageLocations};
