@@ -123,6 +123,9 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<
         consumer,
         stop,
     } = setup;
+    // Exactly-once: fence the partition's previous owner (its open
+    // transaction aborted) before the state is restored from the changelog.
+    let eos = exactly_once::ExactlyOnce::start(&shared, partition)?;
     let runner = shared.runners.start(partition)?;
     let shared_timer_interval = shared.config.timer_interval;
     let routes = reload::routes(&shared.config, runner.outputs())?;
@@ -138,7 +141,6 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<
     let metrics = shared.all_metrics.partition(&shared.config.name, partition);
     metrics.set_assigned(true);
     let inputs = shared.config.inputs.len();
-    let eos = exactly_once::ExactlyOnce::start(&shared, partition)?;
     let changelog = shared
         .runners
         .changelog()

@@ -31,6 +31,7 @@ use super::super::ledger::Ledger;
 use super::super::reload::{self, SwapHook};
 use super::Worker;
 use crate::config::{Guarantee, KafkaConfig};
+use crate::kafka::changelog::ChangelogWriter;
 use crate::kafka::produce::Producer;
 use crate::kafka::transactions::{TXN_CALL_TIMEOUT, Transactions, TxnError};
 
@@ -269,6 +270,13 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         // The old runner lets go of the state store first, unclean: the
         // new one empties it and restores it from the committed changelog.
         self.runner.release_state();
+        // The aborted batches' changelog records will never be
+        // acknowledged: the writer starts afresh with the new store.
+        self.changelog = self
+            .shared
+            .runners
+            .changelog()
+            .map(|topic| ChangelogWriter::new(&topic, self.partition));
         let runner = self.shared.runners.start(self.partition)?;
         self.routes = reload::routes(&self.shared.config, runner.outputs())?;
         self.reload = self

@@ -174,7 +174,10 @@ impl Running {
 
     fn transactions(&self) -> (u64, u64) {
         let s = self.metrics.stage("eos", &["in".to_string()]);
-        (s.transactions.load(Relaxed), s.transaction_aborts.load(Relaxed))
+        (
+            s.transactions.load(Relaxed),
+            s.transaction_aborts.load(Relaxed),
+        )
     }
 
     fn stop(mut self) -> Result<(), RunError> {
