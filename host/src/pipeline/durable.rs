@@ -121,7 +121,8 @@ pub(crate) fn send_changes(
 }
 
 /// Moves the store's checkpoint to the changelog offset acknowledged by
-/// the batches done so far, and updates the state metrics. `none_left`:
+/// the batches done so far, and updates the keys gauge (the count as of the
+/// store's last flush). `none_left`:
 /// no batch is in flight any more (those the writer still waits for were
 /// dropped, by an aborted transaction).
 pub(crate) fn checkpoint(
@@ -133,7 +134,7 @@ pub(crate) fn checkpoint(
     let Some(writer) = writer else {
         return;
     };
-    let new = writer.acknowledged().is_some();
+    writer.acknowledged();
     if none_left {
         writer.forget_waiting();
     }
@@ -150,9 +151,7 @@ pub(crate) fn checkpoint(
             );
         }
     }
-    if new {
-        metrics.set_state_keys(store.len());
-    }
+    metrics.set_state_keys(store.len());
 }
 
 /// Flushes the store and marks it closed cleanly (after the partition's
