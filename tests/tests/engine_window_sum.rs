@@ -144,3 +144,23 @@ fn open_windows_and_stream_time_survive_a_restart() {
         [r#"a@2000 {"key":"a","window_start":1000,"window_end":2000,"sum":2,"count":1}"#]
     );
 }
+
+#[test]
+fn more_windows_than_one_state_scan_returns_all_close_in_one_call() {
+    let mut w = start(None);
+    let keys: Vec<String> = (0..2_500).map(|i| format!("k{i:05}")).collect();
+    let records: Vec<(&str, i64, &str)> = keys.iter().map(|k| (k.as_str(), 10, "1")).collect();
+    assert!(run(&mut w, &records).iter().all(Option::is_none));
+    let closed = timer(&mut w, 1_500);
+    assert_eq!(closed.len(), keys.len());
+    for (k, line) in keys.iter().zip(&closed) {
+        assert_eq!(
+            line,
+            &format!(
+                r#"{k}@1000 {{"key":"{k}","window_start":0,"window_end":1000,"sum":1,"count":1}}"#
+            )
+        );
+    }
+    assert_eq!(w.last_changes().len(), keys.len(), "each window deleted");
+    assert_eq!(timer(&mut w, 1_500), Vec::<String>::new());
+}
