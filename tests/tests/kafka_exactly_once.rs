@@ -1,0 +1,231 @@
+//! `partita run` with `guarantee = "exactly-once"` against librdkafka's
+//! mock cluster in a child process (`mock-kafka`): Tansu has no
+//! transactions.
+//!
+//! `count` with durable state reads numbers keyed over ten keys from two
+//! partitions. Under exactly-once every input gets exactly one output (the
+//! running counts of each key go 1, 2, 3, ... with no gap or repeat) and
+//! the last output of each key has the true count and sum; each worker
+//! used its own transactional producer. Under at-least-once the same run
+//! commits its offsets through the consumer group, as before.
+//!
+//! A host killed with `kill -9` mid-stream is replaced by one that
+//! registers the same transactional ids and loses no input. Exact totals
+//! after the crash are not asserted: the mock cluster keeps no offsets
+//! committed in a transaction and shows aborted records to
+//! `read_committed` readers (docs/TESTING.md), so the restarted host reads
+//! its input again from the start; on Apache Kafka it resumes from the
+//! last transaction.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::thread;
+use std::time::Duration;
+
+use partita_tests::kafka::{Consumed, Record, wait_until};
+use partita_tests::mock::{MockKafka, consume_committed};
+use partita_tests::partita::Partita;
+use partita_tests::pipeline::{Stage, Workspace, pipeline_toml};
+use partita_tests::wasm::component;
+
+const PARTITIONS: i32 = 2;
+const KEYS: usize = 10;
+
+fn mock_kafka() -> MockKafka {
+    MockKafka::start(
+        Path::new(env!("CARGO_BIN_EXE_mock-kafka")),
+        &[
+            ("numbers", PARTITIONS),
+            ("counts", PARTITIONS),
+            ("g.count.changelog", PARTITIONS),
+        ],
+    )
+    .unwrap()
+}
+
+/// Record `i`: key `k{i % 10}`, value the number `i % 7`.
+fn numbers(from: usize, to: usize) -> Vec<Record> {
+    (from..to)
+        .map(|i| Record::new(&format!("k{}", i % KEYS), &(i % 7).to_string()))
+        .collect()
+}
+
+/// Per key, the true (count, sum) of records `0..n`.
+fn truth(n: usize) -> BTreeMap<String, (u64, u64)> {
+    let mut t = BTreeMap::new();
+    for i in 0..n {
+        let e = t.entry(format!("k{}", i % KEYS)).or_insert((0, 0));
+        e.0 += 1;
+        e.1 += (i % 7) as u64;
+    }
+    t
+}
+
+/// Per key, the (count, sum) of each `count` output, in output order.
+fn outputs_by_key(outputs: &[Consumed]) -> BTreeMap<String, Vec<(u64, u64)>> {
+    let mut by_key: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+    for o in outputs {
+        let v: serde_json::Value = serde_json::from_slice(o.value.as_deref().unwrap()).unwrap();
+        let count = v["count"].as_u64().unwrap();
+        let sum = v["sum"].as_u64().unwrap();
+        by_key.entry(o.key_str()).or_default().push((count, sum));
+    }
+    by_key
+}
+
+/// The pipeline file: `count` from `numbers` to `counts`, with `extra`
+/// lines in `[kafka]`.
+fn pipeline(ws: &Workspace, bootstrap: &str, extra: &str) -> std::path::PathBuf {
+    let processor = component("count");
+    let kafka_extra = format!(
+        "commit_interval_ms = 200\n{extra}\n[kafka.consumer]\n\"session.timeout.ms\" = 6000\n\"heartbeat.interval.ms\" = 1000\n"
+    );
+    let text = pipeline_toml(
+        bootstrap,
+        "g",
+        &kafka_extra,
+        &[Stage {
+            name: "count",
+            processor: &processor,
+            input: "numbers",
+            outputs: &[("default", "counts")],
+            extra: "on_error = \"stop\"",
+        }],
+    );
+    ws.write("pipeline.toml", &text).unwrap()
+}
+
+#[test]
+fn exactly_once_count_gives_one_output_per_input_and_exact_totals() {
+    let n = 2_000;
+    let mock = mock_kafka();
+    let kafka = mock.kafka();
+    kafka.produce("numbers", numbers(0, n)).unwrap();
+    let ws = Workspace::new().unwrap();
+    let file = pipeline(&ws, mock.bootstrap(), "guarantee = \"exactly-once\"");
+    let mut host = Partita::run("host", &file, &ws.log("host")).unwrap();
+    wait_until(Duration::from_secs(120), "an output per input", || {
+        host.assert_running()?;
+        Ok(kafka.count("counts")? >= n as i64)
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", host.log_tail(40)));
+    let status = host.stop(Duration::from_secs(30)).unwrap();
+    let log = std::fs::read_to_string(ws.log("host")).unwrap();
+    assert!(status.success(), "clean stop exited with {status}:\n{log}");
+
+    let outputs = consume_committed(&kafka, "counts").unwrap();
+    assert_eq!(outputs.len(), n, "one output per input");
+    let by_key = outputs_by_key(&outputs);
+    for (key, (count, sum)) in truth(n) {
+        let seq = &by_key[&key];
+        let counts: Vec<u64> = seq.iter().map(|(c, _)| *c).collect();
+        assert_eq!(
+            counts,
+            (1..=count).collect::<Vec<u64>>(),
+            "running counts of {key}"
+        );
+        assert_eq!(seq.last(), Some(&(count, sum)), "final totals of {key}");
+    }
+    for p in 0..PARTITIONS {
+        assert!(
+            log.contains(&format!(
+                "partition {p}: exactly-once, transactional id g.count.{p}"
+            )),
+            "no transactional producer for partition {p}:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn at_least_once_count_commits_offsets_through_the_group_as_before() {
+    let n = 1_000;
+    let mock = mock_kafka();
+    let kafka = mock.kafka();
+    let positions = kafka.produce("numbers", numbers(0, n)).unwrap();
+    let ws = Workspace::new().unwrap();
+    let file = pipeline(&ws, mock.bootstrap(), "");
+    let mut host = Partita::run("host", &file, &ws.log("host")).unwrap();
+    let mut ends = vec![0i64; PARTITIONS as usize];
+    for p in &positions {
+        ends[p.partition as usize] = ends[p.partition as usize].max(p.offset + 1);
+    }
+    wait_until(Duration::from_secs(120), "every input committed", || {
+        host.assert_running()?;
+        let committed: Vec<i64> = kafka
+            .committed("g.count", "numbers")?
+            .iter()
+            .map(|c| c.unwrap_or(0))
+            .collect();
+        Ok(committed == ends)
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", host.log_tail(40)));
+    let status = host.stop(Duration::from_secs(30)).unwrap();
+    let log = std::fs::read_to_string(ws.log("host")).unwrap();
+    assert!(status.success(), "clean stop exited with {status}:\n{log}");
+    assert!(!log.contains("transactional id"), "{log}");
+    let outputs = kafka.consume_all("counts").unwrap();
+    assert_eq!(outputs.len(), n);
+    let by_key = outputs_by_key(&outputs);
+    for (key, totals) in truth(n) {
+        assert_eq!(by_key[&key].last(), Some(&totals), "final totals of {key}");
+    }
+}
+
+#[test]
+fn a_host_killed_mid_stream_is_replaced_under_the_same_transactional_ids() {
+    let n = 6_000;
+    let mut mock = mock_kafka();
+    let kafka = mock.kafka();
+    kafka.produce("numbers", numbers(0, n / 2)).unwrap();
+    let ws = Workspace::new().unwrap();
+    let file = pipeline(&ws, mock.bootstrap(), "guarantee = \"exactly-once\"");
+    let mut host = Partita::run("host 1", &file, &ws.log("host-1")).unwrap();
+    wait_until(Duration::from_secs(120), "1,000 outputs", || {
+        host.assert_running()?;
+        Ok(kafka.count("counts")? >= 1_000)
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", host.log_tail(40)));
+    host.kill9().unwrap();
+    kafka.produce("numbers", numbers(n / 2, n)).unwrap();
+    // Longer than the session, so that the group has dropped the killed
+    // member when the new one joins.
+    thread::sleep(Duration::from_secs(8));
+
+    let mut host = Partita::run("host 2", &file, &ws.log("host-2")).unwrap();
+    let truth = truth(n);
+    wait_until(
+        Duration::from_secs(180),
+        "every key's count to reach its input",
+        || {
+            host.assert_running()?;
+            mock.assert_running()?;
+            let by_key = outputs_by_key(&consume_committed(&kafka, "counts")?);
+            Ok(truth.iter().all(|(key, (count, _))| {
+                by_key
+                    .get(key)
+                    .and_then(|s| s.iter().map(|(c, _)| *c).max())
+                    .is_some_and(|c| c >= *count)
+            }))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", host.log_tail(40)));
+    let status = host.stop(Duration::from_secs(30)).unwrap();
+    let log = std::fs::read_to_string(ws.log("host-2")).unwrap();
+    assert!(status.success(), "clean stop exited with {status}:\n{log}");
+    for p in 0..PARTITIONS {
+        assert!(
+            log.contains(&format!(
+                "partition {p}: exactly-once, transactional id g.count.{p}"
+            )),
+            "host 2 did not take over g.count.{p}:\n{log}"
+        );
+    }
+    // The killed host's stores were not closed cleanly: under exactly-once
+    // they may hold changes of a transaction that never committed, so each
+    // is emptied and rebuilt from the changelog.
+    let wiped = log
+        .lines()
+        .filter(|l| l.contains("state restored") && l.contains("not closed cleanly (exactly-once)"))
+        .count();
+    assert_eq!(wiped, PARTITIONS as usize, "{log}");
+}
