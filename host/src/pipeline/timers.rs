@@ -151,6 +151,8 @@ mod tests {
         outputs: Vec<String>,
         calls: Vec<(i64, i64)>,
         fail: bool,
+        /// Bytes of padding appended to the value.
+        pad: usize,
     }
 
     impl BatchRunner for Ticking {
@@ -174,7 +176,7 @@ mod tests {
             if self.fail {
                 return Err(ProcessError::Trap("unreachable".into()));
             }
-            let value = stream_time.to_string();
+            let value = format!("{stream_time}{}", "x".repeat(self.pad));
             let mut w = ResultWriter::default();
             w.begin();
             w.output(&OutputSpec {
@@ -199,6 +201,7 @@ mod tests {
             outputs: vec!["default".into()],
             calls: Vec::new(),
             fail,
+            pad: 0,
         }
     }
 
@@ -282,5 +285,25 @@ mod tests {
             timers.until_due(start + Duration::from_secs(5)),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn an_output_the_producer_cannot_queue_is_fatal() {
+        let mut kafka = KafkaConfig::new("127.0.0.1:1", "g");
+        kafka.producer = vec![("message.max.bytes".into(), "1000".into())];
+        let producer = Producer::new(&kafka).unwrap();
+        let acks = Acks::new(std::thread::current());
+        let routes = ["out".to_string()];
+        let sink = TimerSink {
+            producer: &producer,
+            acks: &acks,
+            routes: &routes,
+        };
+        let mut runner = ticking(false);
+        runner.pad = 5_000;
+        let f = Timers::new(Duration::from_secs(1)).fire(&mut runner, &sink, "s", 0);
+        assert_eq!(f.outputs, 0);
+        let fatal = f.fatal.expect("a fatal error");
+        assert!(fatal.starts_with("cannot produce to out: "), "{fatal}");
     }
 }

@@ -251,3 +251,18 @@ fn the_applier_names_what_it_cannot_read() {
     assert!(a.apply(0, 8, Some(br#"{"schema":null,"payload":"k"}"#), None));
     assert!(table.is_empty());
 }
+
+#[test]
+fn a_table_topic_that_cannot_be_read_stops_the_start_with_the_stage_and_table() {
+    let c = Cluster::new(&[("ref.rates", 1)]);
+    let stages = [stage(vec![TableSpec::new("rates", "ref.missing")])];
+    let partitions = TopicPartitions::from([("ref.missing".to_string(), 1)]);
+    let err = match TableFeeds::start(&c.kafka(), &stages, &partitions, &Metrics::new()) {
+        Ok(_) => panic!("a missing topic cannot be read"),
+        Err(e) => e,
+    };
+    assert!(
+        err.starts_with("stage \"s\": table rates: cannot read ref.missing: "),
+        "{err}"
+    );
+}
