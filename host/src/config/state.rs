@@ -87,3 +87,81 @@ pub(super) fn read(
     r.finish(p);
     config
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Pipeline;
+
+    const MINIMAL: &str = r#"[kafka]
+bootstrap = "127.0.0.1:9092"
+group = "orders"
+
+[[stage]]
+name = "pass"
+processor = "p.wasm"
+input = "in"
+outputs = { default = "out" }
+"#;
+
+    fn parse(folder: &Path, state: &str) -> Result<Pipeline, Vec<String>> {
+        std::fs::write(folder.join("p.wasm"), b"not checked here").unwrap();
+        let file = folder.join("pipeline.toml");
+        let text = format!("{MINIMAL}{state}");
+        Pipeline::parse(&file, &text).map_err(|e| {
+            let dir = folder.display().to_string();
+            e.problems
+                .iter()
+                .map(|p| p.to_string().replace(&dir, "DIR"))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn the_state_folder_is_next_to_the_pipeline_file_unless_set() {
+        let d = tempfile::tempdir().unwrap();
+        let p = parse(d.path(), "").unwrap();
+        assert_eq!(p.state.dir, d.path().join(".partita-state"));
+        assert_eq!(p.state.memory_mb, DEFAULT_STATE_MEMORY_MB);
+        assert_eq!(p.state.memory_bytes(), 64 << 20);
+
+        let p = parse(d.path(), "\n[state]\ndir = \"data/state\"\nmemory_mb = 8\n").unwrap();
+        assert_eq!(p.state.dir, d.path().join("data/state"));
+        assert_eq!(p.state.memory_bytes(), 8 << 20);
+        let p = parse(d.path(), "\n[state]\ndir = \"/var/lib/partita\"\n").unwrap();
+        assert_eq!(p.state.dir, Path::new("/var/lib/partita"));
+    }
+
+    #[test]
+    fn bad_state_keys_are_refused_where_they_are_written() {
+        let d = tempfile::tempdir().unwrap();
+        let p = |text: &str| parse(d.path(), text).unwrap_err();
+        assert_eq!(
+            p("\n[state]\ndir = 1\n"),
+            ["DIR/pipeline.toml:12:7: state: dir: expected a string, found integer"]
+        );
+        assert_eq!(
+            p("\n[state]\ndir = \" \"\n"),
+            ["DIR/pipeline.toml:12:7: state: dir: must not be empty"]
+        );
+        assert_eq!(
+            p("\n[state]\nmemory_mb = 0\n"),
+            [
+                "DIR/pipeline.toml:12:13: state: memory_mb: expected an integer from 1 to 1048576, found 0"
+            ]
+        );
+        assert_eq!(
+            p("\n[state]\nsize = 3\n"),
+            ["DIR/pipeline.toml:12:1: state: unknown key `size` (expected one of: dir, memory_mb)"]
+        );
+        std::fs::write(d.path().join("p.wasm"), b"").unwrap();
+        let top = format!("state = 3\n{MINIMAL}");
+        let err = Pipeline::parse(&d.path().join("pipeline.toml"), &top).unwrap_err();
+        assert_eq!(
+            err.problems[0]
+                .to_string()
+                .replace(&d.path().display().to_string(), "DIR"),
+            "DIR/pipeline.toml:1:9: state: expected a table, found integer"
+        );
+    }
+}

@@ -32,7 +32,7 @@ use super::super::reload::{self, SwapHook};
 use super::Worker;
 use crate::config::{Guarantee, KafkaConfig};
 use crate::kafka::changelog::ChangelogWriter;
-use crate::kafka::produce::Producer;
+use crate::kafka::produce::{self, Producer};
 use crate::kafka::transactions::{TXN_CALL_TIMEOUT, Transactions, TxnError};
 
 /// The transactional state of one worker.
@@ -182,22 +182,40 @@ impl<C: ConsumerContext + 'static> Worker<C> {
 
     /// A record of the open transaction could not be produced: under
     /// exactly-once the transaction is aborted and its batches are done
-    /// again. False under at-least-once (the caller produces it again).
+    /// again, unless the broker refuses the record for good (too large, a
+    /// forbidden topic...), which would fail the same way each time: that
+    /// stops the worker, as under at-least-once. False under at-least-once
+    /// (the caller produces the record again).
     pub(super) fn eos_failed_delivery(&mut self) -> bool {
         if self.eos.is_none() {
             return false;
         }
-        let why = self
+        let failures: Vec<_> = self
             .ledger
             .iter()
             .flat_map(|s| s.acks.take_failures())
-            .next()
+            .collect();
+        let describe = |f: &crate::kafka::produce::Failure| {
+            (
+                rdkafka::message::Message::topic(&f.message).to_string(),
+                f.error.to_string(),
+            )
+        };
+        if let Some(f) = failures.iter().find(|f| produce::is_permanent(&f.error)) {
+            let (topic, error) = describe(f);
+            // Nothing of the transaction counts as delivered any more.
+            for sent in self.ledger.iter() {
+                sent.acks.lose();
+            }
+            self.fatal
+                .get_or_insert_with(|| format!("the broker refuses a record for {topic}: {error}"));
+            return true;
+        }
+        let why = failures
+            .first()
             .map(|f| {
-                format!(
-                    "a record for {} could not be produced: {}",
-                    rdkafka::message::Message::topic(&f.message),
-                    f.error
-                )
+                let (topic, error) = describe(f);
+                format!("a record for {topic} could not be produced: {error}")
             })
             .unwrap_or_else(|| "a record could not be produced".into());
         self.eos_abort(&why);
