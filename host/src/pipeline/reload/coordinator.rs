@@ -8,6 +8,10 @@
 //! all, before it is refused; a refused file stays refused until it changes
 //! again (or a reload of everything is asked). A file whose content hash is
 //! the live version's is not swapped.
+//!
+//! Each file is also checked once when the coordinator starts: it may have
+//! changed between the start-up check of the processors and the start of
+//! the watcher.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -76,6 +80,8 @@ struct Pending {
     attempts: u32,
     /// Asked for explicitly (SIGHUP): also tries a file refused before.
     explicit: bool,
+    /// The check at start: quiet when nothing changed.
+    initial: bool,
 }
 
 /// Runs until [`Event::Stop`] or until every sender is gone.
@@ -85,9 +91,21 @@ pub(crate) fn run(
     events: Receiver<Event>,
     settings: ReloadSettings,
 ) {
+    let start = Instant::now();
     let mut c = Coordinator {
         engine,
-        pending: stages.iter().map(|_| None).collect(),
+        pending: stages
+            .iter()
+            .map(|_| {
+                Some(Pending {
+                    changed_at: start,
+                    due: start + settings.debounce,
+                    attempts: 0,
+                    explicit: false,
+                    initial: true,
+                })
+            })
+            .collect(),
         refused: stages.iter().map(|_| None).collect(),
         stages,
         settings,
@@ -133,6 +151,7 @@ impl Coordinator {
             Some(p) => {
                 p.due = due;
                 p.attempts = 0;
+                p.initial = false;
             }
             None => {
                 *slot = Some(Pending {
@@ -140,6 +159,7 @@ impl Coordinator {
                     due,
                     attempts: 0,
                     explicit: false,
+                    initial: false,
                 });
             }
         }
@@ -153,6 +173,7 @@ impl Coordinator {
                 due: now,
                 attempts: 0,
                 explicit: true,
+                initial: false,
             });
         }
     }
@@ -187,6 +208,10 @@ impl Coordinator {
             }
         };
         if hash == live.content_hash() {
+            self.refused[i] = None;
+            if pending.initial {
+                return;
+            }
             let log = if pending.explicit {
                 "unchanged: nothing to swap"
             } else {
