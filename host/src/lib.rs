@@ -8,7 +8,7 @@
 //! - [`jsonl`]: the JSON Lines record format of `partita test`.
 //! - [`config`]: the pipeline file: parsing and checks, every problem at once.
 //! - [`metrics`]: Prometheus metrics, the endpoint and the progress log.
-//! - [`kafka`]: Kafka clients: settings, admin, producer, table loading.
+//! - [`kafka`]: Kafka clients: settings, admin, producer, table feeds.
 //! - [`pipeline`]: running a pipeline on Kafka: stages, workers, commits.
 //! - [`cli`]: the `partita` command line.
 //!

@@ -6,7 +6,8 @@
 //! - [`changelog`]: the changelog topic of a stage's state: creation,
 //!   writing change sets with their batch, restoring a partition's store.
 //! - [`produce`]: the shared producer and per-batch delivery tracking.
-//! - [`tables`]: reading a compacted table topic to its end.
+//! - [`tables`]: reference tables kept up to date from their compacted
+//!   topics, one reader thread per topic.
 //! - [`transactions`]: a worker's transactional producer under
 //!   exactly-once.
 //!

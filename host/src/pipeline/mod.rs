@@ -2,7 +2,8 @@
 //! (docs/PIPELINE.md describes the guarantees).
 //!
 //! [`run`] checks the processors, waits for the cluster, checks or creates
-//! the topics, loads the reference tables, then runs every stage until the
+//! the topics, starts the reference tables (waiting until they have caught
+//! up), then runs every stage until the
 //! `shutdown` future completes or a stage fails:
 //!
 //! ```text
