@@ -228,6 +228,9 @@ pub fn headers<'h>(
 #[derive(Clone)]
 pub struct Producer {
     inner: Arc<ThreadedProducer<DeliveryContext>>,
+    /// Set when a send was refused because the producer's transaction
+    /// must be aborted first (librdkafka's "Erroneous state").
+    refused_in_transaction: Arc<AtomicBool>,
 }
 
 impl Producer {
@@ -239,6 +242,7 @@ impl Producer {
         )?;
         Ok(Producer {
             inner: Arc::new(inner),
+            refused_in_transaction: Arc::default(),
         })
     }
 
@@ -248,6 +252,7 @@ impl Producer {
         let inner = ThreadedProducer::from_config_and_context(config, DeliveryContext::default())?;
         Ok(Producer {
             inner: Arc::new(inner),
+            refused_in_transaction: Arc::default(),
         })
     }
 
@@ -290,6 +295,9 @@ impl Producer {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, back)) => {
+                    if let KafkaError::MessageProduction(RDKafkaErrorCode::State) = e {
+                        self.refused_in_transaction.store(true, Ordering::Release);
+                    }
                     // The opaque came back with the record: nothing will
                     // report this one.
                     drop(back);
@@ -298,6 +306,13 @@ impl Producer {
                 }
             }
         }
+    }
+
+    /// True (once) if a send was refused because the producer's open
+    /// transaction must be aborted: a transactional producer refuses
+    /// records after one of the transaction's records failed.
+    pub fn take_refused_in_transaction(&self) -> bool {
+        self.refused_in_transaction.swap(false, Ordering::AcqRel)
     }
 
     /// Produces again a record the client gave up on, to the same topic and

@@ -302,6 +302,42 @@ mod tests {
     }
 
     #[test]
+    fn a_send_refused_until_the_failed_transaction_is_aborted_is_flagged_once() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("out", 1, 1).unwrap();
+        let kafka = KafkaConfig::new(cluster.bootstrap_servers(), "g");
+        let mut t = Transactions::start(&kafka, "g.s.3").unwrap();
+        cluster.request_errors(
+            rdkafka::types::RDKafkaApiKey::AddPartitionsToTxn,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+        );
+        t.begin().unwrap();
+        let acks = send(&t, "lost");
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while acks.pending() > 0 && std::time::Instant::now() < end {
+            std::thread::park_timeout(Duration::from_millis(20));
+        }
+        assert!(acks.has_failures(), "the record's report is a failure");
+        assert!(!t.producer().take_refused_in_transaction());
+        let again = Acks::new(std::thread::current());
+        let err = t
+            .producer()
+            .send("out", OutRecord::default(), &again)
+            .unwrap_err();
+        assert_eq!(
+            err.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::State),
+            "{err}"
+        );
+        assert!(t.producer().take_refused_in_transaction());
+        assert!(!t.producer().take_refused_in_transaction(), "once");
+        t.abort().unwrap();
+        t.begin().unwrap();
+        send(&t, "kept");
+        assert!(!t.producer().take_refused_in_transaction());
+    }
+
+    #[test]
     fn a_fenced_producer_is_fatal() {
         let cluster = MockCluster::new(1).unwrap();
         cluster.create_topic("out", 1, 1).unwrap();

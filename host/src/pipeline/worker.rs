@@ -325,7 +325,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             });
         }
         if let Some(f) = fired.fatal {
-            self.fatal.get_or_insert(f);
+            self.batch_failed(f);
         }
     }
 
@@ -423,7 +423,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         });
         self.batch.clear();
         if let Some(f) = fatal {
-            self.fatal = Some(f);
+            self.batch_failed(f);
         }
         if let Some(s) = stop {
             tracing::error!(

@@ -222,6 +222,29 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         true
     }
 
+    /// A batch (or timer call) could not produce a record: the worker
+    /// fails with `why`, except under exactly-once when the producer
+    /// refused the record because the transaction must be aborted (one of
+    /// its records failed): then the transaction is aborted and its
+    /// batches done again.
+    pub(super) fn batch_failed(&mut self, why: String) {
+        let refused = self
+            .eos
+            .as_ref()
+            .is_some_and(|e| e.txn.producer().take_refused_in_transaction());
+        if refused && self.fatal.is_none() {
+            // The failed record's report tells an abortable failure from
+            // a record refused for good: wait for the reports in flight.
+            let end = Instant::now() + TXN_CALL_TIMEOUT;
+            while self.ledger.pending_records() > 0 && Instant::now() < end {
+                std::thread::park_timeout(std::time::Duration::from_millis(10));
+            }
+            self.eos_failed_delivery();
+        } else {
+            self.fatal.get_or_insert(why);
+        }
+    }
+
     /// Per input, the offset after the last record of every batch
     /// processed so far (in flight or settled); -1 where none.
     fn processed_offsets(&self) -> Vec<i64> {

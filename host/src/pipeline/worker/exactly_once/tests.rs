@@ -73,6 +73,8 @@ impl BatchRunner for Echo {
 struct EchoRunners {
     seen: Seen,
     started: Arc<Mutex<u32>>,
+    /// Refuse to start a second time (after an abort).
+    start_once: bool,
 }
 
 impl RunnerFactory for EchoRunners {
@@ -81,7 +83,11 @@ impl RunnerFactory for EchoRunners {
     }
 
     fn start(&self, _partition: i32) -> anyhow::Result<Box<dyn BatchRunner>> {
-        *self.started.lock().unwrap() += 1;
+        let mut started = self.started.lock().unwrap();
+        if self.start_once && *started > 0 {
+            anyhow::bail!("no second start");
+        }
+        *started += 1;
         Ok(Box::new(Echo {
             outputs: vec!["default".into()],
             seen: self.seen.clone(),
@@ -131,6 +137,12 @@ struct Running {
 
 impl Running {
     fn start(kafka: KafkaConfig) -> Running {
+        Running::start_with(kafka, false)
+    }
+
+    /// A run whose processor cannot be started a second time when
+    /// `start_once`.
+    fn start_with(kafka: KafkaConfig, start_once: bool) -> Running {
         let dir = tempfile::tempdir().unwrap();
         let stage = stage(&dir);
         let seen = Seen::default();
@@ -138,6 +150,7 @@ impl Running {
         let runners: Arc<dyn RunnerFactory> = Arc::new(EchoRunners {
             seen: seen.clone(),
             started: started.clone(),
+            start_once,
         });
         let (tx, rx) = oneshot::channel();
         let metrics = Metrics::new();
@@ -362,4 +375,42 @@ fn at_least_once_commits_offsets_through_the_group_without_transactions() {
     assert_eq!(run.transactions(), (0, 0));
     run.stop().unwrap();
     assert_eq!(read_out(&bs).len(), 20);
+}
+
+#[test]
+fn a_record_the_broker_refuses_for_good_stops_the_run_instead_of_aborting_again_and_again() {
+    let (cluster, bs) = cluster();
+    produce(&bs, 0, 10);
+    // The next produce request is the host's first.
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+    );
+    let run = Running::start(kafka(bs.clone(), Guarantee::ExactlyOnce));
+    let started = run.started.clone();
+    let err = run.wait().unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    let text = err.to_string();
+    assert!(
+        text.starts_with("stage \"eos\", partition 0: the broker refuses a record for out: "),
+        "{text}"
+    );
+    assert_eq!(*started.lock().unwrap(), 1, "no abort and restart");
+}
+
+#[test]
+fn a_processor_that_cannot_start_again_after_an_abort_stops_the_run() {
+    let (cluster, bs) = cluster();
+    cluster.request_errors(
+        RDKafkaApiKey::AddPartitionsToTxn,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+    );
+    produce(&bs, 0, 10);
+    let run = Running::start_with(kafka(bs.clone(), Guarantee::ExactlyOnce), true);
+    let err = run.wait().unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert_eq!(
+        err.to_string(),
+        "stage \"eos\", partition 0: cannot start the processor again after an abort: no second start"
+    );
 }
