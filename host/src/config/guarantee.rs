@@ -2,8 +2,12 @@
 //! default) or `"exactly-once"`, set either at the top level of the file or
 //! in `[kafka]`, not both.
 
+use super::KafkaConfig;
 use super::problems::Problems;
 use super::reader::{Span, TableReader};
+
+/// librdkafka's default `transaction.timeout.ms`.
+const DEFAULT_TRANSACTION_TIMEOUT_MS: u128 = 60_000;
 
 /// What a run promises about records processed again after a failure.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,4 +57,45 @@ pub(super) fn set_twice(top_span: Span, p: &mut Problems<'_>) {
         "guarantee",
         "also set in [kafka]: set it in one place",
     );
+}
+
+/// Under exactly-once, records a problem (at `at`, the `commit_interval_ms`
+/// value or else the `guarantee` value) when the commit interval is not
+/// shorter than the producer's `transaction.timeout.ms`: the broker would
+/// abort each transaction before the worker commits it.
+pub(super) fn check_commit_interval(kafka: &KafkaConfig, at: Option<Span>, p: &mut Problems<'_>) {
+    if kafka.guarantee != Guarantee::ExactlyOnce {
+        return;
+    }
+    // Producer properties override the shared ones, the last one winning.
+    let set = kafka
+        .properties
+        .iter()
+        .chain(&kafka.producer)
+        .rfind(|(k, _)| k == "transaction.timeout.ms");
+    let timeout = match set {
+        Some((_, v)) => match v.trim().parse::<u128>() {
+            Ok(ms) => ms,
+            // librdkafka refuses it when the producer is created.
+            Err(_) => return,
+        },
+        None => DEFAULT_TRANSACTION_TIMEOUT_MS,
+    };
+    let interval = kafka.commit_interval.as_millis();
+    if interval >= timeout {
+        let origin = if set.is_some() {
+            "transaction.timeout.ms"
+        } else {
+            "transaction.timeout.ms, librdkafka's default"
+        };
+        p.add(
+            at,
+            "kafka: commit_interval_ms",
+            format!(
+                "{interval} ms is not shorter than the producer's transaction timeout \
+                 ({timeout} ms, {origin}): under exactly-once the broker would abort \
+                 each transaction before it is committed"
+            ),
+        );
+    }
 }

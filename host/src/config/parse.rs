@@ -63,12 +63,19 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Pipeline, ConfigError> {
 
     let top_guarantee = super::guarantee::read(&mut top, &mut p);
     let mut kafka_sets_guarantee = false;
+    let mut commit_interval_at = None;
     let mut kafka = match top.value("kafka") {
         Some(v) => match v.get_ref() {
             DeValue::Table(t) => {
                 kafka_sets_guarantee = t
                     .iter()
                     .any(|(k, _)| k.get_ref().as_ref() == "guarantee");
+                let span_of = |key: &str| {
+                    t.iter()
+                        .find(|(k, _)| k.get_ref().as_ref() == key)
+                        .map(|(_, v)| v.span())
+                };
+                commit_interval_at = span_of("commit_interval_ms").or(span_of("guarantee"));
                 read_kafka(t, v.span(), &mut p)
             }
             other => {
@@ -119,12 +126,16 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Pipeline, ConfigError> {
     }
     let state = super::state::read(&mut top, dir, &mut p);
     top.finish(&mut p);
-    if let Some((guarantee, span)) = top_guarantee {
+    if let Some((guarantee, span)) = &top_guarantee {
         if kafka_sets_guarantee {
-            super::guarantee::set_twice(span, &mut p);
+            super::guarantee::set_twice(span.clone(), &mut p);
         } else if let Some(k) = &mut kafka {
-            k.guarantee = guarantee;
+            k.guarantee = *guarantee;
         }
+    }
+    if let Some(k) = &kafka {
+        let at = commit_interval_at.or(top_guarantee.map(|(_, span)| span));
+        super::guarantee::check_commit_interval(k, at, &mut p);
     }
 
     check_stage_names(&stages, &root, &mut p);

@@ -705,3 +705,53 @@ fn timer_interval_ms_has_a_default_and_is_checked() {
         ["DIR/pipeline.toml:10:21: stage \"pass\": timer_interval_ms: expected an integer from 1 to 3600000, found 0"]
     );
 }
+
+#[test]
+fn under_exactly_once_the_commit_interval_must_be_shorter_than_the_transaction_timeout() {
+    let d = Dir::new();
+    let with = |lines: &str| {
+        MINIMAL.replace(
+            "group = \"orders\"",
+            &format!("group = \"orders\"\n{lines}"),
+        )
+    };
+    let long = with("guarantee = \"exactly-once\"\ncommit_interval_ms = 60000");
+    assert_eq!(
+        d.problems(&long),
+        [
+            "DIR/pipeline.toml:6:22: kafka: commit_interval_ms: 60000 ms is not shorter than the \
+             producer's transaction timeout (60000 ms, transaction.timeout.ms, librdkafka's \
+             default): under exactly-once the broker would abort each transaction before it is \
+             committed"
+        ]
+    );
+    let set = with(
+        "guarantee = \"exactly-once\"\ncommit_interval_ms = 5000\n[kafka.producer]\n\"transaction.timeout.ms\" = 5000",
+    );
+    assert_eq!(
+        d.problems(&set),
+        [
+            "DIR/pipeline.toml:6:22: kafka: commit_interval_ms: 5000 ms is not shorter than the \
+             producer's transaction timeout (5000 ms, transaction.timeout.ms): under exactly-once \
+             the broker would abort each transaction before it is committed"
+        ]
+    );
+    let top = format!(
+        "guarantee = \"exactly-once\"\n{}",
+        with("[kafka.producer]\n\"transaction.timeout.ms\" = 900")
+    );
+    assert_eq!(
+        d.problems(&top),
+        [
+            "DIR/pipeline.toml:1:13: kafka: commit_interval_ms: 1000 ms is not shorter than the \
+             producer's transaction timeout (900 ms, transaction.timeout.ms): under exactly-once \
+             the broker would abort each transaction before it is committed"
+        ]
+    );
+    let longer = with(
+        "guarantee = \"exactly-once\"\ncommit_interval_ms = 60000\n[kafka.producer]\n\"transaction.timeout.ms\" = 120000",
+    );
+    assert!(d.parse(&longer).is_ok());
+    let at_least_once = with("commit_interval_ms = 60000");
+    assert!(d.parse(&at_least_once).is_ok());
+}
