@@ -12,6 +12,14 @@
 //! and the local store only needs to be atomic; both candidates are run
 //! that way.
 //!
+//! Then the chosen store in the engine, over 1,000,000 records with
+//! distinct keys in batches of 512 (`engine_1m`): `passthrough`, `count`
+//! with the in-memory store, `count` with the durable store ([`DiskState`],
+//! 64 MiB), the two `count` cases again over 4,096 keys (the SDK's cache
+//! serves the reads), and the durable store's restore of 1,000,000
+//! changelog records (`DiskState::apply_changelog`, Kafka reads not
+//! included).
+//!
 //! Run with `cargo bench -p partita --bench state`. Results:
 //! `docs/BENCHMARKS.md`, section State.
 
@@ -20,7 +28,16 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
+use partita::engine::{Engine, EngineConfig, Instance, InstanceSetup, Limits, RecordOutcome};
+use partita::state::{DiskOptions, DiskState, MemoryState, StateStore};
+use partita_wire::BatchWriter;
+
+#[path = "../../tests/src/wasm.rs"]
+#[allow(dead_code)]
+mod wasm;
 
 /// Keys already in the store for `put_512` and `get`.
 const PREFILL: u64 = 200_000;
@@ -194,7 +211,10 @@ fn candidate<C: Candidate>(c: &mut Criterion) {
     drop(store);
 
     let mut g = c.benchmark_group("state_store");
-    g.sample_size(10);
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(1));
     g.throughput(Throughput::Elements(1_000_000));
     g.bench_function(BenchmarkId::new("restore_1m", C::name()), |b| {
         b.iter_custom(|iters| {
@@ -226,5 +246,161 @@ fn candidates(c: &mut Criterion) {
     candidate::<with_fjall::Fjall>(c);
 }
 
-criterion_group!(benches, candidates);
+/// Records of the engine cases: distinct keys, a number as the value.
+const RECORDS: usize = 1_000_000;
+
+fn engine_instance(engine: &Engine, name: &str, state: Box<dyn StateStore>) -> Instance {
+    let processor = engine.load(&wasm::component(name)).expect("load");
+    let mut setup = InstanceSetup::standalone(
+        name,
+        &[],
+        Limits {
+            memory_bytes: 512 << 20,
+            deadline: Duration::from_secs(10),
+        },
+    );
+    setup.state = state;
+    processor.instantiate(setup).expect("instantiate")
+}
+
+/// Runs `RECORDS` records over `keys` distinct keys through `instance` in
+/// batches of `BATCH`; returns the time taken.
+fn run_all(instance: &mut Instance, keys: usize) -> Duration {
+    let mut batch = BatchWriter::new(&["in"]);
+    let started = Instant::now();
+    let mut key = Vec::with_capacity(16);
+    let mut value = Vec::with_capacity(8);
+    for first in (0..RECORDS).step_by(BATCH) {
+        batch.clear();
+        for i in first..(first + BATCH).min(RECORDS) {
+            key.clear();
+            key.extend_from_slice(&self::key((i % keys) as u64));
+            value.clear();
+            value.extend_from_slice((i % 1000).to_string().as_bytes());
+            batch.push(
+                0,
+                0,
+                i as i64,
+                1_700_000_000_000,
+                Some(&key),
+                Some(&value),
+                std::iter::empty(),
+            );
+        }
+        let outcome = instance.process(&batch);
+        for (record, result) in outcome.iter() {
+            match result {
+                RecordOutcome::Ok(outputs) => {
+                    black_box(outputs.len());
+                }
+                other => panic!("record {} did not pass: {other:?}", record.offset),
+            }
+        }
+    }
+    started.elapsed()
+}
+
+fn engine_1m(c: &mut Criterion) {
+    let cache = tempfile::tempdir().unwrap();
+    let engine = Engine::new(EngineConfig {
+        cache_dir: Some(cache.path().into()),
+        epoch_tick: Duration::from_millis(10),
+    })
+    .expect("engine");
+    let mut g = c.benchmark_group("engine_1m");
+    // One pass over the million records per sample.
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(RECORDS as u64));
+    g.bench_function("passthrough", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    run_all(
+                        &mut engine_instance(&engine, "passthrough", Box::new(MemoryState::new())),
+                        RECORDS,
+                    )
+                })
+                .sum()
+        })
+    });
+    g.bench_function("count/memory", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    run_all(
+                        &mut engine_instance(&engine, "count", Box::new(MemoryState::new())),
+                        RECORDS,
+                    )
+                })
+                .sum()
+        })
+    });
+    g.bench_function("count/durable", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = DiskState::open(dir.path(), DiskOptions::default()).unwrap();
+                    run_all(
+                        &mut engine_instance(&engine, "count", Box::new(store)),
+                        RECORDS,
+                    )
+                })
+                .sum()
+        })
+    });
+    // The same records over 4,096 keys: the SDK's cache serves the reads.
+    g.bench_function("count_4096_keys/memory", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let state = Box::new(MemoryState::new());
+                    run_all(&mut engine_instance(&engine, "count", state), 4096)
+                })
+                .sum()
+        })
+    });
+    g.bench_function("count_4096_keys/durable", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = DiskState::open(dir.path(), DiskOptions::default()).unwrap();
+                    run_all(
+                        &mut engine_instance(&engine, "count", Box::new(store)),
+                        4096,
+                    )
+                })
+                .sum()
+        })
+    });
+    g.bench_function("restore/durable", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().unwrap();
+                let started = Instant::now();
+                let mut store = DiskState::open(dir.path(), DiskOptions::default()).unwrap();
+                for n in 0..RECORDS as u64 {
+                    store
+                        .apply_changelog(
+                            &key(n.wrapping_mul(2_654_435_761) % 1_000_000_007),
+                            Some(&value(n)),
+                            n as i64,
+                        )
+                        .unwrap();
+                }
+                store.flush().unwrap();
+                total += started.elapsed();
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, candidates, engine_1m);
 criterion_main!(benches);

@@ -143,13 +143,13 @@ pub(crate) fn checkpoint(
     };
     // Offered again while idle, so that the last checkpoint is written
     // once the flush interval has passed (a no-op once it is).
-    if let Some(offset) = writer.last_acknowledged() {
-        if let Err(e) = store.set_checkpoint(offset) {
-            tracing::warn!(
-                "{}: cannot record the state checkpoint {offset}: {e:#}",
-                writer.topic()
-            );
-        }
+    if let Some(offset) = writer.last_acknowledged()
+        && let Err(e) = store.set_checkpoint(offset)
+    {
+        tracing::warn!(
+            "{}: cannot record the state checkpoint {offset}: {e:#}",
+            writer.topic()
+        );
     }
     metrics.set_state_keys(store.len());
 }
