@@ -67,11 +67,9 @@ pub async fn ensure_topics(
     if missing.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<LogContext> = AdminClient::from_config_and_context(
-        &admin_config(kafka),
-        LogContext::new("admin"),
-    )
-    .map_err(|e| format!("cannot create the Kafka admin client: {e}"))?;
+    let admin: AdminClient<LogContext> =
+        AdminClient::from_config_and_context(&admin_config(kafka), LogContext::new("admin"))
+            .map_err(|e| format!("cannot create the Kafka admin client: {e}"))?;
     let new: Vec<NewTopic<'_>> = missing
         .iter()
         .map(|(t, n)| {
@@ -265,6 +263,18 @@ pub fn restore(
     stores: &LocalStores,
     opened: OpenedStore,
 ) -> anyhow::Result<(DiskState, Restored)> {
+    restore_within(kafka, topic, partition, stores, opened, RESTORE_STALL)
+}
+
+/// [`restore`], failing once `stall` passes without progress.
+fn restore_within(
+    kafka: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+    stores: &LocalStores,
+    opened: OpenedStore,
+    stall: Duration,
+) -> anyhow::Result<(DiskState, Restored)> {
     let started = Instant::now();
     let mut wiped = opened.wiped.map(|w| match w {
         crate::state::local::Wiped::Unclean => "not closed cleanly (exactly-once)",
@@ -275,7 +285,7 @@ pub fn restore(
         &restore_config(kafka),
         LogContext::new(format!("restore {topic}/{partition}")),
     )?;
-    let (low, high) = watermarks(&consumer, topic, partition)?;
+    let (low, high) = watermarks(&consumer, topic, partition, stall)?;
     if store.checkpoint().is_some_and(|c| c >= high) {
         tracing::warn!(
             "{topic}/{partition}: the local state reflects offset {} but the changelog ends at {high}; rebuilding it from the changelog",
@@ -307,13 +317,10 @@ pub fn restore(
                 Some(Err(KafkaError::PartitionEOF(_))) => {
                     // Past the last record: under read_committed the end
                     // may be a transaction marker.
-                    let position = consumer
-                        .position()
-                        .ok()
-                        .and_then(|p| {
-                            p.find_partition(topic, partition)
-                                .and_then(|e| e.offset().to_raw())
-                        });
+                    let position = consumer.position().ok().and_then(|p| {
+                        p.find_partition(topic, partition)
+                            .and_then(|e| e.offset().to_raw())
+                    });
                     if position.is_some_and(|p| p >= high) {
                         store.set_checkpoint(high - 1)?;
                     }
@@ -321,10 +328,10 @@ pub fn restore(
                 }
                 Some(Err(e)) => tracing::warn!("{topic}/{partition}: reading the changelog: {e}"),
             }
-            if last_progress.elapsed() > RESTORE_STALL {
+            if last_progress.elapsed() > stall {
                 anyhow::bail!(
                     "{topic}/{partition}: nothing read for {}s while restoring (at {records} records of offsets {from}..{high})",
-                    RESTORE_STALL.as_secs()
+                    stall.as_secs()
                 );
             }
         }
@@ -343,17 +350,18 @@ pub fn restore(
 }
 
 /// The low and high watermarks of `topic`/`partition`, retried while the
-/// cluster does not answer (up to [`RESTORE_STALL`]).
+/// cluster does not answer, up to `stall`.
 fn watermarks(
     consumer: &BaseConsumer<LogContext>,
     topic: &str,
     partition: i32,
+    stall: Duration,
 ) -> anyhow::Result<(i64, i64)> {
     let started = Instant::now();
     loop {
-        match consumer.fetch_watermarks(topic, partition, WATERMARKS_TIMEOUT) {
+        match consumer.fetch_watermarks(topic, partition, WATERMARKS_TIMEOUT.min(stall)) {
             Ok(w) => return Ok(w),
-            Err(e) if started.elapsed() < RESTORE_STALL => {
+            Err(e) if started.elapsed() < stall => {
                 tracing::warn!("{topic}/{partition}: changelog watermarks: {e}; retrying");
                 std::thread::sleep(Duration::from_secs(1));
             }

@@ -46,7 +46,9 @@ async fn a_changelog_with_another_partition_count_is_refused() {
         .await
         .unwrap_err();
     assert!(
-        err.contains("the changelog topic g.count.changelog has 2 partitions, its stage's input has 4"),
+        err.contains(
+            "the changelog topic g.count.changelog has 2 partitions, its stage's input has 4"
+        ),
         "{err}"
     );
     ensure_topics(&kafka, &existing, &[("g.count.changelog".into(), 2)])
@@ -66,7 +68,11 @@ fn change_sets_are_sent_and_acknowledged_in_batch_order() {
     // Batch 1 stays open (its outputs are still being sent).
     let first = Acks::new(std::thread::current());
     let sent = w
-        .send(&producer, &changes(&[("a", Some("1")), ("b", None)]), &first)
+        .send(
+            &producer,
+            &changes(&[("a", Some("1")), ("b", None)]),
+            &first,
+        )
         .unwrap();
     assert_eq!(sent, 2);
     // Batch 2 is complete and acknowledged.
@@ -105,7 +111,10 @@ fn a_restore_reads_from_the_checkpoint_to_the_end() {
         wait_done(&acks);
     };
     send(&mut w, changes(&[("a", Some("1")), ("b", Some("2"))]));
-    send(&mut w, changes(&[("a", Some("3")), ("b", None), ("c", Some("4"))]));
+    send(
+        &mut w,
+        changes(&[("a", Some("3")), ("b", None), ("c", Some("4"))]),
+    );
     // Another partition's state is not read.
     let mut other = ChangelogWriter::new(topic, 0);
     send(&mut other, changes(&[("z", Some("9"))]));
@@ -158,7 +167,10 @@ fn a_store_ahead_of_its_changelog_is_rebuilt() {
     let stores = LocalStores::new(dir.path(), "g", options(), false);
     // A store that saw 100 records of an older changelog of the same name.
     let mut opened = stores.open("count", 0).unwrap();
-    opened.store.apply_changelog(b"old", Some(b"x"), 99).unwrap();
+    opened
+        .store
+        .apply_changelog(b"old", Some(b"x"), 99)
+        .unwrap();
     opened.store.flush().unwrap();
     let (mut store, r) = restore(&kafka, topic, 0, &stores, opened).unwrap();
     assert_eq!(r.wiped, Some("ahead of its changelog"));
@@ -166,4 +178,32 @@ fn a_store_ahead_of_its_changelog_is_rebuilt() {
     assert_eq!(store.get(b"old").unwrap(), None);
     assert_eq!(store.get(b"a").unwrap(), Some(b"1".to_vec()));
     assert_eq!(store.checkpoint(), Some(0));
+}
+
+#[test]
+fn a_restore_without_a_reachable_cluster_fails_naming_the_changelog() {
+    // A port where nothing listens.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kafka = KafkaConfig::new(format!("127.0.0.1:{port}"), "g");
+    let dir = tempfile::tempdir().unwrap();
+    let stores = LocalStores::new(dir.path(), "g", options(), false);
+    let opened = stores.open("count", 2).unwrap();
+    let err = restore_within(
+        &kafka,
+        "g.count.changelog",
+        2,
+        &stores,
+        opened,
+        Duration::from_secs(2),
+    )
+    .unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("g.count.changelog/2: cannot read the changelog's end"),
+        "{text}"
+    );
 }
