@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - [`engine`]: loads processor components, runs batches under limits.
-//! - [`state`]: keyed state per (stage, partition), behind a trait.
+//! - [`state`]: keyed state per (stage, partition), behind a trait: in
+//!   memory, or durable on disk with the changelog offset it reflects.
 //! - [`tables`]: read-only reference tables.
 //! - [`jsonl`]: the JSON Lines record format of `partita test`.
 //! - [`config`]: the pipeline file: parsing and checks, every problem at once.
@@ -15,8 +16,9 @@
 //! The data path of `partita run`: a stage's consumer ([`kafka`]) hands each
 //! assigned partition to a worker ([`pipeline`]), which encodes a batch
 //! (`partita_wire::BatchWriter`), runs it through the partition's
-//! [`engine::Instance`], produces the outputs and dead letters, and commits
-//! the batch's offsets once the broker has acknowledged all of them.
+//! [`engine::Instance`], produces the outputs, dead letters and state
+//! changes (the stage's changelog), and commits the batch's offsets once the
+//! broker has acknowledged all of them.
 
 mod bindings;
 pub mod cli;
