@@ -9,7 +9,8 @@
 //! - ten swaps in quick succession end on the last version, nothing lost,
 //!   and the `partita.version` header of each output names the version
 //!   that wrote it, moving only forward per partition;
-//! - `count` keeps its totals across a swap;
+//! - `count` keeps its totals across a swap; a SIGHUP then reloads an
+//!   unchanged file without a swap;
 //! - a swap while a second host joins the group loses nothing.
 //!
 //! The main test does not ask for the version header: with it, Tansu 0.6.0
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use common::{Flow, Host, check_exactly_once_in_order, replace, tagged, variant, version_of};
 use partita_tests::broker::Broker;
-use partita_tests::kafka::Kafka;
+use partita_tests::kafka::{Kafka, wait_until};
 use partita_tests::pipeline::{Stage, Workspace, pipeline_toml, wait_caught_up};
 use partita_tests::wasm::component;
 
@@ -248,6 +249,30 @@ fn count_keeps_its_totals_across_a_swap() {
     let produced = flow.join();
     wait_done(&kafka, &mut host, "reload.tag");
     assert_eq!(totals(&kafka, "out"), expected_totals(produced, 50));
+    assert_eq!(
+        host.metric("partita_reloads_total", &[("stage", "tag")]),
+        1.0
+    );
+
+    // SIGHUP reloads every stage: the file is unchanged, nothing swaps.
+    let pid = host.process.child().pid().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let log = host.log.clone();
+    wait_until(
+        Duration::from_secs(30),
+        "the reload asked by SIGHUP",
+        || {
+            host.process.assert_running()?;
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            Ok(text.contains("SIGHUP: reloading every stage's processor")
+                && text.contains("unchanged: nothing to swap"))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\nlog:\n{}", host.process.log_tail(20)));
     assert_eq!(
         host.metric("partita_reloads_total", &[("stage", "tag")]),
         1.0

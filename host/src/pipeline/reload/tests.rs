@@ -81,12 +81,17 @@ impl Stage {
     }
 
     fn with_bytes(initial: &[u8], extra: &str, watch: bool) -> Stage {
+        Stage::with_outputs(initial, "default", extra, watch)
+    }
+
+    /// Like [`Stage::with_bytes`], the stage mapping output `output`.
+    fn with_outputs(initial: &[u8], output: &str, extra: &str, watch: bool) -> Stage {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("p.wasm");
         std::fs::write(&file, initial).unwrap();
         let text = format!(
             "[kafka]\nbootstrap = \"k:9092\"\ngroup = \"g\"\n\n[[stage]]\nname = \"s\"\n\
-             processor = \"p.wasm\"\ninput = \"in\"\noutputs = {{ default = \"out\" }}\n{extra}\n"
+             processor = \"p.wasm\"\ninput = \"in\"\noutputs = {{ {output} = \"out\" }}\n{extra}\n"
         );
         let pipeline = Pipeline::parse(&dir.path().join("pipeline.toml"), &text).unwrap();
         let config = pipeline.stages[0].clone();
@@ -402,4 +407,31 @@ fn a_version_within_its_share_stays() {
     hook.after_batch(10, 10); // past its first 10 records: not judged
     assert_eq!(s.version(), short(&v2));
     assert_eq!(s.failures(Refusal::Rollback), 0);
+}
+
+#[test]
+fn a_partition_whose_state_fails_the_new_init_keeps_the_old_version() {
+    let misbehave = std::fs::read(component("misbehave")).unwrap();
+    let s = Stage::with_outputs(&misbehave, "out", "", false);
+    let (mut runner, mut hook) = s.runner(0);
+    // This partition's state now makes every later init fail; the trial
+    // instance, with empty state, passes.
+    assert_eq!(
+        run(&mut *runner, &batch(0, &["arm-init-failure"])),
+        ["arm-init-failure"]
+    );
+    let twin = variant(&misbehave, 3);
+    let processor = engine().load_bytes(Path::new("twin.wasm"), &twin).unwrap();
+    s.live.publish(processor, Instant::now());
+    assert!(hook.at_boundary(&mut *runner, &s.config).is_none());
+    assert_eq!(
+        runner.version(),
+        short(&misbehave),
+        "the old version runs on"
+    );
+    assert_eq!(s.failures(Refusal::Init), 1);
+    assert_eq!(run(&mut *runner, &batch(1, &["x"])), ["x"]);
+    // Asked again at the next boundary? No: it answered for this version.
+    assert!(hook.at_boundary(&mut *runner, &s.config).is_none());
+    assert_eq!(s.failures(Refusal::Init), 1);
 }
