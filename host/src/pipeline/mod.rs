@@ -16,6 +16,8 @@
 //! - `ledger`: batches in flight and the offsets that may be committed.
 //! - [`dlq`]: dead-letter headers and error kinds.
 //! - `runner`: the processor behind a worker (an engine instance).
+//! - [`reload`]: hot reload: watching processor files, trying new versions,
+//!   swapping them in between batches.
 //! - `durable`: durable state: restore on assignment, changelog writes,
 //!   checkpoints, clean close.
 //! - `timers`: when a worker calls the processor's `on-timer`.
