@@ -435,3 +435,14 @@ fn a_partition_whose_state_fails_the_new_init_keeps_the_old_version() {
     assert!(hook.at_boundary(&mut *runner, &s.config).is_none());
     assert_eq!(s.failures(Refusal::Init), 1);
 }
+
+#[test]
+fn a_version_that_cannot_be_instantiated_is_refused() {
+    // Under a 1 MiB cap the Rust guests cannot even be instantiated: their
+    // initial memory is larger.
+    let s = Stage::start("tag-v1", "memory_mb = 1", true);
+    let v1 = s.version();
+    replace(&s.file, &std::fs::read(component("tag-v2")).unwrap());
+    s.wait_failures(Refusal::Instantiate, 1);
+    assert_eq!(s.version(), v1);
+}
