@@ -12,7 +12,7 @@
 //! counted here; when its rejected or failed share is too high, the
 //! previous version is published again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Release};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -75,8 +75,10 @@ struct State {
     previous: Option<Processor>,
     /// When the change that led to `current` was seen.
     changed_at: Instant,
-    /// Partitions whose workers run (registered).
-    workers: BTreeSet<i32>,
+    /// Partitions whose workers run, with how many hooks registered each
+    /// (a worker that restarts its runner registers the new one before it
+    /// drops the old one).
+    workers: BTreeMap<i32, u32>,
     /// Partitions not yet on `current`.
     pending: BTreeSet<i32>,
     /// Longest pause of a partition for the current swap.
@@ -119,7 +121,7 @@ impl LiveProcessor {
                 current: processor,
                 previous: None,
                 changed_at: Instant::now(),
-                workers: BTreeSet::new(),
+                workers: BTreeMap::new(),
                 pending: BTreeSet::new(),
                 longest_pause: Duration::ZERO,
                 complete: true,
@@ -192,7 +194,7 @@ impl LiveProcessor {
         s.generation += 1;
         s.current = processor;
         s.changed_at = changed_at;
-        s.pending = s.workers.clone();
+        s.pending = s.workers.keys().copied().collect();
         s.longest_pause = Duration::ZERO;
         s.complete = false;
         s.judged = (0, 0);
@@ -213,7 +215,7 @@ impl LiveProcessor {
     /// behind so that its first batch boundary swaps.
     pub fn register(&self, partition: i32, version: &str) -> u64 {
         let mut s = self.lock();
-        s.workers.insert(partition);
+        *s.workers.entry(partition).or_default() += 1;
         if s.current.version() == version {
             s.generation
         } else {
@@ -222,9 +224,21 @@ impl LiveProcessor {
         }
     }
 
+    /// The partitions this process serves that do not run the live
+    /// version yet.
+    pub fn pending(&self) -> Vec<i32> {
+        self.lock().pending.iter().copied().collect()
+    }
+
     /// The worker of `partition` stopped.
     pub fn deregister(&self, partition: i32) {
         let mut s = self.lock();
+        if let Some(n) = s.workers.get_mut(&partition) {
+            *n -= 1;
+            if *n > 0 {
+                return;
+            }
+        }
         s.workers.remove(&partition);
         s.pending.remove(&partition);
         self.maybe_complete(&mut s);

@@ -445,3 +445,25 @@ fn a_version_that_cannot_be_instantiated_is_refused() {
     s.wait_failures(Refusal::Instantiate, 1);
     assert_eq!(s.version(), v1);
 }
+
+#[test]
+fn a_worker_that_restarts_its_runner_stays_counted() {
+    let v1 = std::fs::read(component("tag-v1")).unwrap();
+    let s = Stage::with_bytes(&v1, "", false);
+    let (mut runner, first) = s.runner(0);
+    // A new runner's hook is registered before the old one is dropped.
+    let mut second = SwapHook::new(s.live.clone(), 0, runner.version());
+    drop(first);
+    let v2 = std::fs::read(component("tag-v2")).unwrap();
+    let processor = engine().load_bytes(Path::new("v2.wasm"), &v2).unwrap();
+    s.live.publish(processor, Instant::now());
+    assert_eq!(s.live.pending(), [0], "partition 0 still served");
+    second
+        .at_boundary(&mut *runner, &s.config)
+        .expect("swapped");
+    assert!(s.live.pending().is_empty());
+    drop(second);
+    let processor = engine().load_bytes(Path::new("v1.wasm"), &v1).unwrap();
+    s.live.publish(processor, Instant::now());
+    assert!(s.live.pending().is_empty(), "no partition served any more");
+}
