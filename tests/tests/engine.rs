@@ -554,7 +554,18 @@ fn tables_are_looked_up_by_name_and_key() {
 
 #[test]
 fn on_timer_returns_outputs_and_commits_state() {
-    let mut inst = instance(&[]);
+    let mut quiet = instance(&[]);
+    assert_eq!(
+        quiet
+            .on_timer(5_000, 6_000)
+            .expect("timer runs")
+            .iter()
+            .count(),
+        0
+    );
+    assert!(quiet.last_changes().is_empty());
+
+    let mut inst = instance(&[("timer", "emit")]);
     {
         let outputs = inst.on_timer(5_000, 6_000).expect("timer runs");
         let all: Vec<_> = outputs.iter().collect();
