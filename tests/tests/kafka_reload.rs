@@ -11,7 +11,10 @@
 //!   that wrote it, moving only forward per partition;
 //! - `count` keeps its totals across a swap; a SIGHUP then reloads an
 //!   unchanged file without a swap;
-//! - a swap while a second host joins the group loses nothing.
+//! - a swap while a second host joins the group loses nothing;
+//! - a version rejecting more than its allowed share of its first records
+//!   is rolled back: its records are dead letters naming it, every other
+//!   record an output of v1.
 //!
 //! The main test does not ask for the version header: with Tansu 0.6.0, the
 //! harness's reader (`Kafka::consume_all`) gets none of 50,000 records
@@ -334,4 +337,62 @@ fn a_swap_during_a_rebalance_loses_nothing() {
     println!("rebalance during the swap: {copies} duplicate outputs");
     second.process.stop(Duration::from_secs(30)).unwrap();
     first.process.stop(Duration::from_secs(30)).unwrap();
+}
+
+#[test]
+fn a_version_rejecting_its_first_records_is_rolled_back() {
+    let v1 = read(&component("tag-v1"));
+    let rejects = read(&component("tag-rejects"));
+    let rollback = "rollback = { max_reject_share = 0.5, first_records = 200 }";
+    let (_broker, kafka, ws, processor, file) = setup(&v1, rollback);
+    let mut host = Host::start("host", &ws, &file);
+    let flow = Flow::start(&kafka, "in", 10_000, 64, Duration::from_millis(200));
+    flow.wait_produced(3_000);
+    replace(&processor, &rejects);
+    host.wait_refused("tag", "rollback", 1.0);
+    host.wait_live("tag", &version_of(&v1), LIVE);
+    let produced = flow.join();
+    wait_done(&kafka, &mut host, "reload.tag");
+
+    // Every input is in exactly one place: an output of v1, or a dead
+    // letter rejected by tag-rejects.
+    let outputs = tagged(&kafka.consume_all("out").unwrap());
+    let dead = kafka.consume_all("in.dlq").unwrap();
+    let bad = version_of(&rejects);
+    for d in &dead {
+        assert_eq!(
+            d.header_str("partita.processor.version").as_deref(),
+            Some(bad.as_str())
+        );
+        let at: (i32, i64) = (
+            d.header_str("partita.source.partition")
+                .unwrap()
+                .parse()
+                .unwrap(),
+            d.header_str("partita.source.offset")
+                .unwrap()
+                .parse()
+                .unwrap(),
+        );
+        assert!(
+            !outputs.contains_key(&at),
+            "{at:?} both rejected and output"
+        );
+    }
+    assert!(
+        dead.len() > 100,
+        "more than half of 200 rejected: {}",
+        dead.len()
+    );
+    assert_eq!(outputs.len() + dead.len(), produced as usize);
+    assert!(
+        outputs
+            .values()
+            .all(|o| o.len() == 1 && o[0].tag == "tag-v1")
+    );
+    let live = version_of(&v1);
+    let info = [("stage", "tag"), ("version", live.as_str())];
+    assert_eq!(host.metric("partita_processor_info", &info), 1.0);
+    println!("rolled back after {} dead letters", dead.len());
+    host.process.stop(Duration::from_secs(30)).unwrap();
 }
