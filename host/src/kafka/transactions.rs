@@ -284,7 +284,7 @@ mod tests {
         // transaction: the record cannot be part of it.
         cluster.request_errors(
             rdkafka::types::RDKafkaApiKey::AddPartitionsToTxn,
-            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS],
         );
         t.begin().unwrap();
         send(&t, "lost");
@@ -309,7 +309,7 @@ mod tests {
         let mut t = Transactions::start(&kafka, "g.s.3").unwrap();
         cluster.request_errors(
             rdkafka::types::RDKafkaApiKey::AddPartitionsToTxn,
-            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS],
         );
         t.begin().unwrap();
         let acks = send(&t, "lost");

@@ -138,8 +138,16 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         }
         let offsets = self.processed_offsets();
         let mut tpl = TopicPartitionList::with_capacity(offsets.len());
-        for (topic, next) in self.shared.config.inputs.iter().zip(&offsets) {
-            if *next >= 0 {
+        let base = self
+            .eos
+            .as_ref()
+            .map(|e| e.base.clone())
+            .unwrap_or_default();
+        let inputs = self.shared.config.inputs.iter().zip(&offsets);
+        for ((topic, next), base) in inputs.zip(&base) {
+            // Only offsets that moved: an idle partition's transaction
+            // (timer calls) then costs no request to the broker.
+            if *next >= 0 && *next > *base {
                 // Cannot fail: the offset is a plain non-negative offset.
                 let _ = tpl.add_partition_offset(topic, self.partition, Offset::Offset(*next));
             }

@@ -96,7 +96,8 @@ impl RunnerFactory for EchoRunners {
 }
 
 /// The stage `eos` reading `in` and writing `out`, from a pipeline file
-/// (so that it has every key's default), batches of at most 7 records.
+/// (so that it has every key's default), batches of at most 7 records,
+/// an idle timer call every 20 ms.
 fn stage(dir: &tempfile::TempDir) -> StageConfig {
     std::fs::write(dir.path().join("p.wasm"), b"not loaded").unwrap();
     let text = r#"
@@ -112,6 +113,7 @@ outputs = { default = "out" }
 on_error = "skip"
 batch_size = 7
 max_wait_ms = 5
+timer_interval_ms = 20
 "#;
     let pipeline = Pipeline::parse(&dir.path().join("p.toml"), text).unwrap();
     pipeline.stages.into_iter().next().unwrap()
@@ -302,18 +304,25 @@ fn an_aborted_transaction_is_processed_again_from_the_last_commit() {
     let (cluster, bs) = cluster();
     produce(&bs, 0, 50);
     let run = Running::start(kafka(bs.clone(), Guarantee::ExactlyOnce));
-    // The first 50 are produced (so the transaction holding them has its
-    // output partition registered) before the broker refuses the next
-    // registration: the transaction after them fails, not theirs.
+    // The first 50 are processed and their transaction committed (the
+    // idle partition commits a transaction every interval: two more
+    // commits after the 50th record mean the one holding it is done), so
+    // the next records open a transaction that must register the output
+    // partition again, which the broker then refuses once.
     wait_for("50 outputs", || out_count(&bs) >= 50);
     wait_for("the first 50 processed", || run.seen().len() >= 50);
+    let (committed, _) = run.transactions();
+    wait_for("two more commits", || run.transactions().0 >= committed + 2);
     cluster.request_errors(
         RDKafkaApiKey::AddPartitionsToTxn,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS],
     );
     produce(&bs, 50, 100);
-    wait_for("an abort, then offset 99 processed again", || {
-        run.transactions().1 >= 1 && run.seen().last() == Some(&99)
+    wait_for("an abort, then 50 to 99 processed again", || {
+        let seen = run.seen();
+        run.transactions().1 >= 1
+            && seen.iter().filter(|o| **o == 50).count() == 2
+            && seen.last() == Some(&99)
     });
     let started = *run.started.lock().unwrap();
     let seen = run.seen();
@@ -403,7 +412,7 @@ fn a_processor_that_cannot_start_again_after_an_abort_stops_the_run() {
     let (cluster, bs) = cluster();
     cluster.request_errors(
         RDKafkaApiKey::AddPartitionsToTxn,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS],
     );
     produce(&bs, 0, 10);
     let run = Running::start_with(kafka(bs.clone(), Guarantee::ExactlyOnce), true);
@@ -413,4 +422,44 @@ fn a_processor_that_cannot_start_again_after_an_abort_stops_the_run() {
         err.to_string(),
         "stage \"eos\", partition 0: cannot start the processor again after an abort: no second start"
     );
+}
+
+#[test]
+fn an_idle_partition_commits_its_transactions_without_sending_offsets_again() {
+    let (cluster, bs) = cluster();
+    produce(&bs, 0, 20);
+    let run = Running::start(kafka(bs.clone(), Guarantee::ExactlyOnce));
+    wait_for("20 outputs", || out_count(&bs) >= 20);
+    wait_for("the 20 processed and committed", || {
+        run.seen().len() >= 20 && run.transactions().0 >= 1
+    });
+    // The next offsets sent to a transaction are refused: an abort shows
+    // when they are sent.
+    cluster.request_errors(
+        RDKafkaApiKey::AddOffsetsToTxn,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED],
+    );
+    let (committed, _) = run.transactions();
+    // The idle timer calls open transactions that commit, offsets unmoved.
+    wait_for("5 more transactions while idle", || {
+        run.transactions().0 >= committed + 5
+    });
+    assert_eq!(run.transactions().1, 0, "no offsets sent while idle");
+    produce(&bs, 20, 30);
+    wait_for(
+        "the refused offsets to abort, then 20 to 29 processed again",
+        || {
+            let seen = run.seen();
+            run.transactions().1 >= 1
+                && seen.iter().filter(|o| **o == 20).count() == 2
+                && seen.last() == Some(&29)
+        },
+    );
+    let seen = run.seen();
+    run.stop().unwrap();
+    let first_again = seen[20..].iter().position(|o| *o == 20);
+    assert_eq!(first_again, Some(0), "{seen:?}");
+    let back = seen[21..].iter().position(|o| *o == 20).map(|i| i + 21);
+    let back = back.unwrap_or_else(|| panic!("20 was not processed again: {seen:?}"));
+    assert_eq!(&seen[back..], (20..30).collect::<Vec<i64>>().as_slice());
 }
