@@ -34,4 +34,4 @@ trap - EXIT
 export PARTITA_TANSU="$(bash scripts/install-broker.sh)"
 
 log "tests"
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"

@@ -111,7 +111,9 @@ mod signals {
         let mut hangup = match signal(SignalKind::hangup()) {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!("cannot listen to SIGHUP ({e}): processors reload on file changes only");
+                tracing::warn!(
+                    "cannot listen to SIGHUP ({e}): processors reload on file changes only"
+                );
                 return;
             }
         };

@@ -11,8 +11,8 @@ use super::problems::Problems;
 use super::reader::{Span, TableReader};
 use super::{
     BatchLimits, ConfigError, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE, DEFAULT_COMMIT_INTERVAL,
-    DEFAULT_DEADLINE, DEFAULT_MAX_WAIT, DEFAULT_MEMORY_MB, DEFAULT_TIMER_INTERVAL, KafkaConfig, OnError, Pipeline,
-    StageConfig, StageLocations,
+    DEFAULT_DEADLINE, DEFAULT_MAX_WAIT, DEFAULT_MEMORY_MB, DEFAULT_TIMER_INTERVAL, KafkaConfig,
+    OnError, Pipeline, StageConfig, StageLocations,
 };
 use crate::engine::Limits;
 
@@ -67,9 +67,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Pipeline, ConfigError> {
     let mut kafka = match top.value("kafka") {
         Some(v) => match v.get_ref() {
             DeValue::Table(t) => {
-                kafka_sets_guarantee = t
-                    .iter()
-                    .any(|(k, _)| k.get_ref().as_ref() == "guarantee");
+                kafka_sets_guarantee = t.iter().any(|(k, _)| k.get_ref().as_ref() == "guarantee");
                 let span_of = |key: &str| {
                     t.iter()
                         .find(|(k, _)| k.get_ref().as_ref() == key)

@@ -660,10 +660,7 @@ fn an_unknown_guarantee_is_refused_where_it_is_written() {
              (expected \"at-least-once\" or \"exactly-once\")"
         ]
     );
-    let in_kafka = MINIMAL.replace(
-        "group = \"orders\"",
-        "group = \"orders\"\nguarantee = 1",
-    );
+    let in_kafka = MINIMAL.replace("group = \"orders\"", "group = \"orders\"\nguarantee = 1");
     assert_eq!(
         d.problems(&in_kafka),
         ["DIR/pipeline.toml:5:13: kafka: guarantee: expected a string, found integer"]
@@ -702,7 +699,9 @@ fn timer_interval_ms_has_a_default_and_is_checked() {
     );
     assert_eq!(
         d.problems(&zero),
-        ["DIR/pipeline.toml:10:21: stage \"pass\": timer_interval_ms: expected an integer from 1 to 3600000, found 0"]
+        [
+            "DIR/pipeline.toml:10:21: stage \"pass\": timer_interval_ms: expected an integer from 1 to 3600000, found 0"
+        ]
     );
 }
 

@@ -19,9 +19,9 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::StageShared;
-use super::durable;
 use super::batch::BatchBuilder;
 use super::dlq::{self, ErrorKind};
+use super::durable;
 use super::ledger::{Ledger, Sent, StopAt};
 use super::reload::{self, SwapHook};
 use super::runner::BatchRunner;
