@@ -161,6 +161,8 @@ fn config_tables_and_timer() {
     let args = [
         "--config",
         "outputs=main,side",
+        "--config",
+        "timer=emit",
         "--table",
         &format!("names={}", names.display()),
         "--timer",
