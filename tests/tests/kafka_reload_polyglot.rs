@@ -5,12 +5,16 @@
 //! version left.
 //!
 //! The ports are built by their own toolchains (componentize-py,
-//! componentize-js); when their components are not there, the test says so
-//! and passes without running (`cargo test --test polyglot` builds them).
+//! componentize-js), through scripts/build-polyglot.sh, as the other
+//! polyglot tests build them.
 
 #[path = "reload/common.rs"]
 #[allow(dead_code)]
 mod common;
+
+#[path = "polyglot/setup.rs"]
+#[allow(dead_code)]
+mod setup;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,7 +23,7 @@ use common::{Flow, Host, replace, version_of};
 use partita_tests::broker::Broker;
 use partita_tests::kafka::Kafka;
 use partita_tests::pipeline::{Stage, Workspace, pipeline_toml, wait_caught_up};
-use partita_tests::wasm::{component, components_dir};
+use partita_tests::wasm::component;
 
 /// A language runtime takes seconds to compile when it is not cached yet.
 const LIVE: Duration = Duration::from_secs(300);
@@ -42,15 +46,8 @@ fn totals(kafka: &Kafka, topic: &str) -> BTreeMap<String, (u64, f64)> {
 fn rust_count_swaps_to_python_then_javascript_keeping_totals() {
     let ports: Vec<_> = ["count_py", "count_js"]
         .iter()
-        .map(|n| components_dir().join(format!("{n}.wasm")))
+        .map(|n| setup::component(n))
         .collect();
-    if let Some(missing) = ports.iter().find(|p| !p.is_file()) {
-        println!(
-            "skipped: {} is not built (scripts/build-polyglot.sh builds it)",
-            missing.display()
-        );
-        return;
-    }
     let rust = std::fs::read(component("count")).unwrap();
     let broker = Broker::start().unwrap();
     let kafka = broker.kafka();
