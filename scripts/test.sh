@@ -23,6 +23,16 @@ bash scripts/build-wasm.sh
 
 log "test binaries"
 cargo test --workspace --no-run
+# The broker tests run this `partita`, built above with the workspace's
+# features, instead of building one of their own with `cargo build -p
+# partita` (whose different feature set rebuilds a large part of the tree).
+target_dir=${CARGO_TARGET_DIR:-target}
+[[ $target_dir == /* ]] || target_dir="$PWD/$target_dir"
+export PARTITA_BIN="$target_dir/debug/partita"
+if [[ ! -x $PARTITA_BIN ]]; then
+    echo "error: cargo test --no-run built no $PARTITA_BIN" >&2
+    exit 1
+fi
 
 log "waiting for the broker install"
 if ! wait $broker_pid; then
