@@ -30,10 +30,11 @@ step() { printf '\n== %s\n' "$*" >&2; }
 
 step "building partita and the processors"
 bash scripts/build-wasm.sh 2>/dev/null
-cargo build --release -q -p partita --bin partita
-cargo build -q -p partita-tests --bin kafka-tool
+# One release build of both binaries: they share their dependencies.
+cargo build --release -q -p partita -p partita-tests --bin partita --bin kafka-tool
 partita="$ROOT/target/release/partita"
-tool="$ROOT/target/debug/kafka-tool"
+tool="$ROOT/target/release/kafka-tool"
+export PARTITA_KAFKA_TOOL="$tool"
 
 step "starting the broker on $PARTITA_BOOTSTRAP"
 rm -rf "$DEMO"

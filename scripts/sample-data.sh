@@ -48,8 +48,12 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-cargo build -q -p partita-tests --bin kafka-tool >&2
-tool="${CARGO_TARGET_DIR:-target}/debug/kafka-tool"
+# PARTITA_KAFKA_TOOL names a kafka-tool already built (demo.sh sets it).
+tool="${PARTITA_KAFKA_TOOL:-}"
+if [[ -z $tool ]]; then
+    cargo build -q -p partita-tests --bin kafka-tool >&2
+    tool="${CARGO_TARGET_DIR:-target}/debug/kafka-tool"
+fi
 
 "$tool" create-topic "$topic" --partitions "$partitions" --if-not-exists
 "$tool" produce-orders "$topic" --count "$count" --seed "$seed" "${malformed[@]}"
