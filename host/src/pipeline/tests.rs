@@ -228,7 +228,7 @@ fn consume(bootstrap: &str, topic: &str, partitions: i32, count: usize) -> Vec<G
 }
 
 /// The high watermarks of `topic`'s partitions.
-fn high_watermarks(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
+pub(crate) fn high_watermarks(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -264,7 +264,7 @@ fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<
 }
 
 /// Waits (60 s at most) until `check` holds.
-fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(60);
     while !check() {
         assert!(Instant::now() < end, "timed out waiting for {what}");
@@ -273,14 +273,17 @@ fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 /// A run of `stages` in the background, stopped by [`Running::stop`].
-struct Running {
+pub(crate) struct Running {
     stop: Option<oneshot::Sender<()>>,
     done: std::thread::JoinHandle<Result<(), RunError>>,
-    metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Running {
-    fn start(kafka: KafkaConfig, stages: Vec<(StageConfig, Arc<dyn RunnerFactory>)>) -> Running {
+    pub(crate) fn start(
+        kafka: KafkaConfig,
+        stages: Vec<(StageConfig, Arc<dyn RunnerFactory>)>,
+    ) -> Running {
         let (tx, rx) = oneshot::channel();
         let metrics = Metrics::new();
         let m = metrics.clone();
@@ -307,7 +310,7 @@ impl Running {
         }
     }
 
-    fn stop(mut self) -> Result<(), RunError> {
+    pub(crate) fn stop(mut self) -> Result<(), RunError> {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -315,7 +318,7 @@ impl Running {
     }
 
     /// Waits for the run to end by itself.
-    fn wait(self) -> Result<(), RunError> {
+    pub(crate) fn wait(self) -> Result<(), RunError> {
         let end = Instant::now() + Duration::from_secs(60);
         while !self.done.is_finished() {
             assert!(Instant::now() < end, "the run did not stop by itself");

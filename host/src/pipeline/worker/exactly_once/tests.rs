@@ -20,13 +20,12 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, ThreadedProducer};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use tokio::sync::oneshot;
 
+use super::super::super::RunError;
 use super::super::super::runner::{BatchRunner, RunnerFactory};
-use super::super::super::{RunError, run_stages};
+use super::super::super::tests::{Running as PipelineRun, high_watermarks, wait_for};
 use crate::config::{Guarantee, KafkaConfig, Pipeline, StageConfig};
 use crate::engine::RecordOutcome;
-use crate::metrics::Metrics;
 
 /// Offsets given to the processor, in the order it saw them.
 type Seen = Arc<Mutex<Vec<i64>>>;
@@ -129,9 +128,7 @@ fn kafka(bootstrap: String, guarantee: Guarantee) -> KafkaConfig {
 
 /// A run of the `eos` stage in the background.
 struct Running {
-    stop: Option<oneshot::Sender<()>>,
-    done: std::thread::JoinHandle<Result<(), RunError>>,
-    metrics: Arc<Metrics>,
+    run: PipelineRun,
     seen: Seen,
     started: Arc<Mutex<u32>>,
     _dir: tempfile::TempDir,
@@ -154,29 +151,8 @@ impl Running {
             started: started.clone(),
             start_once,
         });
-        let (tx, rx) = oneshot::channel();
-        let metrics = Metrics::new();
-        let m = metrics.clone();
-        let done = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(run_stages(
-                &kafka,
-                vec![(stage, runners)],
-                m,
-                Duration::from_secs(60),
-                async {
-                    let _ = rx.await;
-                },
-            ))
-        });
         Running {
-            stop: Some(tx),
-            done,
-            metrics,
+            run: PipelineRun::start(kafka, vec![(stage, runners)]),
             seen,
             started,
             _dir: dir,
@@ -188,28 +164,20 @@ impl Running {
     }
 
     fn transactions(&self) -> (u64, u64) {
-        let s = self.metrics.stage("eos", &["in".to_string()]);
+        let s = self.run.metrics.stage("eos", &["in".to_string()]);
         (
             s.transactions.load(Relaxed),
             s.transaction_aborts.load(Relaxed),
         )
     }
 
-    fn stop(mut self) -> Result<(), RunError> {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        self.done.join().unwrap()
+    fn stop(self) -> Result<(), RunError> {
+        self.run.stop()
     }
 
     /// Waits (60 s at most) for the run to end by itself.
     fn wait(self) -> Result<(), RunError> {
-        let end = Instant::now() + Duration::from_secs(60);
-        while !self.done.is_finished() {
-            assert!(Instant::now() < end, "the run did not stop by itself");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.done.join().unwrap()
+        self.run.wait()
     }
 }
 
@@ -256,23 +224,7 @@ fn read_out(bootstrap: &str) -> Vec<String> {
 }
 
 fn out_count(bootstrap: &str) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    consumer
-        .fetch_watermarks("out", 0, Duration::from_secs(10))
-        .unwrap()
-        .1
-}
-
-/// Waits (60 s at most) until `check` holds.
-fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    high_watermarks(bootstrap, "out", 1)[0]
 }
 
 fn cluster() -> (MockCluster<'static, DefaultProducerContext>, String) {
