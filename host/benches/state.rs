@@ -314,69 +314,32 @@ fn engine_1m(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(1))
         .measurement_time(Duration::from_secs(1));
     g.throughput(Throughput::Elements(RECORDS as u64));
-    g.bench_function("passthrough", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    run_all(
-                        &mut engine_instance(&engine, "passthrough", Box::new(MemoryState::new())),
-                        RECORDS,
-                    )
-                })
-                .sum()
-        })
-    });
-    g.bench_function("count/memory", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    run_all(
-                        &mut engine_instance(&engine, "count", Box::new(MemoryState::new())),
-                        RECORDS,
-                    )
-                })
-                .sum()
-        })
-    });
-    g.bench_function("count/durable", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = DiskState::open(dir.path(), DiskOptions::default()).unwrap();
-                    run_all(
-                        &mut engine_instance(&engine, "count", Box::new(store)),
-                        RECORDS,
-                    )
-                })
-                .sum()
-        })
-    });
-    // The same records over 4,096 keys: the SDK's cache serves the reads.
-    g.bench_function("count_4096_keys/memory", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    let state = Box::new(MemoryState::new());
-                    run_all(&mut engine_instance(&engine, "count", state), 4096)
-                })
-                .sum()
-        })
-    });
-    g.bench_function("count_4096_keys/durable", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = DiskState::open(dir.path(), DiskOptions::default()).unwrap();
-                    run_all(
-                        &mut engine_instance(&engine, "count", Box::new(store)),
-                        4096,
-                    )
-                })
-                .sum()
-        })
-    });
+    // (benchmark, processor, distinct keys, durable store). Over 4,096 keys
+    // the SDK's cache serves the reads.
+    let cases = [
+        ("passthrough", "passthrough", RECORDS, false),
+        ("count/memory", "count", RECORDS, false),
+        ("count/durable", "count", RECORDS, true),
+        ("count_4096_keys/memory", "count", 4096, false),
+        ("count_4096_keys/durable", "count", 4096, true),
+    ];
+    for (name, processor, keys, durable) in cases {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        let dir = tempfile::tempdir().unwrap();
+                        let state: Box<dyn StateStore> = if durable {
+                            Box::new(DiskState::open(dir.path(), DiskOptions::default()).unwrap())
+                        } else {
+                            Box::new(MemoryState::new())
+                        };
+                        run_all(&mut engine_instance(&engine, processor, state), keys)
+                    })
+                    .sum()
+            })
+        });
+    }
     g.bench_function("restore/durable", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
