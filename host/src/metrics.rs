@@ -5,7 +5,7 @@
 //! a web framework: it answers one `GET /metrics` per connection and
 //! nothing else, which does not justify a dependency tree.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -20,8 +20,8 @@ pub const BATCH_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Every metric of a run. Shared by the workers, the consumers' statistics
-/// callbacks, the HTTP endpoint and the progress log.
+/// Every metric of a run. Shared by the workers, the stages' group
+/// watchers, the HTTP endpoint and the progress log.
 #[derive(Default)]
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -68,6 +68,36 @@ pub struct StageMetrics {
     reloads: AtomicU64,
     /// Hot reload: versions refused or rolled back, by reason.
     reload_failures: Mutex<BTreeMap<&'static str, u64>>,
+    /// Times the stage's consumer left and rejoined its group because
+    /// partitions with lag had no owner.
+    pub rejoins: AtomicU64,
+    /// The group's lag and health as last probed; `None` before the first
+    /// probe or while the cluster cannot be probed.
+    group: Mutex<Option<GroupStatus>>,
+}
+
+/// A stage's consumer group as last probed (`pipeline::health`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupStatus {
+    /// Every partition of the stage's inputs.
+    pub rows: Vec<LagRow>,
+    /// Partitions with lag that no live member of a settled group owns.
+    pub unowned: usize,
+}
+
+/// One input partition's lag as the group sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LagRow {
+    /// The input topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// End offset minus the group's committed offset.
+    pub lag: i64,
+    /// Whether this host owns the partition.
+    pub owned: bool,
+    /// Owned, with lag, and not advancing for `stalled_after`.
+    pub stalled: bool,
 }
 
 impl StageMetrics {
@@ -95,6 +125,22 @@ impl StageMetrics {
     /// Counts a version swapped in by a hot reload.
     pub fn count_reload(&self) {
         self.reloads.fetch_add(1, Relaxed);
+    }
+
+    /// Sets the group's lag and health from a probe.
+    pub fn set_group_status(&self, status: GroupStatus) {
+        *lock(&self.group) = Some(status);
+    }
+
+    /// Forgets the group's status (the group cannot be probed): lag is
+    /// unknown rather than stale.
+    pub fn clear_group_status(&self) {
+        *lock(&self.group) = None;
+    }
+
+    /// The group's lag and health as last probed.
+    pub fn group_status(&self) -> Option<GroupStatus> {
+        lock(&self.group).clone()
     }
 
     /// Counts a version a hot reload refused or rolled back, by `reason`.
@@ -130,14 +176,10 @@ pub struct PartitionMetrics {
     /// Keys in the partition's state store (as of its last flush).
     state_keys: AtomicI64,
     assigned: AtomicBool,
-    /// Per input topic (the stage's input order): high watermark, next
-    /// offset to process, last committed offset; -1 when unknown.
-    offsets: Vec<[AtomicI64; 3]>,
+    /// Per input topic (the stage's input order): the next offset to
+    /// process, -1 when unknown.
+    positions: Vec<AtomicI64>,
 }
-
-const HIGH: usize = 0;
-const POSITION: usize = 1;
-const COMMITTED: usize = 2;
 
 impl PartitionMetrics {
     fn new(inputs: usize) -> Self {
@@ -151,9 +193,7 @@ impl PartitionMetrics {
             state_restored: AtomicU64::new(0),
             state_keys: AtomicI64::new(-1),
             assigned: AtomicBool::new(false),
-            offsets: (0..inputs)
-                .map(|_| [AtomicI64::new(-1), AtomicI64::new(-1), AtomicI64::new(-1)])
-                .collect(),
+            positions: (0..inputs).map(|_| AtomicI64::new(-1)).collect(),
         }
     }
 
@@ -163,51 +203,36 @@ impl PartitionMetrics {
             .store(i64::try_from(keys).unwrap_or(i64::MAX), Relaxed);
     }
 
-    /// Marks the partition assigned to this process (its lag is reported)
-    /// or not (its lag is someone else's to report).
+    /// Marks the partition assigned to this process (a worker holds it)
+    /// or not; a released partition's positions are forgotten.
     pub fn set_assigned(&self, assigned: bool) {
         self.assigned.store(assigned, Relaxed);
         if !assigned {
-            for o in &self.offsets {
-                for v in o {
-                    v.store(-1, Relaxed);
-                }
+            for p in &self.positions {
+                p.store(-1, Relaxed);
             }
         }
+    }
+
+    /// Whether a worker of this process holds the partition.
+    pub fn assigned(&self) -> bool {
+        self.assigned.load(Relaxed)
     }
 
     /// Sets the next offset to process of input `topic` (by input index).
     pub fn set_position(&self, topic: usize, next: i64) {
-        if let Some(o) = self.offsets.get(topic) {
-            o[POSITION].store(next, Relaxed);
+        if let Some(p) = self.positions.get(topic) {
+            p.store(next, Relaxed);
         }
     }
 
-    fn set_watermarks(&self, topic: usize, high: i64, committed: i64) {
-        if let Some(o) = self.offsets.get(topic) {
-            o[HIGH].store(high, Relaxed);
-            o[COMMITTED].store(committed, Relaxed);
-        }
-    }
-
-    /// High watermark minus the next offset to process, summed over the
-    /// input topics whose both ends are known; `None` when none is known.
-    pub fn lag(&self) -> Option<i64> {
-        if !self.assigned.load(Relaxed) {
-            return None;
-        }
-        let mut total = None;
-        for o in &self.offsets {
-            let high = o[HIGH].load(Relaxed);
-            let pos = match o[POSITION].load(Relaxed) {
-                p if p >= 0 => p,
-                _ => o[COMMITTED].load(Relaxed),
-            };
-            if high >= 0 && pos >= 0 {
-                *total.get_or_insert(0) += (high - pos).max(0);
-            }
-        }
-        total
+    /// The next offset to process of input `topic` (by input index), once
+    /// the worker has read from it.
+    pub fn position(&self, topic: usize) -> Option<i64> {
+        self.positions
+            .get(topic)
+            .map(|p| p.load(Relaxed))
+            .filter(|&p| p >= 0)
     }
 }
 
@@ -224,8 +249,15 @@ pub struct StageTotals {
     pub records_out: u64,
     /// Records sent to the dead-letter topic.
     pub dlq: u64,
-    /// Lag over the partitions this process holds.
-    pub lag: i64,
+    /// The group's lag over every partition of the stage's inputs (end
+    /// minus committed offset); `None` until the group has been probed.
+    pub lag: Option<i64>,
+    /// Partitions (by number, across the inputs) this process holds.
+    pub owned: usize,
+    /// Partitions of the stage's inputs (by number), once probed.
+    pub partitions: usize,
+    /// Partitions with lag that no live member owns.
+    pub unowned: usize,
 }
 
 impl Metrics {
@@ -253,6 +285,8 @@ impl Metrics {
                     timer_failures: AtomicU64::new(0),
                     reloads: AtomicU64::new(0),
                     reload_failures: Mutex::new(BTreeMap::new()),
+                    rejoins: AtomicU64::new(0),
+                    group: Mutex::new(None),
                 })
             })
             .clone()
@@ -279,27 +313,14 @@ impl Metrics {
             .clone()
     }
 
-    /// Records what a consumer's statistics say about (`topic`,
-    /// `partition`) of `stage`: its high watermark and last commit.
-    pub fn set_watermarks(
-        &self,
-        stage: &str,
-        topic: &str,
-        partition: i32,
-        high: i64,
-        committed: i64,
-    ) {
-        let r = lock(&self.registry);
-        let Some(index) = r
-            .stages
-            .get(stage)
-            .and_then(|s| s.inputs.iter().position(|t| t == topic))
-        else {
-            return;
-        };
-        if let Some(p) = r.partitions.get(&(stage.to_string(), partition)) {
-            p.set_watermarks(index, high, committed);
-        }
+    /// The partitions of `stage` that a worker of this process holds.
+    pub fn owned_partitions(&self, stage: &str) -> BTreeSet<i32> {
+        lock(&self.registry)
+            .partitions
+            .iter()
+            .filter(|((s, _), p)| s == stage && p.assigned())
+            .map(|((_, partition), _)| *partition)
+            .collect()
     }
 
     /// Totals per stage, in stage-name order.
@@ -307,15 +328,24 @@ impl Metrics {
         let r = lock(&self.registry);
         let mut out: BTreeMap<String, StageTotals> = r
             .stages
-            .keys()
-            .map(|s| (s.clone(), StageTotals::default()))
+            .iter()
+            .map(|(name, s)| {
+                let mut t = StageTotals::default();
+                if let Some(g) = lock(&s.group).as_ref() {
+                    t.lag = Some(g.rows.iter().map(|row| row.lag).sum());
+                    let numbers: BTreeSet<i32> = g.rows.iter().map(|row| row.partition).collect();
+                    t.partitions = numbers.len();
+                    t.unowned = g.unowned;
+                }
+                (name.clone(), t)
+            })
             .collect();
         for ((stage, _), p) in &r.partitions {
             let t = out.entry(stage.clone()).or_default();
             t.records_in += p.records_in.load(Relaxed);
             t.records_out += p.records_out.load(Relaxed);
             t.dlq += p.dlq.load(Relaxed);
-            t.lag += p.lag().unwrap_or(0);
+            t.owned += usize::from(p.assigned());
         }
         out.into_iter().collect()
     }
@@ -402,22 +432,7 @@ impl Metrics {
             }
         }
 
-        let name = "partita_consumer_lag";
-        header(
-            &mut out,
-            name,
-            "High watermark minus the next offset to process, over the stage's inputs.",
-            "gauge",
-        );
-        for ((stage, partition), p) in &r.partitions {
-            if let Some(lag) = p.lag() {
-                let _ = writeln!(
-                    out,
-                    "{name}{{stage=\"{}\",partition=\"{partition}\"}} {lag}",
-                    escape(stage)
-                );
-            }
-        }
+        render_group(&mut out, &r.stages);
 
         let name = "partita_batch_seconds";
         header(
@@ -569,6 +584,75 @@ impl Metrics {
     }
 }
 
+/// The group metrics of every stage: lag per input partition (owned here
+/// or not), stalled partitions, unowned partitions and rejoins.
+fn render_group(out: &mut String, stages: &BTreeMap<String, Arc<StageMetrics>>) {
+    let statuses: Vec<(String, Option<GroupStatus>)> = stages
+        .iter()
+        .map(|(name, s)| (escape(name), s.group_status()))
+        .collect();
+    let name = "partita_consumer_lag";
+    header(
+        out,
+        name,
+        "The group's lag on an input partition: end offset minus the group's committed offset; owned says whether this host holds it.",
+        "gauge",
+    );
+    for (stage, g) in &statuses {
+        for row in g.iter().flat_map(|g| &g.rows) {
+            let _ = writeln!(
+                out,
+                "{name}{{stage=\"{stage}\",topic=\"{}\",partition=\"{}\",owned=\"{}\"}} {}",
+                escape(&row.topic),
+                row.partition,
+                row.owned,
+                row.lag
+            );
+        }
+    }
+    let name = "partita_partition_stalled";
+    header(
+        out,
+        name,
+        "1 when an input partition owned here has lag and has not advanced for stalled_after_ms.",
+        "gauge",
+    );
+    for (stage, g) in &statuses {
+        for row in g.iter().flat_map(|g| &g.rows).filter(|r| r.owned) {
+            let _ = writeln!(
+                out,
+                "{name}{{stage=\"{stage}\",topic=\"{}\",partition=\"{}\"}} {}",
+                escape(&row.topic),
+                row.partition,
+                u8::from(row.stalled)
+            );
+        }
+    }
+    let name = "partita_group_unowned_partitions";
+    header(
+        out,
+        name,
+        "Input partitions with lag that no live member of the stage's settled group owns.",
+        "gauge",
+    );
+    for (stage, g) in &statuses {
+        if let Some(g) = g {
+            let _ = writeln!(out, "{name}{{stage=\"{stage}\"}} {}", g.unowned);
+        }
+    }
+    let name = "partita_group_rejoins_total";
+    header(
+        out,
+        name,
+        "Times the stage's consumer left and rejoined its group because partitions with lag had no owner.",
+        "counter",
+    );
+    for (stage, s) in stages {
+        let n = s.rejoins.load(Relaxed);
+        let _ = writeln!(out, "{name}{{stage=\"{}\"}} {n}", escape(stage));
+    }
+}
+
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -598,13 +682,23 @@ pub fn progress_line(
                 .find(|(s, _)| s == stage)
                 .map(|(_, b)| b.clone())
                 .unwrap_or_default();
-            format!(
-                "{stage} in {}/s out {}/s dlq {}/s lag {}",
+            let mut line = format!(
+                "{stage} in {}/s out {}/s dlq {}/s",
                 rate(b.records_in, t.records_in),
                 rate(b.records_out, t.records_out),
                 rate(b.dlq, t.dlq),
-                t.lag
-            )
+            );
+            let lag = t.lag.map_or_else(|| "?".to_string(), |l| l.to_string());
+            let _ = match (t.owned, t.partitions) {
+                (0, 0) => write!(line, " lag {lag}, owns no partitions"),
+                (0, n) => write!(line, " lag {lag}, owns none of {n} partitions"),
+                (o, 0) => write!(line, " lag {lag} (owns {o} partitions)"),
+                (o, n) => write!(line, " lag {lag} (owns {o} of {n} partitions)"),
+            };
+            if t.unowned > 0 {
+                let _ = write!(line, "; {} partitions with lag have no owner", t.unowned);
+            }
+            line
         })
         .collect();
     format!("progress: {}", parts.join(" | "))
@@ -764,35 +858,56 @@ mod tests {
     }
 
     #[test]
-    fn lag_sums_inputs_and_falls_back_to_the_committed_offset() {
+    fn lag_is_the_groups_on_every_partition_marked_owned_or_not() {
         let m = Metrics::new();
-        m.stage("join", &inputs(&["a", "b"]));
-        let p = m.partition("join", 1);
-        assert_eq!(p.lag(), None, "unassigned partitions have no lag");
-        p.set_assigned(true);
-        assert_eq!(p.lag(), None, "nothing known yet");
-        m.set_watermarks("join", "a", 1, 100, 40);
-        assert_eq!(
-            p.lag(),
-            Some(60),
-            "committed offset stands in for the position"
-        );
-        p.set_position(0, 90);
-        m.set_watermarks("join", "b", 1, 50, 45);
-        m.set_watermarks("join", "other", 1, 1000, 0);
-        m.set_watermarks("join", "a", 7, 1000, 0);
-        assert_eq!(p.lag(), Some(10 + 5));
+        let s = m.stage("join", &inputs(&["a", "b"]));
+        m.partition("join", 1).set_assigned(true);
+        m.partition("join", 0);
+        assert_eq!(m.owned_partitions("join"), BTreeSet::from([1]));
+        assert_eq!(m.totals()[0].1.lag, None, "not probed yet");
         let text = m.render();
+        assert!(!text.contains("partita_consumer_lag{"), "{text}");
+        let row = |topic: &str, partition, lag, owned, stalled| LagRow {
+            topic: topic.into(),
+            partition,
+            lag,
+            owned,
+            stalled,
+        };
+        s.set_group_status(GroupStatus {
+            rows: vec![
+                row("a", 0, 60, false, false),
+                row("a", 1, 5, true, true),
+                row("b", 0, 0, false, false),
+                row("b", 1, 10, true, false),
+            ],
+            unowned: 1,
+        });
+        let totals = &m.totals()[0].1;
+        assert_eq!(totals.lag, Some(75));
+        assert_eq!((totals.owned, totals.partitions, totals.unowned), (1, 2, 1));
+        s.rejoins.fetch_add(2, Relaxed);
+        let text = m.render();
+        for line in [
+            "partita_consumer_lag{stage=\"join\",topic=\"a\",partition=\"0\",owned=\"false\"} 60",
+            "partita_consumer_lag{stage=\"join\",topic=\"a\",partition=\"1\",owned=\"true\"} 5",
+            "partita_consumer_lag{stage=\"join\",topic=\"b\",partition=\"1\",owned=\"true\"} 10",
+            "partita_partition_stalled{stage=\"join\",topic=\"a\",partition=\"1\"} 1",
+            "partita_partition_stalled{stage=\"join\",topic=\"b\",partition=\"1\"} 0",
+            "partita_group_unowned_partitions{stage=\"join\"} 1",
+            "partita_group_rejoins_total{stage=\"join\"} 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
         assert!(
-            text.contains("partita_consumer_lag{stage=\"join\",partition=\"1\"} 15\n"),
-            "{text}"
+            !text.contains("partita_partition_stalled{stage=\"join\",topic=\"a\",partition=\"0\"}"),
+            "stalled is only for partitions owned here"
         );
-        p.set_assigned(false);
-        assert_eq!(p.lag(), None);
-        assert!(
-            !m.render().contains("partita_consumer_lag{"),
-            "a revoked partition's lag is not reported"
-        );
+        s.clear_group_status();
+        assert_eq!(m.totals()[0].1.lag, None, "unknown, not stale");
     }
 
     #[test]
@@ -801,24 +916,35 @@ mod tests {
     }
 
     #[test]
-    fn progress_line_gives_rates_and_lag_per_stage() {
-        let t = |i, o, d, lag| StageTotals {
+    fn progress_line_gives_rates_lag_and_what_this_host_owns() {
+        let t = |i, o, d, lag, owned, partitions, unowned| StageTotals {
             records_in: i,
             records_out: o,
             dlq: d,
             lag,
+            owned,
+            partitions,
+            unowned,
         };
         let before = vec![
-            ("a".to_string(), t(100, 100, 0, 5)),
-            ("b".to_string(), t(0, 0, 0, 0)),
+            ("a".to_string(), t(100, 100, 0, Some(5), 2, 4, 0)),
+            ("b".to_string(), t(0, 0, 0, None, 0, 0, 0)),
         ];
         let now = vec![
-            ("a".to_string(), t(1100, 1000, 100, 7)),
-            ("b".to_string(), t(500, 50, 0, 0)),
+            ("a".to_string(), t(1100, 1000, 100, Some(7), 2, 4, 0)),
+            ("b".to_string(), t(500, 50, 0, None, 1, 0, 0)),
         ];
         assert_eq!(
             progress_line(&before, &now, Duration::from_secs(2)),
-            "progress: a in 500/s out 450/s dlq 50/s lag 7 | b in 250/s out 25/s dlq 0/s lag 0"
+            "progress: a in 500/s out 450/s dlq 50/s lag 7 (owns 2 of 4 partitions) \
+             | b in 250/s out 25/s dlq 0/s lag ? (owns 1 partitions)"
+        );
+        let idle = vec![("a".to_string(), t(100, 100, 0, Some(52_000), 0, 4, 4))];
+        assert_eq!(
+            progress_line(&idle, &idle, Duration::from_secs(5)),
+            "progress: a in 0/s out 0/s dlq 0/s lag 52000, owns none of 4 partitions; \
+             4 partitions with lag have no owner",
+            "a host owning nothing says so, never lag 0"
         );
     }
 

@@ -45,6 +45,15 @@ pub const DEFAULT_MEMORY_MB: u64 = 128;
 pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(1000);
 /// Interval between offset commits unless `[kafka]` sets `commit_interval_ms`.
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(1000);
+/// How often a stage probes its group's lag and members unless `[kafka]`
+/// sets `lag_interval_ms`.
+pub const DEFAULT_LAG_INTERVAL: Duration = Duration::from_secs(5);
+/// How long partitions with lag may stay without an owner before the host
+/// rejoins the group, unless `[kafka]` sets `rejoin_after_ms`.
+pub const DEFAULT_REJOIN_AFTER: Duration = Duration::from_secs(30);
+/// How long an owned partition with lag may stay at one offset before it
+/// is reported stalled, unless `[kafka]` sets `stalled_after_ms`.
+pub const DEFAULT_STALLED_AFTER: Duration = Duration::from_secs(60);
 /// Interval between `on-timer` calls of an idle partition unless the stage
 /// sets `timer_interval_ms`.
 pub const DEFAULT_TIMER_INTERVAL: Duration = Duration::from_millis(1000);
@@ -88,6 +97,15 @@ pub struct KafkaConfig {
     /// `guarantee` (top level or in `[kafka]`): at-least-once or
     /// exactly-once.
     pub guarantee: Guarantee,
+    /// `lag_interval_ms`: how often each stage reads its group's lag and
+    /// members from the cluster.
+    pub lag_interval: Duration,
+    /// `rejoin_after_ms`: how long input partitions with lag may have no
+    /// owner in the group before this host leaves and rejoins it.
+    pub rejoin_after: Duration,
+    /// `stalled_after_ms`: how long a partition this host owns may have lag
+    /// without advancing before it is reported stalled.
+    pub stalled_after: Duration,
 }
 
 impl KafkaConfig {
@@ -105,6 +123,9 @@ impl KafkaConfig {
             new_topic_replication: 1,
             commit_interval: DEFAULT_COMMIT_INTERVAL,
             guarantee: Guarantee::AtLeastOnce,
+            lag_interval: DEFAULT_LAG_INTERVAL,
+            rejoin_after: DEFAULT_REJOIN_AFTER,
+            stalled_after: DEFAULT_STALLED_AFTER,
         }
     }
 

@@ -181,6 +181,19 @@ fn read_kafka(t: &DeTable<'_>, span: Span, p: &mut Problems<'_>) -> Option<Kafka
         .unwrap_or(1);
     let commit = r.integer("commit_interval_ms", 1, 3_600_000, p);
     let guarantee = super::guarantee::read(&mut r, p).map(|(g, _)| g);
+    let millis = |v: Option<u64>, default| v.map_or(default, Duration::from_millis);
+    let lag_interval = millis(
+        r.integer("lag_interval_ms", 100, 3_600_000, p),
+        super::DEFAULT_LAG_INTERVAL,
+    );
+    let rejoin_after = millis(
+        r.integer("rejoin_after_ms", 1_000, 86_400_000, p),
+        super::DEFAULT_REJOIN_AFTER,
+    );
+    let stalled_after = millis(
+        r.integer("stalled_after_ms", 1_000, 86_400_000, p),
+        super::DEFAULT_STALLED_AFTER,
+    );
     r.finish(p);
     if p_len(p) > before {
         return None;
@@ -196,6 +209,9 @@ fn read_kafka(t: &DeTable<'_>, span: Span, p: &mut Problems<'_>) -> Option<Kafka
         new_topic_replication: i32::try_from(replication).unwrap_or(1),
         commit_interval: commit.map_or(DEFAULT_COMMIT_INTERVAL, Duration::from_millis),
         guarantee: guarantee.unwrap_or_default(),
+        lag_interval,
+        rejoin_after,
+        stalled_after,
     })
 }
 

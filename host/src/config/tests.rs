@@ -158,6 +158,9 @@ create_topics = true
 new_topic_partitions = 4
 new_topic_replication = 3
 commit_interval_ms = 250
+lag_interval_ms = 2000
+rejoin_after_ms = 90000
+stalled_after_ms = 120000
 properties = { "security.protocol" = "sasl_ssl", "sasl.mechanism" = "PLAIN" }
 consumer = { "auto.offset.reset" = "latest", "fetch.min.bytes" = 1024 }
 producer = { "linger.ms" = 5, "enable.idempotence" = true }
@@ -188,6 +191,9 @@ on_error = "skip"
     assert!(k.create_topics);
     assert_eq!((k.new_topic_partitions, k.new_topic_replication), (4, 3));
     assert_eq!(k.commit_interval, Duration::from_millis(250));
+    assert_eq!(k.lag_interval, Duration::from_secs(2));
+    assert_eq!(k.rejoin_after, Duration::from_secs(90));
+    assert_eq!(k.stalled_after, Duration::from_secs(120));
     assert_eq!(k.properties.len(), 2);
     assert_eq!(
         k.consumer,
@@ -365,6 +371,27 @@ fn numbers_out_of_range_are_refused() {
             "DIR/pipeline.toml:11:14: stage \"pass\": batch_size: expected an integer from 1 to 1000000, found -5",
         ]
     );
+}
+
+#[test]
+fn group_health_timings_out_of_range_are_refused() {
+    let d = Dir::new();
+    let text = MINIMAL.replace(
+        "group = \"orders\"",
+        "group = \"orders\"\nlag_interval_ms = 10\nrejoin_after_ms = 0\nstalled_after_ms = \"1m\"",
+    );
+    assert_eq!(
+        d.problems(&text),
+        [
+            "DIR/pipeline.toml:5:19: kafka: lag_interval_ms: expected an integer from 100 to 3600000, found 10",
+            "DIR/pipeline.toml:6:19: kafka: rejoin_after_ms: expected an integer from 1000 to 86400000, found 0",
+            "DIR/pipeline.toml:7:20: kafka: stalled_after_ms: expected an integer from 1000 to 86400000, found string",
+        ]
+    );
+    let defaults = d.parse(MINIMAL).unwrap().kafka;
+    assert_eq!(defaults.lag_interval, Duration::from_secs(5));
+    assert_eq!(defaults.rejoin_after, Duration::from_secs(30));
+    assert_eq!(defaults.stalled_after, Duration::from_secs(60));
 }
 
 #[test]

@@ -12,10 +12,6 @@ use rdkafka::error::KafkaError;
 
 use crate::config::{Guarantee, KafkaConfig};
 
-/// How often consumers report statistics (the source of lag), unless the
-/// pipeline file sets `statistics.interval.ms`.
-pub const STATISTICS_INTERVAL_MS: &str = "5000";
-
 fn base(kafka: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &kafka.bootstrap);
@@ -40,13 +36,24 @@ pub fn consumer_config(kafka: &KafkaConfig, stage: &str) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "range")
-        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+        .set("partition.assignment.strategy", "range");
     apply(&mut c, &kafka.properties);
     apply(&mut c, &kafka.consumer);
     if kafka.guarantee == Guarantee::ExactlyOnce {
         c.set("isolation.level", "read_committed");
     }
+    c
+}
+
+/// Settings of a consumer that looks at group `group` from outside (its
+/// committed offsets, its members) and never joins it or commits.
+pub fn probe_config(kafka: &KafkaConfig, group: &str) -> ClientConfig {
+    let mut c = base(kafka);
+    c.set("client.id", "partita-probe");
+    apply(&mut c, &kafka.properties);
+    apply(&mut c, &kafka.consumer);
+    // Set last: the probe reads the stage's group and must never commit.
+    c.set("group.id", group).set("enable.auto.commit", "false");
     c
 }
 

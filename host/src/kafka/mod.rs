@@ -5,6 +5,8 @@
 //! - [`admin`]: waiting for the cluster, checking and creating topics.
 //! - [`changelog`]: the changelog topic of a stage's state: creation,
 //!   writing change sets with their batch, restoring a partition's store.
+//! - [`group`]: a stage's consumer group seen from outside: end and
+//!   committed offsets of its inputs, its members and their partitions.
 //! - [`produce`]: the shared producer and per-batch delivery tracking.
 //! - [`tables`]: reference tables kept up to date from their compacted
 //!   topics, one reader thread per topic.
@@ -18,6 +20,7 @@
 pub mod admin;
 pub mod changelog;
 pub mod client;
+pub mod group;
 pub mod produce;
 pub mod tables;
 pub mod transactions;

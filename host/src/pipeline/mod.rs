@@ -21,6 +21,8 @@
 //! - `durable`: durable state: restore on assignment, changelog writes,
 //!   checkpoints, clean close.
 //! - `timers`: when a worker calls the processor's `on-timer`.
+//! - `health`: the stage's group seen from outside: lag, partitions
+//!   nobody owns (then a rejoin), partitions that stop advancing.
 //! - `worker`: one (stage, partition).
 //! - `stage`: one stage's consumer and its rebalance callbacks.
 
@@ -41,6 +43,7 @@ use crate::metrics::{self, Metrics, StageMetrics};
 pub(crate) mod batch;
 pub mod dlq;
 mod durable;
+mod health;
 pub(crate) mod ledger;
 pub mod reload;
 mod runner;
@@ -180,6 +183,8 @@ pub(crate) struct StageShared {
     pub commit_interval: Duration,
     /// Per input, its dead-letter topic (`None` unless `on_error = "dlq"`).
     pub dlq_topics: Vec<Option<String>>,
+    /// Set by the group watcher: leave the group and join it again.
+    pub rejoin: AtomicBool,
 }
 
 /// Runs `pipeline` until `shutdown` completes (then stops cleanly:
@@ -359,18 +364,29 @@ pub(crate) async fn run_stages(
             control: control.clone(),
             commit_interval: kafka.commit_interval,
             dlq_topics,
+            rejoin: AtomicBool::new(false),
             config,
         });
         let name = shared.config.name.clone();
+        let driven = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("{name}-consumer"))
-            .spawn(move || stage::drive(shared))
+            .spawn(move || stage::drive(driven))
             .map_err(|e| {
                 RunError::Setup(format!(
                     "stage \"{name}\": cannot start its consumer thread: {e}"
                 ))
             })?;
         drivers.push(thread);
+        let watcher = std::thread::Builder::new()
+            .name(format!("{name}-health"))
+            .spawn(move || health::watch(shared))
+            .map_err(|e| {
+                RunError::Setup(format!(
+                    "stage \"{name}\": cannot start its group watcher thread: {e}"
+                ))
+            })?;
+        drivers.push(watcher);
     }
     let _progress = AbortOnDrop(tokio::spawn(metrics::log_progress(
         metrics.clone(),

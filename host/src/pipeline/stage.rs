@@ -7,6 +7,11 @@
 //! partition p of every input goes to the same worker. On revocation, the
 //! callback stops the workers and waits until each has finished its batch,
 //! seen its outputs acknowledged and committed, before the group moves on.
+//!
+//! When the stage's group watcher (`health`) finds partitions with lag that
+//! nobody owns, it asks for a rejoin: the driver stops its workers (they
+//! commit), closes the consumer (which leaves the group) and joins again
+//! with a new consumer, so with a new member id.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -18,7 +23,6 @@ use rdkafka::ClientContext;
 use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
 
 use super::StageShared;
@@ -31,7 +35,7 @@ struct WorkerHandle {
     thread: JoinHandle<()>,
 }
 
-/// The consumer context of a stage: logging, statistics, commits and the
+/// The consumer context of a stage: logging, commits and the
 /// rebalance callbacks that own the workers.
 pub(crate) struct StageContext {
     shared: Arc<StageShared>,
@@ -180,23 +184,6 @@ impl ClientContext for StageContext {
         let client = format!("stage \"{}\" consumer", self.name());
         self.errors.error(&client, &error, reason);
     }
-
-    fn stats(&self, statistics: Statistics) {
-        for (topic, t) in &statistics.topics {
-            for (partition, p) in &t.partitions {
-                if *partition >= 0 && p.hi_offset >= 0 {
-                    let metrics = &self.shared.all_metrics;
-                    metrics.set_watermarks(
-                        self.name(),
-                        topic,
-                        *partition,
-                        p.hi_offset,
-                        p.committed_offset,
-                    );
-                }
-            }
-        }
-    }
 }
 
 impl ConsumerContext for StageContext {
@@ -228,23 +215,48 @@ impl ConsumerContext for StageContext {
 }
 
 /// Runs stage `shared`'s consumer on the current thread until the run
-/// stops, then stops its workers and leaves the group.
+/// stops, then stops its workers and leaves the group. A rejoin request
+/// (from the group watcher) closes the consumer and joins again with a new
+/// one.
 pub(crate) fn drive(shared: Arc<StageShared>) {
     let name = shared.config.name.clone();
+    while !shared.control.stopping() {
+        let Some(consumer) = join(&shared) else {
+            return;
+        };
+        poll(&shared, &consumer);
+        consumer.context().stop_workers(None);
+        // Leaving the group: closing the consumer revokes (nothing left)
+        // and sends LeaveGroup so the partitions move at once.
+        drop(consumer);
+        if shared.rejoin.swap(false, Relaxed) && !shared.control.stopping() {
+            tracing::info!(
+                "stage \"{name}\": left group {}; joining again as a new member",
+                shared.kafka.group_id(&name)
+            );
+        }
+    }
+    tracing::info!("stage \"{name}\": stopped");
+}
+
+/// A new consumer of the stage, subscribed to its inputs; `None` (the run
+/// failed) if it cannot be created or subscribed.
+fn join(shared: &Arc<StageShared>) -> Option<Arc<BaseConsumer<StageContext>>> {
+    let name = &shared.config.name;
     let context = StageContext {
         shared: shared.clone(),
         consumer: OnceLock::new(),
         workers: Mutex::default(),
         errors: client::ErrorLog::default(),
     };
-    let config = consumer_config(&shared.kafka, &name);
+    let config = consumer_config(&shared.kafka, name);
     let consumer = match BaseConsumer::from_config_and_context(&config, context) {
         Ok(c) => Arc::new(c),
         Err(e) => {
             shared
                 .control
                 .fail(format!("stage \"{name}\": cannot create its consumer: {e}"));
-            return;
+            return None;
         }
     };
     let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
@@ -254,14 +266,21 @@ pub(crate) fn drive(shared: Arc<StageShared>) {
             "stage \"{name}\": cannot subscribe to {}: {e}",
             inputs.join(", ")
         ));
-        return;
+        return None;
     }
     tracing::info!(
         "stage \"{name}\": joining group {} on {}",
-        shared.kafka.group_id(&name),
+        shared.kafka.group_id(name),
         inputs.join(", ")
     );
-    while !shared.control.stopping() {
+    Some(consumer)
+}
+
+/// Polls `consumer` (which serves its rebalance callbacks) until the run
+/// stops or a rejoin is asked for.
+fn poll(shared: &StageShared, consumer: &BaseConsumer<StageContext>) {
+    let name = &shared.config.name;
+    while !shared.control.stopping() && !shared.rejoin.load(Relaxed) {
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Ok(m)) => {
@@ -280,9 +299,4 @@ pub(crate) fn drive(shared: Arc<StageShared>) {
             Some(Err(e)) => tracing::debug!("stage \"{name}\": {e}"),
         }
     }
-    consumer.context().stop_workers(None);
-    // Leaving the group: closing the consumer revokes (nothing left) and
-    // sends LeaveGroup so the partitions move at once.
-    drop(consumer);
-    tracing::info!("stage \"{name}\": stopped");
 }

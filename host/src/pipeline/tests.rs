@@ -107,8 +107,8 @@ impl RunnerFactory for FakeRunners {
 
 fn kafka(bootstrap: String, group: &str) -> KafkaConfig {
     KafkaConfig {
-        // Statistics feed the lag gauge; often here so that tests see it.
-        consumer: vec![("statistics.interval.ms".into(), "200".into())],
+        // Often, so that tests see the lag gauge soon.
+        lag_interval: Duration::from_millis(200),
         commit_interval: Duration::from_millis(100),
         ..KafkaConfig::new(bootstrap, group)
     }
@@ -367,7 +367,7 @@ fn records_flow_in_order_with_key_headers_and_timestamp_kept_and_are_committed()
         let text = run.metrics.render();
         (0..3).all(|p| {
             text.contains(&format!(
-                "partita_consumer_lag{{stage=\"s\",partition=\"{p}\"}} 0\n"
+                "partita_consumer_lag{{stage=\"s\",topic=\"in\",partition=\"{p}\",owned=\"true\"}} 0\n"
             ))
         })
     });
