@@ -57,7 +57,7 @@ fn kill_9_then_restart_at_once_with_default_session_processes_everything_every_t
     let file = ws.write("pipeline.toml", &text).unwrap();
 
     let producing = Arc::new(AtomicBool::new(true));
-    let producer = {
+    let mut producer = Some({
         let (kafka, producing) = (kafka.clone(), producing.clone());
         thread::spawn(move || -> anyhow::Result<usize> {
             let mut orders = Orders::default().generate(u64::MAX);
@@ -70,7 +70,7 @@ fn kill_9_then_restart_at_once_with_default_session_processes_everything_every_t
             }
             Ok(sent)
         })
-    };
+    });
 
     let mut rounds = Vec::new();
     for round in 0..=RESTARTS {
@@ -100,6 +100,7 @@ fn kill_9_then_restart_at_once_with_default_session_processes_everything_every_t
             continue;
         }
         producing.store(false, Relaxed);
+        let producer = producer.take().expect("joined once, after the last round");
         let sent = producer.join().expect("producer thread").unwrap();
         wait_caught_up(
             &kafka,
@@ -137,13 +138,15 @@ fn a_record_larger_than_a_fetch_answer_is_reported_stalled_with_its_offset() {
 
     let processor = component("passthrough");
     let ws = Workspace::new().unwrap();
-    // Fetch answers capped well below the large record.
+    // Fetches asking for far less than the large record (librdkafka
+    // wants message.max.bytes <= fetch.max.bytes): Tansu then answers
+    // without it, and the partition cannot move past it.
     let text = pipeline_toml(
         &broker.bootstrap(),
         "g",
         "lag_interval_ms = 500\nstalled_after_ms = 3000\n[kafka.consumer]\n\
          \"fetch.max.bytes\" = 10000\n\"max.partition.fetch.bytes\" = 10000\n\
-         \"receive.message.max.bytes\" = 1000000\n",
+         \"message.max.bytes\" = 10000\n",
         &[Stage {
             name: "pass",
             processor: &processor,

@@ -16,7 +16,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::client::{LogContext, probe_config};
+use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerContext;
+
+use super::client::probe_config;
 use crate::config::KafkaConfig;
 
 /// How long one request of a probe may take.
@@ -116,21 +120,49 @@ pub enum ProbeError {
     },
 }
 
+/// Failed describes, with none successful, after which a probe stops
+/// asking (Tansu 0.6 closes the connection on DescribeGroups).
+const DESCRIBE_TRIES: u32 = 3;
+
+/// The probe's client context: librdkafka's messages at debug level only,
+/// since the stage's own clients already report the cluster's troubles.
+struct ProbeContext {
+    group: String,
+}
+
+impl ClientContext for ProbeContext {
+    fn log(&self, _level: RDKafkaLogLevel, fac: &str, message: &str) {
+        tracing::debug!(target: "librdkafka", "group probe {}: {fac}: {message}", self.group);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(target: "librdkafka", "group probe {}: {error}: {reason}", self.group);
+    }
+}
+
+impl ConsumerContext for ProbeContext {}
+
 /// Reads a group's offsets and members without joining it.
 pub struct GroupProbe {
-    consumer: BaseConsumer<LogContext>,
+    consumer: BaseConsumer<ProbeContext>,
     group: String,
+    /// Whether the coordinator has ever described the group, and the
+    /// failures in a row before that.
+    described: std::cell::Cell<(bool, u32)>,
 }
 
 impl GroupProbe {
     /// A probe of group `group` (this does not connect yet).
     pub fn new(kafka: &KafkaConfig, group: &str) -> Result<GroupProbe, ProbeError> {
-        let context = LogContext::new(format!("group probe {group}"));
+        let context = ProbeContext {
+            group: group.to_string(),
+        };
         let consumer = BaseConsumer::from_config_and_context(&probe_config(kafka, group), context)
             .map_err(ProbeError::Client)?;
         Ok(GroupProbe {
             consumer,
             group: group.to_string(),
+            described: std::cell::Cell::new((false, 0)),
         })
     }
 
@@ -223,15 +255,31 @@ impl GroupProbe {
     }
 
     /// The group's state and members, or `None` when the coordinator does
-    /// not answer or does not know the group.
+    /// not answer or does not know the group. A coordinator that has never
+    /// described it after [`DESCRIBE_TRIES`] tries is not asked again.
     fn describe(&self) -> Option<GroupView> {
+        let (ever, failures) = self.described.get();
+        if !ever && failures >= DESCRIBE_TRIES {
+            return None;
+        }
         let list = match self
             .consumer
             .fetch_group_list(Some(&self.group), REQUEST_TIMEOUT)
         {
-            Ok(list) => list,
+            Ok(list) => {
+                self.described.set((true, 0));
+                list
+            }
             Err(e) => {
                 tracing::debug!("describing group {}: {e}", self.group);
+                self.described.set((ever, failures + 1));
+                if !ever && failures + 1 == DESCRIBE_TRIES {
+                    tracing::info!(
+                        "group {}: the coordinator does not describe groups ({e}); partitions nobody \
+                         processes are found by their committed offsets instead",
+                        self.group
+                    );
+                }
                 return None;
             }
         };

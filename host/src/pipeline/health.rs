@@ -9,7 +9,10 @@
 //! - reports the group's lag on every input partition (end minus committed,
 //!   as `kafka-consumer-groups` does), marked owned by this host or not;
 //! - finds **unowned partitions**: in a settled group, partitions with lag
-//!   that neither this host nor any member of the group holds. A host that
+//!   that neither this host nor any member of the group holds (with a
+//!   coordinator that does not describe groups, as Tansu: partitions with
+//!   lag, not held here, whose committed offset has not moved for
+//!   `rejoin_after`). A host that
 //!   sees them warns, and once they have stayed so for `rejoin_after` it
 //!   leaves and rejoins the group with a new member id (asking again with a
 //!   doubling wait, up to [`MAX_REJOIN_BACKOFF`], and warning at each
@@ -94,6 +97,8 @@ pub(crate) struct Health {
     settings: HealthSettings,
     episode: Option<Episode>,
     progress: BTreeMap<(String, i32), Progress>,
+    /// Each partition's committed offset and since when it has not moved.
+    commits: BTreeMap<(String, i32), (Option<i64>, Instant)>,
 }
 
 impl Health {
@@ -105,6 +110,7 @@ impl Health {
             settings,
             episode: None,
             progress: BTreeMap::new(),
+            commits: BTreeMap::new(),
         }
     }
 
@@ -131,20 +137,37 @@ impl Health {
         owned_here: &BTreeSet<i32>,
         verdict: &mut Verdict,
     ) {
-        // Mid-rebalance or undescribable, nobody's assignment is final:
-        // keep what was seen, decide nothing.
-        let Some(group) = snapshot.group.as_ref().filter(|g| g.settled()) else {
-            return;
-        };
-        let owners = group.owners();
-        verdict.unowned = snapshot
+        self.note_commits(now, snapshot);
+        let candidates = snapshot
             .partitions
             .iter()
             .filter(|p| p.lag() > 0)
-            .filter(|p| !owned_here.contains(&p.partition))
-            .filter(|p| !owners.contains_key(&(p.topic.as_str(), p.partition)))
-            .map(|p| (p.topic.clone(), p.partition, p.lag()))
-            .collect();
+            .filter(|p| !owned_here.contains(&p.partition));
+        verdict.unowned = match &snapshot.group {
+            // Mid-rebalance, nobody's assignment is final: keep what was
+            // seen, decide nothing.
+            Some(group) if !group.settled() => return,
+            Some(group) => {
+                let owners = group.owners();
+                candidates
+                    .filter(|p| !owners.contains_key(&(p.topic.as_str(), p.partition)))
+                    .map(|p| (p.topic.clone(), p.partition, p.lag()))
+                    .collect()
+            }
+            // A coordinator that does not describe its groups: a partition
+            // whose commit has not moved for `rejoin_after` while it has
+            // lag is processed by nobody, whoever may hold it.
+            None => candidates
+                .filter(|p| {
+                    self.commits
+                        .get(&(p.topic.clone(), p.partition))
+                        .is_some_and(|(_, since)| {
+                            now.duration_since(*since) >= self.settings.rejoin_after
+                        })
+                })
+                .map(|p| (p.topic.clone(), p.partition, p.lag()))
+                .collect(),
+        };
         if verdict.unowned.is_empty() {
             if self.episode.take().is_some_and(|e| e.sightings >= 2) {
                 verdict.recovered.push(format!(
@@ -179,7 +202,11 @@ impl Health {
             } else {
                 format!("{owned_here:?}")
             },
-            describe_members(group),
+            snapshot.group.as_ref().map_or_else(
+                || "unknown (the coordinator does not describe groups; their commits have not moved)"
+                    .to_string(),
+                describe_members
+            ),
         );
         if now >= episode.next_rejoin {
             verdict.rejoin = true;
@@ -191,6 +218,21 @@ impl Health {
             message.push_str(&format!("; rejoining in {wait}s if it stays so"));
         }
         verdict.warnings.push(message);
+    }
+
+    /// Remembers since when each partition's committed offset is what it
+    /// is.
+    fn note_commits(&mut self, now: Instant, snapshot: &GroupSnapshot) {
+        for p in &snapshot.partitions {
+            let key = (p.topic.clone(), p.partition);
+            match self.commits.get_mut(&key) {
+                Some((committed, _)) if *committed == p.committed => {}
+                Some(entry) => *entry = (p.committed, now),
+                None => {
+                    self.commits.insert(key, (p.committed, now));
+                }
+            }
+        }
     }
 
     fn judge_progress(

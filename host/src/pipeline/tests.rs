@@ -929,3 +929,75 @@ fn records_the_producer_gives_up_on_are_produced_again() {
     keys.dedup();
     assert_eq!(keys.len(), 20, "every record out, once or more");
 }
+
+#[test]
+fn a_rejoin_request_leaves_the_group_and_joins_again_as_a_new_member_losing_nothing() {
+    let cluster = MockCluster::new(1).unwrap();
+    let bs = cluster.bootstrap_servers();
+    cluster.create_topic("in", 2, 1).unwrap();
+    cluster.create_topic("out", 2, 1).unwrap();
+    let first = values(100, |_| None);
+    produce(&bs, "in", 2, &first);
+    let kafka = kafka(bs.clone(), "g");
+    let (config, runners) = fake(stage("s", "in", &[("default", "out")], OnError::Stop));
+    let metrics = Metrics::new();
+    let shared = Arc::new(StageShared {
+        producer: Producer::new(&kafka).unwrap(),
+        runners,
+        metrics: metrics.stage(&config.name, &config.inputs),
+        all_metrics: metrics.clone(),
+        control: Arc::new(RunControl::default()),
+        commit_interval: kafka.commit_interval,
+        dlq_topics: vec![None],
+        rejoin: AtomicBool::new(false),
+        kafka: kafka.clone(),
+        config,
+    });
+    let driver = {
+        let shared = shared.clone();
+        std::thread::spawn(move || stage::drive(shared))
+    };
+    wait_for("the first commits", || {
+        committed(&bs, "g.s", "in", 2) == [50, 50]
+    });
+    let probe = crate::kafka::group::GroupProbe::new(&kafka, "g.s").unwrap();
+    let members = || -> Vec<String> {
+        let snap = probe.snapshot(&["in".to_string()]);
+        eprintln!("{snap:?}");
+        snap.ok()
+            .and_then(|s| s.group)
+            .filter(|g| g.settled())
+            .map(|g| g.members.into_iter().map(|m| m.id).collect())
+            .unwrap_or_default()
+    };
+    let mut before = Vec::new();
+    wait_for("the group's member", || {
+        before = members();
+        before.len() == 1
+    });
+
+    shared
+        .rejoin
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    wait_for("the rejoin", || {
+        !shared.rejoin.load(std::sync::atomic::Ordering::Relaxed)
+    });
+    let second: Vec<String> = (100..200).map(|i| format!("v{i}")).collect();
+    produce(&bs, "in", 2, &second);
+    wait_for("the commits after the rejoin", || {
+        committed(&bs, "g.s", "in", 2) == [100, 100]
+    });
+    wait_for("a new member id", || {
+        let now = members();
+        now.len() == 1 && now != before
+    });
+    shared.control.stop();
+    driver.join().unwrap();
+    assert_eq!(shared.control.failure(), None);
+
+    let got = consume(&bs, "out", 2, 200);
+    let mut values: Vec<String> = got.iter().map(|g| g.value.clone()).collect();
+    values.sort();
+    values.dedup();
+    assert_eq!(values.len(), 200, "every record once, none lost");
+}

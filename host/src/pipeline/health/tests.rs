@@ -190,21 +190,57 @@ fn partitions_owned_here_or_by_another_member_are_not_stuck() {
 }
 
 #[test]
-fn a_group_that_is_rebalancing_or_undescribed_is_not_judged() {
+fn a_group_that_is_rebalancing_is_not_judged() {
     let mut h = Health::new("pass", "g.pass", SETTINGS);
     let t0 = Instant::now();
     let rebalancing = snapshot(orphaned().partitions, "PreparingRebalance", vec![]);
-    let undescribed = GroupSnapshot {
-        partitions: orphaned().partitions,
-        group: None,
-    };
     for s in 0..20 {
         let at = t0 + Duration::from_secs(s * 10);
-        for snap in [&rebalancing, &undescribed] {
-            let v = h.observe(at, snap, &owned(&[]), no_position);
-            assert!(v.unowned.is_empty() && !v.rejoin && v.warnings.is_empty());
-        }
+        let v = h.observe(at, &rebalancing, &owned(&[]), no_position);
+        assert!(v.unowned.is_empty() && !v.rejoin && v.warnings.is_empty());
     }
+}
+
+#[test]
+fn without_a_describe_partitions_whose_commit_does_not_move_are_unowned() {
+    let mut h = Health::new("pass", "g.pass", SETTINGS);
+    let t0 = Instant::now();
+    let at = |s| t0 + Duration::from_secs(s);
+    let undescribed = |committed: i64| GroupSnapshot {
+        partitions: vec![view(0, 100, Some(committed)), view(1, 10, Some(10))],
+        group: None,
+    };
+    // Someone commits partition 0 now and then: it is owned.
+    for s in 0..12 {
+        let v = h.observe(at(s * 5), &undescribed(s as i64), &owned(&[]), no_position);
+        assert!(v.unowned.is_empty(), "{v:?}");
+    }
+    // Then nobody does: unowned once it has not moved for rejoin_after.
+    assert!(
+        h.observe(at(80), &undescribed(20), &owned(&[]), no_position)
+            .unowned
+            .is_empty()
+    );
+    assert!(
+        h.observe(at(109), &undescribed(20), &owned(&[]), no_position)
+            .unowned
+            .is_empty()
+    );
+    let first = h.observe(at(110), &undescribed(20), &owned(&[]), no_position);
+    assert_eq!(first.unowned, [("orders".to_string(), 0, 80)]);
+    let second = h.observe(at(115), &undescribed(20), &owned(&[]), no_position);
+    assert!(
+        second.warnings[0].contains("members: unknown (the coordinator does not describe groups"),
+        "{:?}",
+        second.warnings
+    );
+    assert!(
+        h.observe(at(140), &undescribed(20), &owned(&[]), no_position)
+            .rejoin
+    );
+    // Held here: not unowned, whatever its commit does.
+    let mine = h.observe(at(145), &undescribed(20), &owned(&[0]), no_position);
+    assert!(mine.unowned.is_empty() && !mine.rejoin);
 }
 
 #[test]
