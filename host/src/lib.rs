@@ -11,6 +11,8 @@
 //! - [`metrics`]: Prometheus metrics, the endpoint and the progress log.
 //! - [`kafka`]: Kafka clients: settings, admin, producer, table feeds.
 //! - [`pipeline`]: running a pipeline on Kafka: stages, workers, commits.
+//! - [`validate`]: comparing two topics by business key within a time
+//!   window (`partita validate`).
 //! - [`cli`]: the `partita` command line.
 //!
 //! The data path of `partita run`: a stage's consumer ([`kafka`]) hands each
@@ -30,3 +32,4 @@ pub mod metrics;
 pub mod pipeline;
 pub mod state;
 pub mod tables;
+pub mod validate;

@@ -1,4 +1,5 @@
-//! The `partita` command line: `partita run` and `partita test`.
+//! The `partita` command line: `partita run`, `partita test` and
+//! `partita validate`.
 
 use std::process::ExitCode;
 
@@ -12,6 +13,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Test(args) => partita::cli::test::main(args),
         Command::Run(args) => partita::cli::run::main(args),
+        Command::Validate(args) => return partita::cli::validate::main(*args),
     };
     match result {
         Ok(code) => code,

@@ -5,8 +5,6 @@
 //! it nothing); and a partition that cannot advance past a record larger
 //! than a fetch answer is reported stalled.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,10 +17,10 @@ use partita_tests::pipeline::{Stage, Workspace, pipeline_toml, wait_caught_up};
 use partita_tests::wasm::component;
 
 const RESTARTS: usize = 3;
-/// Input keeps arriving at this pace for the whole test, so that every
-/// restarted host has records waiting.
-const CHUNK: usize = 200;
-const CHUNK_EVERY: Duration = Duration::from_millis(250);
+/// Records produced at the start of each round, at full speed, so that the
+/// host is busy when it is killed (as in the report that led here: Tansu
+/// hands the restarted host nothing in about half of such restarts).
+const BURST: u64 = 20_000;
 
 fn committed_sum(kafka: &Kafka) -> i64 {
     kafka
@@ -56,24 +54,15 @@ fn kill_9_then_restart_at_once_with_default_session_processes_everything_every_t
     );
     let file = ws.write("pipeline.toml", &text).unwrap();
 
-    let producing = Arc::new(AtomicBool::new(true));
-    let mut producer = Some({
-        let (kafka, producing) = (kafka.clone(), producing.clone());
-        thread::spawn(move || -> anyhow::Result<usize> {
-            let mut orders = Orders::default().generate(u64::MAX);
-            let mut sent = 0;
-            while producing.load(Relaxed) {
-                let chunk: Vec<Order> = orders.by_ref().take(CHUNK).collect();
-                kafka.produce("orders", chunk.iter().map(Order::record))?;
-                sent += chunk.len();
-                thread::sleep(CHUNK_EVERY);
-            }
-            Ok(sent)
-        })
-    });
-
+    let mut orders = Orders::default().generate(BURST * (RESTARTS as u64 + 1));
+    let mut producers = Vec::new();
     let mut rounds = Vec::new();
     for round in 0..=RESTARTS {
+        let burst: Vec<Order> = orders.by_ref().take(BURST as usize).collect();
+        producers.push({
+            let kafka = kafka.clone();
+            thread::spawn(move || kafka.produce("orders", burst.iter().map(Order::record)))
+        });
         let log = ws.log(&format!("host-{round}"));
         let mut host = Partita::run("host", &file, &log).unwrap();
         let started = Instant::now();
@@ -99,9 +88,10 @@ fn kill_9_then_restart_at_once_with_default_session_processes_everything_every_t
             host.kill9().unwrap();
             continue;
         }
-        producing.store(false, Relaxed);
-        let producer = producer.take().expect("joined once, after the last round");
-        let sent = producer.join().expect("producer thread").unwrap();
+        let mut sent = 0;
+        for p in producers.drain(..) {
+            sent += p.join().expect("producer thread").unwrap().len();
+        }
         wait_caught_up(
             &kafka,
             &[("g.pass", "orders")],

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 pub mod run;
 pub mod test;
+pub mod validate;
 
 /// Partita runs WebAssembly stream processors on Kafka partitions.
 #[derive(Debug, Parser)]
@@ -24,6 +25,9 @@ pub enum Command {
     Test(test::TestArgs),
     /// Run a pipeline file against Kafka.
     Run(run::RunArgs),
+    /// Compare two topics (legacy output, new output) by business key
+    /// within a time window; exit 0 when they agree.
+    Validate(Box<validate::ValidateArgs>),
 }
 
 /// Sets up `tracing` logging to stderr, filtered by `filter`, else by

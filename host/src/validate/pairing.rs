@@ -1,0 +1,450 @@
+//! Windowed pairing of the left and right records by business key.
+//!
+//! Records come in event-time order (each side's partitions merged by
+//! timestamp, then the two sides merged the same way, left first on a
+//! tie). Stream time is the largest timestamp seen. A record pairs with the
+//! earliest unpaired record of the other side with the same key whose
+//! timestamp is within `window` of its own; a pair is a `match` when the
+//! values are equal under the rules, else a `mismatch`. A record that
+//! finds no partner waits; once stream time passes its timestamp +
+//! `window` + `grace` it is declared: `duplicate` when its side had
+//! another record with the same key within `window` (more records for the
+//! key on one side than on the other), else `only_left` / `only_right`. A
+//! record whose own timestamp is already that far behind stream time when
+//! it arrives is `late`: any partner it could have had was declared
+//! before it came. [`Pairing::finish`] declares everything still waiting.
+//!
+//! Waiting records live in a [`StateStore`] (the durable store of `partita
+//! run`, so memory stays bounded however many records wait), under three
+//! kinds of keys:
+//!
+//! - `p side key ts seq` → the waiting record (partition, offset, value);
+//! - `e ts seq` → `side key`: when each record expires;
+//! - `l side key` → the timestamp of the side's last record with that key
+//!   (for duplicates), removed when that record expires.
+
+use anyhow::Context;
+
+use super::diff::{Difference, Parsed, Rules, compare};
+use crate::state::{ChangeSet, StateStore};
+
+/// Which topic a record comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Side {
+    /// `--left`: the legacy output.
+    Left,
+    /// `--right`: the new output.
+    Right,
+}
+
+impl Side {
+    fn byte(self) -> u8 {
+        match self {
+            Side::Left => b'L',
+            Side::Right => b'R',
+        }
+    }
+
+    fn from_byte(b: u8) -> Option<Side> {
+        match b {
+            b'L' => Some(Side::Left),
+            b'R' => Some(Side::Right),
+            _ => None,
+        }
+    }
+
+    /// The other side.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Left => Side::Right,
+            Side::Right => Side::Left,
+        }
+    }
+
+    /// `left` or `right`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Left => "left",
+            Side::Right => "right",
+        }
+    }
+}
+
+/// Where every record ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    /// Paired, equal values.
+    Match,
+    /// Paired, values differ.
+    Mismatch,
+    /// Only on the left within the window.
+    OnlyLeft,
+    /// Only on the right within the window.
+    OnlyRight,
+    /// More records for its key within a window on its side than on the
+    /// other.
+    Duplicate,
+    /// Arrived after its window closed, beyond the grace period.
+    Late,
+}
+
+impl Class {
+    /// Every class, in report order.
+    pub const ALL: [Class; 6] = [
+        Class::Match,
+        Class::Mismatch,
+        Class::OnlyLeft,
+        Class::OnlyRight,
+        Class::Duplicate,
+        Class::Late,
+    ];
+
+    /// The class's name in reports and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Match => "match",
+            Class::Mismatch => "mismatch",
+            Class::OnlyLeft => "only_left",
+            Class::OnlyRight => "only_right",
+            Class::Duplicate => "duplicate",
+            Class::Late => "late",
+        }
+    }
+
+    fn only(side: Side) -> Class {
+        match side {
+            Side::Left => Class::OnlyLeft,
+            Side::Right => Class::OnlyRight,
+        }
+    }
+}
+
+/// One record as read: where from, when, and its business key and value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Its side.
+    pub side: Side,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Its timestamp (event time), in ms.
+    pub timestamp: i64,
+    /// Its business key ([`super::key::BusinessKey::bytes`]).
+    pub key: Vec<u8>,
+    /// Its value.
+    pub value: Option<Vec<u8>>,
+}
+
+/// A decision about one record, or about a pair.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A left and a right record paired.
+    Pair {
+        /// The left record.
+        left: Seen,
+        /// The right record.
+        right: Seen,
+        /// `None` for a match.
+        difference: Option<Difference>,
+    },
+    /// A record that ends alone.
+    Single {
+        /// `OnlyLeft`, `OnlyRight`, `Duplicate` or `Late`.
+        class: Class,
+        /// The record.
+        record: Seen,
+    },
+}
+
+impl Outcome {
+    /// Its class.
+    pub fn class(&self) -> Class {
+        match self {
+            Outcome::Pair {
+                difference: None, ..
+            } => Class::Match,
+            Outcome::Pair { .. } => Class::Mismatch,
+            Outcome::Single { class, .. } => *class,
+        }
+    }
+}
+
+/// The windowed pairing; see the module docs.
+pub struct Pairing<S: StateStore> {
+    store: S,
+    window: i64,
+    grace: i64,
+    rules: Rules,
+    stream_time: Option<i64>,
+    seq: u64,
+    waiting: u64,
+}
+
+fn ts_bytes(ts: i64) -> [u8; 8] {
+    ((ts as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn ts_from(b: &[u8]) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    (u64::from_be_bytes(a) ^ (1 << 63)) as i64
+}
+
+fn side_key(prefix: u8, side: Side, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 6);
+    k.push(prefix);
+    k.push(side.byte());
+    k.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+fn pending_key(side: Side, key: &[u8], ts: i64, seq: u64) -> Vec<u8> {
+    let mut k = side_key(b'p', side, key);
+    k.extend_from_slice(&ts_bytes(ts));
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn expiry_key(ts: i64, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(17);
+    k.push(b'e');
+    k.extend_from_slice(&ts_bytes(ts));
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// A waiting record's value: partition, offset, duplicate flag, value.
+fn encode_waiting(r: &Seen, duplicate: bool) -> Vec<u8> {
+    let mut v = Vec::with_capacity(14 + r.value.as_ref().map_or(0, Vec::len));
+    v.extend_from_slice(&r.partition.to_be_bytes());
+    v.extend_from_slice(&r.offset.to_be_bytes());
+    v.push(u8::from(duplicate));
+    match &r.value {
+        Some(value) => {
+            v.push(1);
+            v.extend_from_slice(value);
+        }
+        None => v.push(0),
+    }
+    v
+}
+
+fn decode_waiting(side: Side, key: &[u8], ts: i64, v: &[u8]) -> anyhow::Result<(Seen, bool)> {
+    anyhow::ensure!(v.len() >= 14, "a waiting record of {} bytes", v.len());
+    let partition = i32::from_be_bytes(v[0..4].try_into()?);
+    let offset = i64::from_be_bytes(v[4..12].try_into()?);
+    let duplicate = v[12] == 1;
+    let value = (v[13] == 1).then(|| v[14..].to_vec());
+    Ok((
+        Seen {
+            side,
+            partition,
+            offset,
+            timestamp: ts,
+            key: key.to_vec(),
+            value,
+        },
+        duplicate,
+    ))
+}
+
+impl<S: StateStore> Pairing<S> {
+    /// A pairing of records within `window_ms`, declared `grace_ms` after
+    /// their window closes, compared under `rules`, waiting in `store`
+    /// (which must be empty).
+    pub fn new(store: S, window_ms: i64, grace_ms: i64, rules: Rules) -> Self {
+        Pairing {
+            store,
+            window: window_ms.max(0),
+            grace: grace_ms.max(0),
+            rules,
+            stream_time: None,
+            seq: 0,
+            waiting: 0,
+        }
+    }
+
+    /// Records waiting for a partner.
+    pub fn waiting(&self) -> u64 {
+        self.waiting
+    }
+
+    /// The largest timestamp seen.
+    pub fn stream_time(&self) -> Option<i64> {
+        self.stream_time
+    }
+
+    /// Takes one record (in event-time order) and reports every decision
+    /// it brings to `out`: its own pairing or lateness, and the records
+    /// that stream time has now passed.
+    pub fn push(&mut self, r: Seen, out: &mut impl FnMut(Outcome)) -> anyhow::Result<()> {
+        let horizon = self.window + self.grace;
+        if let Some(st) = self.stream_time
+            && r.timestamp.saturating_add(horizon) < st
+        {
+            out(Outcome::Single {
+                class: Class::Late,
+                record: r,
+            });
+            return Ok(());
+        }
+        let mut changes = ChangeSet::new();
+        let other = r.side.other();
+        // The earliest waiting record of the other side within the window.
+        let mut lo = side_key(b'p', other, &r.key);
+        let mut hi = lo.clone();
+        lo.extend_from_slice(&ts_bytes(r.timestamp.saturating_sub(self.window)));
+        hi.extend_from_slice(&ts_bytes(r.timestamp.saturating_add(self.window)));
+        hi.extend_from_slice(&[0xff; 9]);
+        let partner = self
+            .store
+            .scan(&lo, Some(&hi), 1)
+            .context("reading the waiting records")?
+            .pop();
+        let last_key = side_key(b'l', r.side, &r.key);
+        match partner {
+            Some((pk, pv)) => {
+                let prefix = side_key(b'p', other, &r.key).len();
+                let ts = ts_from(&pk[prefix..]);
+                let (found, _) = decode_waiting(other, &r.key, ts, &pv)?;
+                // Its expiry entry stays: at expiry it only clears the
+                // side's last-seen timestamp.
+                changes.insert(pk, None);
+                self.waiting -= 1;
+                let (left, right) = match r.side {
+                    Side::Left => (r.clone(), found),
+                    Side::Right => (found, r.clone()),
+                };
+                let difference = compare(
+                    &Parsed::new(left.value.as_deref()),
+                    &Parsed::new(right.value.as_deref()),
+                    &self.rules,
+                );
+                out(Outcome::Pair {
+                    left,
+                    right,
+                    difference,
+                });
+            }
+            None => {
+                let last = self
+                    .store
+                    .get(&last_key)
+                    .context("reading the waiting records")?
+                    .map(|v| ts_from(&v));
+                let duplicate = last.is_some_and(|t| (r.timestamp - t).abs() <= self.window);
+                changes.insert(
+                    pending_key(r.side, &r.key, r.timestamp, self.seq),
+                    Some(encode_waiting(&r, duplicate)),
+                );
+                self.waiting += 1;
+            }
+        }
+        // Every record has an expiry entry: a waiting one is declared
+        // then, and the side's last-seen timestamp of the key is cleared
+        // if it is still this record's.
+        let mut expiry_value = vec![r.side.byte()];
+        expiry_value.extend_from_slice(&r.key);
+        changes.insert(expiry_key(r.timestamp, self.seq), Some(expiry_value));
+        changes.insert(last_key, Some(ts_bytes(r.timestamp).to_vec()));
+        self.seq += 1;
+        self.store
+            .commit(&changes)
+            .context("writing the waiting records")?;
+        if self.stream_time.is_none_or(|st| r.timestamp > st) {
+            self.stream_time = Some(r.timestamp);
+        }
+        self.expire(out)
+    }
+
+    /// Moves stream time to `to` (if later) and declares what it passes:
+    /// for a side that stays idle while the wall clock runs.
+    pub fn advance(&mut self, to: i64, out: &mut impl FnMut(Outcome)) -> anyhow::Result<()> {
+        if self.stream_time.is_none_or(|st| to > st) {
+            self.stream_time = Some(to);
+        }
+        self.expire(out)
+    }
+
+    /// Declares every record still waiting (the input ended).
+    pub fn finish(&mut self, out: &mut impl FnMut(Outcome)) -> anyhow::Result<()> {
+        self.declare_until(None, out)
+    }
+
+    fn expire(&mut self, out: &mut impl FnMut(Outcome)) -> anyhow::Result<()> {
+        let Some(st) = self.stream_time else {
+            return Ok(());
+        };
+        // Expired: ts + window + grace < stream time.
+        let limit = st.saturating_sub(self.window + self.grace);
+        self.declare_until(Some(limit), out)
+    }
+
+    /// Declares the records with a timestamp below `limit` (all when
+    /// `None`), in expiry order.
+    fn declare_until(
+        &mut self,
+        limit: Option<i64>,
+        out: &mut impl FnMut(Outcome),
+    ) -> anyhow::Result<()> {
+        let end = match limit {
+            Some(l) => {
+                let mut e = vec![b'e'];
+                e.extend_from_slice(&ts_bytes(l));
+                e
+            }
+            None => vec![b'f'],
+        };
+        loop {
+            let due = self
+                .store
+                .scan(b"e", Some(&end), 256)
+                .context("reading the waiting records")?;
+            if due.is_empty() {
+                return Ok(());
+            }
+            let mut changes = ChangeSet::new();
+            for (ek, ev) in due {
+                let ts = ts_from(&ek[1..9]);
+                let seq = u64::from_be_bytes(ek[9..17].try_into()?);
+                let side = ev
+                    .first()
+                    .and_then(|b| Side::from_byte(*b))
+                    .context("an expiry entry without a side")?;
+                let key = &ev[1..];
+                let pk = pending_key(side, key, ts, seq);
+                if let Some(pv) = self.store.get(&pk).context("reading the waiting records")? {
+                    let (record, duplicate) = decode_waiting(side, key, ts, &pv)?;
+                    changes.insert(pk, None);
+                    self.waiting -= 1;
+                    out(Outcome::Single {
+                        class: if duplicate {
+                            Class::Duplicate
+                        } else {
+                            Class::only(side)
+                        },
+                        record,
+                    });
+                }
+                let lk = side_key(b'l', side, key);
+                if self
+                    .store
+                    .get(&lk)
+                    .context("reading the waiting records")?
+                    .is_some_and(|v| ts_from(&v) == ts)
+                {
+                    changes.insert(lk, None);
+                }
+                changes.insert(ek, None);
+            }
+            self.store
+                .commit(&changes)
+                .context("writing the waiting records")?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

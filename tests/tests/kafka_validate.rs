@@ -1,0 +1,338 @@
+//! `partita validate` against the real broker: every class, exactly, on
+//! inputs with known injected differences; the two sides keyed and
+//! partitioned differently; ignores, tolerances and the exit threshold;
+//! bad usage.
+
+use std::time::Duration;
+
+use partita_tests::broker::Broker;
+use partita_tests::kafka::{Kafka, Record};
+use partita_tests::partita::{Finished, run_to_end};
+use serde_json::Value;
+
+const BASE: i64 = 1_700_000_000_000;
+
+/// An order as JSON, with a processing timestamp that differs per side.
+fn order(id: u64, amount: f64, processed_at: i64) -> String {
+    format!(
+        r#"{{"id": {id}, "customer": "c{:03}", "amount": {amount}, "processed_at": {processed_at}}}"#,
+        id % 7
+    )
+}
+
+fn at(mut r: Record, ts: i64) -> Record {
+    r.timestamp = Some(ts);
+    r
+}
+
+fn validate(bootstrap: &str, extra: &[&str]) -> (Finished, Value) {
+    let mut args = vec!["validate", "--bootstrap", bootstrap, "--format", "json"];
+    args.extend_from_slice(extra);
+    let finished = run_to_end(&args, Duration::from_secs(120)).unwrap();
+    let json = finished
+        .output
+        .lines()
+        .find(|l| l.starts_with("{\"counts\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap_or(Value::Null);
+    (finished, json)
+}
+
+fn counts(summary: &Value) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = summary["counts"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no counts in {summary}"))
+        .iter()
+        .map(|(k, n)| (k.clone(), n.as_u64().unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// 200 orders on the left (legacy: keyed by customer, 3 partitions) and
+/// on the right (new: null Kafka keys, 2 partitions), with the right side
+/// a little later and processed at other times.
+fn produce_both(kafka: &Kafka, left: &str, right: &str, right_amount: impl Fn(u64) -> f64) {
+    let mut l = Vec::new();
+    let mut r = Vec::new();
+    for id in 0..200u64 {
+        let ts = BASE + id as i64 * 100;
+        let customer = format!("c{:03}", id % 7);
+        l.push(at(
+            Record::new(&customer, &order(id, id as f64 * 1.5, 1)),
+            ts,
+        ));
+        let mut rec = Record::new("", &order(id, right_amount(id), 2));
+        rec.key = None;
+        r.push(at(rec, ts + 300));
+    }
+    kafka.produce(left, l).unwrap();
+    kafka.produce(right, r).unwrap();
+}
+
+#[test]
+fn a_clean_run_matches_everything_across_keys_and_partition_counts() {
+    let broker = Broker::start().unwrap();
+    let kafka = broker.kafka();
+    kafka.create_topic("legacy", 3).unwrap();
+    kafka.create_topic("new", 2).unwrap();
+    produce_both(&kafka, "legacy", "new", |id| id as f64 * 1.5);
+    let bs = broker.bootstrap();
+
+    let (run, summary) = validate(
+        &bs,
+        &[
+            "--left",
+            "legacy",
+            "--right",
+            "new",
+            "--key",
+            "/id",
+            "--ignore",
+            "/processed_at",
+        ],
+    );
+    assert!(run.status.success(), "{}", run.output);
+    assert_eq!(summary["total_left"], 200);
+    assert_eq!(summary["total_right"], 200);
+    assert_eq!(summary["mismatch_share"], 0.0);
+    assert_eq!(
+        counts(&summary),
+        [
+            ("duplicate".into(), 0),
+            ("late".into(), 0),
+            ("match".into(), 400),
+            ("mismatch".into(), 0),
+            ("only_left".into(), 0),
+            ("only_right".into(), 0)
+        ]
+    );
+
+    // Without the ignore, the processing timestamps differ everywhere.
+    let (run, summary) = validate(&bs, &["--left", "legacy", "--right", "new", "--key", "/id"]);
+    assert_eq!(run.status.code(), Some(1), "{}", run.output);
+    assert_eq!(summary["counts"]["mismatch"], 400);
+    assert_eq!(summary["fields"][0]["field"], "/processed_at");
+    assert_eq!(summary["fields"][0]["mismatches"], 200);
+
+    // Matched by the Kafka key, the right side (null keys) finds nothing,
+    // and says why.
+    let (run, summary) = validate(&bs, &["--left", "legacy", "--right", "new"]);
+    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(summary["counts"]["match"], 0, "{summary}");
+    assert_eq!(summary["incomplete_keys"]["right"], 200);
+}
+
+#[test]
+fn every_class_is_counted_exactly_and_the_report_is_written() {
+    let broker = Broker::start().unwrap();
+    let kafka = broker.kafka();
+    kafka.create_topic("legacy", 3).unwrap();
+    kafka.create_topic("new", 2).unwrap();
+    let bs = broker.bootstrap();
+    let rec = |id: u64, amount: f64, ts: i64| {
+        at(
+            Record::new(&format!("o{id}"), &order(id, amount, 0)),
+            BASE + ts,
+        )
+    };
+    // The left side: ids 0..10 at 1 s apart.
+    let left: Vec<Record> = (0..10).map(|id| rec(id, 10.0, id as i64 * 1000)).collect();
+    let mut right = Vec::new();
+    for id in 0..10u64 {
+        let ts = id as i64 * 1000 + 100;
+        match id {
+            // A changed amount.
+            2 => right.push(rec(id, 10.25, ts)),
+            // Missing on the right.
+            3 => {}
+            // A rounding difference within the tolerance.
+            4 => right.push(rec(id, 10.001, ts)),
+            // Twice on the right.
+            5 => {
+                right.push(rec(id, 10.0, ts));
+                right.push(rec(id, 10.0, ts + 50));
+            }
+            _ => right.push(rec(id, 10.0, ts)),
+        }
+    }
+    // Only on the right.
+    right.push(rec(100, 1.0, 9_500));
+    // Out of order in one partition (one Kafka key): stream time reaches
+    // 20 s, then a record 5.5 s behind it, within window (2 s) + grace
+    // (4 s), still pairs; then one 15 s behind it is late.
+    let tail = |id, ts| {
+        let mut r = rec(id, if id == 101 { 1.0 } else { 7.0 }, ts);
+        r.key = Some(b"tail".to_vec());
+        r
+    };
+    right.push(tail(101, 20_000));
+    right.push(tail(102, 14_500));
+    right.push(tail(103, 5_000));
+    let mut left = left;
+    left.push(rec(102, 7.0, 14_600));
+    left.push(rec(101, 1.0, 20_000));
+    kafka.produce("legacy", left).unwrap();
+    kafka.produce("new", right).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.html");
+    let diffs = dir.path().join("diffs.jsonl");
+    let (run, summary) = validate(
+        &bs,
+        &[
+            "--left",
+            "legacy",
+            "--right",
+            "new",
+            "--key",
+            "/id",
+            "--window",
+            "2s",
+            "--grace",
+            "4s",
+            "--tolerance",
+            "/amount=0.5%",
+            "--report",
+            report.to_str().unwrap(),
+            "--diffs",
+            diffs.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", run.output);
+    assert_eq!(
+        counts(&summary),
+        [
+            ("duplicate".into(), 1),
+            ("late".into(), 1),
+            // 0, 1, 4, 5, 6, 7, 8, 9, 101, 102: ten pairs.
+            ("match".into(), 20),
+            ("mismatch".into(), 2),
+            ("only_left".into(), 1),
+            ("only_right".into(), 1)
+        ],
+        "{summary}"
+    );
+    assert_eq!(summary["total_left"], 12);
+    assert_eq!(summary["total_right"], 14);
+    let mismatch = &summary["examples"]["mismatch"][0];
+    assert_eq!(mismatch["key"], "2");
+    assert_eq!(mismatch["diff"][0]["field"], "/amount");
+    assert_eq!(mismatch["diff"][0]["right"], 10.25);
+    assert_eq!(summary["examples"]["only_left"][0]["key"], "3");
+    assert_eq!(summary["examples"]["only_right"][0]["key"], "100");
+    assert_eq!(summary["examples"]["duplicate"][0]["key"], "5");
+    assert_eq!(summary["examples"]["late"][0]["key"], "103");
+
+    let lines: Vec<Value> = std::fs::read_to_string(&diffs)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut classes: Vec<&str> = lines.iter().map(|l| l["class"].as_str().unwrap()).collect();
+    classes.sort_unstable();
+    assert_eq!(
+        classes,
+        ["duplicate", "late", "mismatch", "only_left", "only_right"],
+        "every non-match, once"
+    );
+    let page = std::fs::read_to_string(&report).unwrap();
+    assert!(page.contains(r#"<span id="verdict" class="verdict fail">FAIL</span>"#));
+    assert!(page.contains(r#"<tr data-class="late"><td>late</td><td class="n">1</td>"#));
+
+    // The same input, twice: the same counts (the merge does not depend on
+    // how fetches interleave).
+    let (_, again) = validate(
+        &bs,
+        &[
+            "--left",
+            "legacy",
+            "--right",
+            "new",
+            "--key",
+            "/id",
+            "--window",
+            "2s",
+            "--grace",
+            "4s",
+            "--tolerance",
+            "/amount=0.5%",
+        ],
+    );
+    assert_eq!(counts(&again), counts(&summary));
+
+    // A threshold above the share passes; the text summary says so.
+    let share = summary["mismatch_share"].as_f64().unwrap();
+    let run = run_to_end(
+        &[
+            "validate",
+            "--bootstrap",
+            &bs,
+            "--left",
+            "legacy",
+            "--right",
+            "new",
+            "--key",
+            "/id",
+            "--window",
+            "2s",
+            "--grace",
+            "4s",
+            "--tolerance",
+            "/amount=0.5%",
+            "--max-mismatch",
+            &format!("{}", share + 0.01),
+        ],
+        Duration::from_secs(120),
+    )
+    .unwrap();
+    assert!(run.status.success(), "{}", run.output);
+    assert!(run.output.contains(": PASS"), "{}", run.output);
+}
+
+#[test]
+fn bad_usage_and_an_unreachable_broker_exit_2_with_a_clear_message() {
+    let broker = Broker::start().unwrap();
+    let kafka = broker.kafka();
+    kafka.create_topic("legacy", 1).unwrap();
+    kafka.create_topic("new", 1).unwrap();
+    let bs = broker.bootstrap();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--left", "legacy", "--right", "nope"],
+            "error: --right: topic nope does not exist",
+        ),
+        (
+            &["--left", "legacy", "--right", "new", "--key", "id"],
+            "error: --key: `id` is not a JSON pointer: it must start with /",
+        ),
+        (
+            &["--left", "legacy", "--right", "new", "--window", "2"],
+            "error: --window: `2` has no unit (write 500ms, 2s, 1m or 1h)",
+        ),
+        (
+            &["--left", "legacy", "--right", "new", "--tolerance", "/a=x"],
+            "error: --tolerance /a=x: `x` is not a number or a percentage",
+        ),
+        (
+            &["--left", "legacy", "--right", "new", "--ignore", "a"],
+            "error: --ignore: `a` is not a JSON pointer: it must start with /",
+        ),
+    ];
+    for (extra, message) in cases {
+        let (run, _) = validate(&bs, extra);
+        assert_eq!(run.status.code(), Some(2), "{extra:?}: {}", run.output);
+        assert!(run.output.contains(message), "{extra:?}: {}", run.output);
+    }
+    let free = partita_tests::broker::free_port().unwrap();
+    let (run, _) = validate(
+        &format!("127.0.0.1:{free}"),
+        &["--left", "legacy", "--right", "new"],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", run.output);
+    assert!(
+        run.output.contains("error: cannot reach the cluster"),
+        "{}",
+        run.output
+    );
+}
