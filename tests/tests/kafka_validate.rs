@@ -336,3 +336,91 @@ fn bad_usage_and_an_unreachable_broker_exit_2_with_a_clear_message() {
         run.output
     );
 }
+
+#[test]
+fn csv_on_the_left_is_compared_with_json_on_the_right_through_a_normalizing_processor() {
+    let broker = Broker::start().unwrap();
+    let kafka = broker.kafka();
+    kafka.create_topic("legacy.csv", 2).unwrap();
+    kafka.create_topic("new.json", 3).unwrap();
+    let bs = broker.bootstrap();
+    let mut left = Vec::new();
+    let mut right = Vec::new();
+    for id in 0..50u64 {
+        let ts = BASE + id as i64 * 10;
+        let amount = if id == 7 { "12.00" } else { "12.50" };
+        left.push(at(
+            Record::new(
+                &format!("c{}", id % 5),
+                &format!("{id},c{},{amount},FR", id % 5),
+            ),
+            ts,
+        ));
+        right.push(at(
+            Record::new(
+                &format!("{id}"),
+                &format!(
+                    r#"{{"country": "FR", "id": {id}, "customer": "c{}", "amount": 12.5}}"#,
+                    id % 5
+                ),
+            ),
+            ts + 5,
+        ));
+    }
+    // A line the legacy system wrote broken: rejected by the processor,
+    // reported, not compared.
+    left.push(at(Record::new("c0", "broken;line"), BASE + 600));
+    kafka.produce("legacy.csv", left).unwrap();
+    kafka.produce("new.json", right).unwrap();
+    let csv_to_json = partita_tests::wasm::component("csv-to-json");
+    let (run, summary) = validate(
+        &bs,
+        &[
+            "--left",
+            "legacy.csv",
+            "--right",
+            "new.json",
+            "--key",
+            "/id",
+            "--left-processor",
+            csv_to_json.to_str().unwrap(),
+            "--left-config",
+            "columns=id,customer,amount,country",
+            "--left-config",
+            "numeric=id,amount",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", run.output);
+    assert_eq!(summary["counts"]["match"], 98, "{summary}");
+    assert_eq!(summary["counts"]["mismatch"], 2, "{summary}");
+    assert_eq!(summary["examples"]["mismatch"][0]["key"], "7");
+    assert_eq!(
+        summary["examples"]["mismatch"][0]["diff"][0]["field"],
+        "/amount"
+    );
+    assert_eq!(summary["processor_rejected"]["left"], 1);
+    assert!(
+        run.output.contains("--left-processor: legacy.csv/"),
+        "the rejection is shown: {}",
+        run.output
+    );
+
+    // A processor that cannot be loaded is a usage error.
+    let (run, _) = validate(
+        &bs,
+        &[
+            "--left",
+            "legacy.csv",
+            "--right",
+            "new.json",
+            "--left-processor",
+            "/nope.wasm",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", run.output);
+    assert!(
+        run.output.contains("error: --left-processor:"),
+        "{}",
+        run.output
+    );
+}

@@ -91,6 +91,19 @@ pub struct ValidateArgs {
     /// removed at the end).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// A processor (.wasm) run over the left side's records before they
+    /// are keyed and compared (for example csv-to-json).
+    #[arg(long, value_name = "FILE.wasm")]
+    pub left_processor: Option<PathBuf>,
+    /// A configuration entry of the left processor (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", requires = "left_processor")]
+    pub left_config: Vec<String>,
+    /// A processor (.wasm) run over the right side's records first.
+    #[arg(long, value_name = "FILE.wasm")]
+    pub right_processor: Option<PathBuf>,
+    /// A configuration entry of the right processor (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", requires = "right_processor")]
+    pub right_config: Vec<String>,
     /// Memory of the store of waiting records, in MiB.
     #[arg(long, default_value_t = 256, value_name = "MIB")]
     pub state_memory_mb: usize,
@@ -253,7 +266,25 @@ fn options(args: &ValidateArgs) -> Result<Options, ValidateError> {
             args.left
         )));
     }
+    let processor = |path: &Option<PathBuf>, config: &[String], flag: &str| {
+        let Some(path) = path else {
+            return Ok(None);
+        };
+        let config = config
+            .iter()
+            .map(|c| match c.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                _ => Err(usage(format!("{flag}: `{c}` is not KEY=VALUE"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((path.clone(), config)))
+    };
+    let processors = [
+        processor(&args.left_processor, &args.left_config, "--left-config")?,
+        processor(&args.right_processor, &args.right_config, "--right-config")?,
+    ];
     Ok(Options {
+        processors,
         client,
         left: args.left.clone(),
         right: args.right.clone(),

@@ -12,6 +12,7 @@
 //! - [`diff`]: field-level comparison with ignores and tolerances.
 //! - [`pairing`]: the windowed pairing and the classes.
 //! - [`source`]: reading one side in timestamp order.
+//! - [`normalize`]: a side's normalizing processor.
 //! - [`summary`]: counts, examples, JSON and text.
 //! - [`report`]: the self-contained HTML report.
 
@@ -29,6 +30,7 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 
 pub mod diff;
 pub mod key;
+pub mod normalize;
 pub mod pairing;
 pub mod report;
 pub mod source;
@@ -100,6 +102,9 @@ pub struct Options {
     pub diffs: Option<DiffSink>,
     /// How often to print a progress line on stderr (`None`: never).
     pub progress_every: Option<Duration>,
+    /// Per side (left, right), a normalizing processor and its
+    /// configuration.
+    pub processors: [Option<(PathBuf, Vec<(String, String)>)>; 2],
 }
 
 /// Runs a validation until both inputs end (or, following, until `stop`
@@ -113,16 +118,41 @@ pub fn run(options: Options, stop: Arc<AtomicBool>) -> Result<Summary, ValidateE
         .set("group.id", "partita-validate")
         .set("auto.offset.reset", "earliest");
     let idle = (options.window + options.grace).max(Duration::from_secs(1));
-    let spec = |side: Side, topic: &str| SourceSpec {
-        side,
-        topic: topic.to_string(),
-        from: options.from,
-        until: options.until,
-        key: options.key.clone(),
-        idle,
+    let engine = if options.processors.iter().any(Option::is_some) {
+        Some(
+            crate::engine::Engine::new(crate::pipeline::default_engine_config()).map_err(
+                |source| ValidateError::Local {
+                    what: "cannot start the Wasm engine".into(),
+                    source,
+                },
+            )?,
+        )
+    } else {
+        None
     };
-    let left_spec = spec(Side::Left, &options.left);
-    let right_spec = spec(Side::Right, &options.right);
+    let spec = |side: Side, topic: &str| -> Result<SourceSpec, ValidateError> {
+        let index = usize::from(side == Side::Right);
+        let normalizer = match (&options.processors[index], &engine) {
+            (Some((path, config)), Some(engine)) => Some(normalize::Normalizer::load(
+                engine,
+                path,
+                config,
+                &format!("--{}-processor", side.name()),
+            )?),
+            _ => None,
+        };
+        Ok(SourceSpec {
+            side,
+            topic: topic.to_string(),
+            from: options.from,
+            until: options.until,
+            key: options.key.clone(),
+            idle,
+            normalizer,
+        })
+    };
+    let left_spec = spec(Side::Left, &options.left)?;
+    let right_spec = spec(Side::Right, &options.right)?;
     let left_open = source::open(&client, &left_spec)?;
     let right_open = source::open(&client, &right_spec)?;
 
@@ -205,6 +235,10 @@ pub fn run(options: Options, stop: Arc<AtomicBool>) -> Result<Summary, ValidateE
         summary.incomplete_keys = (
             stats[0].incomplete_keys.load(Relaxed),
             stats[1].incomplete_keys.load(Relaxed),
+        );
+        summary.normalizer_rejected = (
+            stats[0].rejected.load(Relaxed),
+            stats[1].rejected.load(Relaxed),
         );
         summary.rates = (
             summary.total_left as f64 / seconds,

@@ -28,6 +28,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use super::ValidateError;
 use super::diff::Parsed;
 use super::key::KeySpec;
+use super::normalize::{Normalized, Normalizer};
 use super::pairing::{Seen, Side};
 use crate::kafka::client::LogContext;
 
@@ -73,6 +74,8 @@ pub struct SourceSpec {
     /// When following, how long a partition may have nothing before the
     /// merge passes it over.
     pub idle: Duration,
+    /// The side's normalizing processor, if any.
+    pub normalizer: Option<Normalizer>,
 }
 
 /// A chunk of one side's records, in timestamp order; an empty chunk means
@@ -87,7 +90,12 @@ pub struct SourceStats {
     /// Records whose business key was incomplete (null Kafka key, missing
     /// field, value not JSON).
     pub incomplete_keys: AtomicU64,
+    /// Records the normalizing processor rejected or failed on.
+    pub rejected: AtomicU64,
 }
+
+/// Rejections by the normalizing processor printed on stderr at most.
+const REJECTIONS_SHOWN: u64 = 10;
 
 struct PartitionBuf {
     partition: i32,
@@ -199,7 +207,7 @@ pub fn open(config: &ClientConfig, spec: &SourceSpec) -> Result<Opened, Validate
 /// until its end (or, following, until `stop`); returns when done.
 pub fn read(
     opened: Opened,
-    spec: SourceSpec,
+    mut spec: SourceSpec,
     out: SyncSender<Chunk>,
     stats: Arc<SourceStats>,
     stop: Arc<AtomicBool>,
@@ -271,24 +279,51 @@ pub fn read(
                     continue;
                 }
                 p.next = m.offset() + 1;
-                let value = m.payload().map(<[u8]>::to_vec);
-                let parsed = match &spec.key {
-                    KeySpec::Record => Parsed::Null,
-                    KeySpec::Fields(_) => Parsed::new(value.as_deref()),
+                let timestamp = m.timestamp().to_millis().unwrap_or(0);
+                let records = match spec.normalizer.as_mut() {
+                    None => vec![Normalized {
+                        key: m.key().map(<[u8]>::to_vec),
+                        value: m.payload().map(<[u8]>::to_vec),
+                        timestamp,
+                    }],
+                    Some(n) => {
+                        match n.apply(m.partition(), m.offset(), timestamp, m.key(), m.payload()) {
+                            Ok(records) => records,
+                            Err(why) => {
+                                let n = stats.rejected.fetch_add(1, Relaxed) + 1;
+                                if n <= REJECTIONS_SHOWN {
+                                    eprintln!(
+                                        "validate: --{}-processor: {}/{} offset {}: {why}",
+                                        spec.side.name(),
+                                        spec.topic,
+                                        m.partition(),
+                                        m.offset()
+                                    );
+                                }
+                                Vec::new()
+                            }
+                        }
+                    }
                 };
-                let key = spec.key.key_of(m.key(), &parsed);
-                if !key.complete {
-                    stats.incomplete_keys.fetch_add(1, Relaxed);
+                for r in records {
+                    let parsed = match &spec.key {
+                        KeySpec::Record => Parsed::Null,
+                        KeySpec::Fields(_) => Parsed::new(r.value.as_deref()),
+                    };
+                    let key = spec.key.key_of(r.key.as_deref(), &parsed);
+                    if !key.complete {
+                        stats.incomplete_keys.fetch_add(1, Relaxed);
+                    }
+                    stats.records.fetch_add(1, Relaxed);
+                    p.records.push_back(Seen {
+                        side: spec.side,
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        timestamp: r.timestamp,
+                        key: key.bytes,
+                        value: r.value,
+                    });
                 }
-                stats.records.fetch_add(1, Relaxed);
-                p.records.push_back(Seen {
-                    side: spec.side,
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    timestamp: m.timestamp().to_millis().unwrap_or(0),
-                    key: key.bytes,
-                    value,
-                });
                 if !p.paused && p.records.len() >= HIGH_WATER {
                     resume(&consumer, &spec.topic, p.partition, false)?;
                     p.paused = true;

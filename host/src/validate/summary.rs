@@ -34,6 +34,9 @@ pub struct Summary {
     pub examples: BTreeMap<Class, Vec<Value>>,
     /// Records whose business key was incomplete, per side (left, right).
     pub incomplete_keys: (u64, u64),
+    /// Records each side's normalizing processor rejected or failed on
+    /// (left, right): never compared.
+    pub normalizer_rejected: (u64, u64),
     /// Records per second read on each side (left, right).
     pub rates: (f64, f64),
     /// Seconds the run took.
@@ -116,6 +119,7 @@ impl Summary {
             "fields": fields,
             "examples": examples,
             "incomplete_keys": {"left": self.incomplete_keys.0, "right": self.incomplete_keys.1},
+            "processor_rejected": {"left": self.normalizer_rejected.0, "right": self.normalizer_rejected.1},
             "records_per_second": {"left": self.rates.0, "right": self.rates.1},
             "seconds": self.seconds,
         })
@@ -156,6 +160,13 @@ impl Summary {
                 "records with an incomplete business key (null Kafka key, missing field, not JSON): \
                  {} left, {} right; they are matched by their null key",
                 self.incomplete_keys.0, self.incomplete_keys.1
+            );
+        }
+        if self.normalizer_rejected != (0, 0) {
+            let _ = writeln!(
+                s,
+                "records the normalizing processors rejected (not compared): {} left, {} right",
+                self.normalizer_rejected.0, self.normalizer_rejected.1
             );
         }
         let top = self.top_fields();
