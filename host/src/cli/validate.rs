@@ -13,7 +13,7 @@ use crate::validate::diff::{Rules, Tolerance, check_pointer};
 use crate::validate::key::KeySpec;
 use crate::validate::report::{self, Title};
 use crate::validate::source::{From, Until};
-use crate::validate::{self, DiffSink, Options, ValidateError};
+use crate::validate::{self, DiffSink, Options, SideProcessor, ValidateError};
 
 /// Exit status when the mismatch share is above `--max-mismatch`.
 const ABOVE_THRESHOLD: u8 = 1;
@@ -277,7 +277,10 @@ fn options(args: &ValidateArgs) -> Result<Options, ValidateError> {
                 _ => Err(usage(format!("{flag}: `{c}` is not KEY=VALUE"))),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some((path.clone(), config)))
+        Ok(Some(SideProcessor {
+            path: path.clone(),
+            config,
+        }))
     };
     let processors = [
         processor(&args.left_processor, &args.left_config, "--left-config")?,

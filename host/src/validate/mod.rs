@@ -102,9 +102,17 @@ pub struct Options {
     pub diffs: Option<DiffSink>,
     /// How often to print a progress line on stderr (`None`: never).
     pub progress_every: Option<Duration>,
-    /// Per side (left, right), a normalizing processor and its
-    /// configuration.
-    pub processors: [Option<(PathBuf, Vec<(String, String)>)>; 2],
+    /// Per side (left, right), a normalizing processor.
+    pub processors: [Option<SideProcessor>; 2],
+}
+
+/// A normalizing processor of one side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SideProcessor {
+    /// The component file.
+    pub path: PathBuf,
+    /// Its configuration, passed to `init`.
+    pub config: Vec<(String, String)>,
 }
 
 /// Runs a validation until both inputs end (or, following, until `stop`
@@ -133,10 +141,10 @@ pub fn run(options: Options, stop: Arc<AtomicBool>) -> Result<Summary, ValidateE
     let spec = |side: Side, topic: &str| -> Result<SourceSpec, ValidateError> {
         let index = usize::from(side == Side::Right);
         let normalizer = match (&options.processors[index], &engine) {
-            (Some((path, config)), Some(engine)) => Some(normalize::Normalizer::load(
+            (Some(p), Some(engine)) => Some(normalize::Normalizer::load(
                 engine,
-                path,
-                config,
+                &p.path,
+                &p.config,
                 &format!("--{}-processor", side.name()),
             )?),
             _ => None,
