@@ -3,6 +3,8 @@
 #   - the wasm32-wasip2 target and every Wasm component (scripts/build-wasm.sh),
 #   - the Tansu broker, built once into a cache outside the checkout
 #     (scripts/install-broker.sh; the tests start their own brokers from it),
+#   - headless Chromium (scripts/install-chromium.sh), for the tests that
+#     look at HTML pages as a person would,
 #   - then `cargo test` over the whole workspace.
 # Extra arguments go to `cargo test` (for example a test name filter).
 set -euo pipefail
@@ -17,6 +19,9 @@ mkdir -p target
 bash scripts/install-broker.sh > target/broker-install.log 2>&1 &
 broker_pid=$!
 trap 'kill $broker_pid 2>/dev/null || true' EXIT
+
+log "headless Chromium"
+export PARTITA_CHROMIUM="$(bash scripts/install-chromium.sh)"
 
 log "Wasm components"
 bash scripts/build-wasm.sh

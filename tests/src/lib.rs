@@ -8,12 +8,15 @@
 //! - [`pipeline`]: pipeline folders, waiting for stages to catch up,
 //!   checking outputs against inputs.
 //! - [`metrics`]: reads a running `partita`'s Prometheus metrics.
+//! - [`browser`]: headless Chromium, to look at HTML pages as a person
+//!   would.
 //! - [`mock`]: librdkafka's mock cluster in a child process, for the
 //!   exactly-once tests (Tansu has no transactions).
 //! - [`process`]: child processes killed when their handle drops.
 //! - [`orders`]: sample legacy data, orders as CSV lines.
 
 pub mod broker;
+pub mod browser;
 pub mod kafka;
 pub mod metrics;
 pub mod mock;

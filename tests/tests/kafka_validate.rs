@@ -236,9 +236,29 @@ fn every_class_is_counted_exactly_and_the_report_is_written() {
         ["duplicate", "late", "mismatch", "only_left", "only_right"],
         "every non-match, once"
     );
-    let page = std::fs::read_to_string(&report).unwrap();
-    assert!(page.contains(r#"<span id="verdict" class="verdict fail">FAIL</span>"#));
-    assert!(page.contains(r#"<tr data-class="late"><td>late</td><td class="n">1</td>"#));
+    // The report as a browser shows it.
+    let url = format!("file://{}", report.display());
+    let dom = partita_tests::browser::rendered_dom(&url).unwrap();
+    assert!(
+        dom.contains(r#"<span id="verdict" class="verdict fail">FAIL</span>"#),
+        "{dom}"
+    );
+    for class in ["mismatch", "only_left", "only_right", "duplicate", "late"] {
+        assert!(
+            dom.contains(&format!(
+                r#"<tr data-class="{class}"><td>{class}</td><td class="n">{}</td>"#,
+                summary["counts"][class]
+            )),
+            "{class} in {dom}"
+        );
+    }
+    assert!(dom.contains("<code>/amount</code>"), "the top field: {dom}");
+    assert!(dom.contains("<rect"), "the timeline: {dom}");
+    let png = dir.path().join("report.png");
+    partita_tests::browser::screenshot(&url, &png, 1000, 1400).unwrap();
+    if let Some(keep) = std::env::var_os("PARTITA_KEEP_SCREENSHOT") {
+        std::fs::copy(&png, keep).unwrap();
+    }
 
     // The same input, twice: the same counts (the merge does not depend on
     // how fetches interleave).

@@ -172,6 +172,16 @@ fn timeline_svg(summary: &Summary) -> String {
             *bad as f64 / *n as f64
         };
         let bh = (share * h).max(if *bad > 0 { 1.0 } else { 0.0 });
+        if *n > 0 {
+            // The slice had records: a pale bar behind, so that a slice
+            // where everything matched shows as one.
+            let _ = writeln!(
+                s,
+                "<rect x=\"{:.1}\" y=\"0\" width=\"{:.1}\" height=\"{h}\" fill=\"#e8f5e9\"/>",
+                i as f64 * bw,
+                (bw - 1.0).max(1.0)
+            );
+        }
         let _ = writeln!(
             s,
             "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{}\"><title>{:.1}% of {n}</title></rect>",
@@ -224,6 +234,10 @@ mod tests {
         assert!(page.contains(
             r#"<tr data-class="only_left"><td>only_left</td><td class="n">1</td><td class="n">25.00%</td></tr>"#
         ));
-        assert_eq!(page.matches("<rect").count(), 3, "one bar per second here");
+        assert_eq!(
+            page.matches("<rect").count(),
+            5,
+            "a bar per second here, with a pale one behind those with records"
+        );
     }
 }
