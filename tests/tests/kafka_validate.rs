@@ -12,6 +12,23 @@ use serde_json::Value;
 
 const BASE: i64 = 1_700_000_000_000;
 
+/// The settings of the every-class test: 2 s windows, 4 s of grace, half a
+/// percent of tolerance on amounts.
+const EVERY_CLASS: &[&str] = &[
+    "--left",
+    "legacy",
+    "--right",
+    "new",
+    "--key",
+    "/id",
+    "--window",
+    "2s",
+    "--grace",
+    "4s",
+    "--tolerance",
+    "/amount=0.5%",
+];
+
 /// An order as JSON, with a processing timestamp that differs per side.
 fn order(id: u64, amount: f64, processed_at: i64) -> String {
     format!(
@@ -178,27 +195,13 @@ fn every_class_is_counted_exactly_and_the_report_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.html");
     let diffs = dir.path().join("diffs.jsonl");
-    let (run, summary) = validate(
-        &bs,
-        &[
-            "--left",
-            "legacy",
-            "--right",
-            "new",
-            "--key",
-            "/id",
-            "--window",
-            "2s",
-            "--grace",
-            "4s",
-            "--tolerance",
-            "/amount=0.5%",
-            "--report",
-            report.to_str().unwrap(),
-            "--diffs",
-            diffs.to_str().unwrap(),
-        ],
-    );
+    let outputs = [
+        "--report",
+        report.to_str().unwrap(),
+        "--diffs",
+        diffs.to_str().unwrap(),
+    ];
+    let (run, summary) = validate(&bs, &[EVERY_CLASS, &outputs[..]].concat());
     assert_eq!(run.status.code(), Some(1), "{}", run.output);
     assert_eq!(
         counts(&summary),
@@ -262,50 +265,19 @@ fn every_class_is_counted_exactly_and_the_report_is_written() {
 
     // The same input, twice: the same counts (the merge does not depend on
     // how fetches interleave).
-    let (_, again) = validate(
-        &bs,
-        &[
-            "--left",
-            "legacy",
-            "--right",
-            "new",
-            "--key",
-            "/id",
-            "--window",
-            "2s",
-            "--grace",
-            "4s",
-            "--tolerance",
-            "/amount=0.5%",
-        ],
-    );
+    let (_, again) = validate(&bs, EVERY_CLASS);
     assert_eq!(counts(&again), counts(&summary));
 
     // A threshold above the share passes; the text summary says so.
     let share = summary["mismatch_share"].as_f64().unwrap();
-    let run = run_to_end(
-        &[
-            "validate",
-            "--bootstrap",
-            &bs,
-            "--left",
-            "legacy",
-            "--right",
-            "new",
-            "--key",
-            "/id",
-            "--window",
-            "2s",
-            "--grace",
-            "4s",
-            "--tolerance",
-            "/amount=0.5%",
-            "--max-mismatch",
-            &format!("{}", share + 0.01),
-        ],
-        Duration::from_secs(120),
-    )
-    .unwrap();
+    let threshold = format!("{}", share + 0.01);
+    let args = [
+        &["validate", "--bootstrap", &bs][..],
+        EVERY_CLASS,
+        &["--max-mismatch", &threshold],
+    ]
+    .concat();
+    let run = run_to_end(&args, Duration::from_secs(120)).unwrap();
     assert!(run.status.success(), "{}", run.output);
     assert!(run.output.contains(": PASS"), "{}", run.output);
 }

@@ -71,12 +71,7 @@ mismatch share <strong id="share">{share:.4}%</strong> (allowed {allowed:.4}%)</
         allowed = title.max_mismatch * 100.0,
     );
     for c in Class::ALL {
-        let n = summary.count(c);
-        let pct = if total == 0 {
-            0.0
-        } else {
-            n as f64 * 100.0 / total as f64
-        };
+        let (n, pct) = (summary.count(c), summary.percent(c));
         let _ = writeln!(
             h,
             r#"<tr data-class="{name}"><td>{name}</td><td class="n">{n}</td><td class="n">{pct:.2}%</td></tr>"#,

@@ -77,6 +77,17 @@ impl Summary {
         self.counts.get(&class).copied().unwrap_or(0)
     }
 
+    /// Records of `class` in percent of all records (0 when there are
+    /// none).
+    pub fn percent(&self, class: Class) -> f64 {
+        let total = self.total_left + self.total_right;
+        if total == 0 {
+            0.0
+        } else {
+            self.count(class) as f64 * 100.0 / total as f64
+        }
+    }
+
     /// Every record that is not a `match`, over all records (0 when there
     /// are none).
     pub fn mismatch_share(&self) -> f64 {
@@ -128,20 +139,19 @@ impl Summary {
     /// The summary for a person: counts, share, top fields, examples.
     pub fn to_text(&self, max_mismatch: f64) -> String {
         let mut s = String::new();
-        let total = self.total_left + self.total_right;
         let _ = writeln!(
             s,
             "validated {} left and {} right records in {:.1}s ({:.0}/s left, {:.0}/s right)",
             self.total_left, self.total_right, self.seconds, self.rates.0, self.rates.1
         );
         for c in Class::ALL {
-            let n = self.count(c);
-            let share = if total == 0 {
-                0.0
-            } else {
-                n as f64 * 100.0 / total as f64
-            };
-            let _ = writeln!(s, "  {:<11} {n:>10}  {share:6.2}%", c.name());
+            let _ = writeln!(
+                s,
+                "  {:<11} {:>10}  {:6.2}%",
+                c.name(),
+                self.count(c),
+                self.percent(c)
+            );
         }
         let verdict = if self.mismatch_share() <= max_mismatch {
             "PASS"
