@@ -7,6 +7,14 @@
 # enrich then count, until every order is processed, stops it cleanly and
 # shows the results.
 #
+# It also plays the validation story: the legacy system's own output for
+# the same orders (legacy.orders.json) is compared with the new pipeline's
+# (orders.json) by `partita validate`. The parse stage starts on a first
+# version with a rounding bug (amounts with three decimals, in Bahraini
+# dinars, rounded to two); the validation finds it, the fixed version is
+# written over the stage's file (hot swap, no restart), and a second
+# validation over the orders processed after the swap passes.
+#
 #   scripts/demo.sh [--orders N]
 #
 # The broker listens on 127.0.0.1:$PARTITA_BROKER_PORT (default 19092) with
@@ -52,10 +60,15 @@ step "producing $orders legacy orders (every 500th line malformed) and $customer
 for t in legacy.orders orders.json orders.enriched orders.counts legacy.orders.dlq orders.json.dlq orders.enriched.dlq; do
     "$tool" create-topic "$t" --partitions 4 --if-not-exists >&2
 done
-# Customers c0096 to c0100 are missing from the table: enrich rejects their orders.
-bash scripts/sample-data.sh --count "$orders" --malformed-every 500 --customers "$customers" >&2
+# Customers c0096 to c0100 are missing from the table: enrich rejects their
+# orders. Every 97th order is in Bahraini dinars (three decimals). The
+# legacy system's own output for the same orders goes to legacy.orders.json.
+legacy=(--mills-every 97 --legacy-output legacy.orders.json --malformed-every 500)
+bash scripts/sample-data.sh --count "$orders" --customers "$customers" "${legacy[@]}" >&2
 
-cp target/wasm/components/{csv_to_json,enrich,count}.wasm "$DEMO/processors/"
+# The parse stage starts on the first version, with the rounding bug.
+cp target/wasm/components/csv_to_json_round_to_cents.wasm "$DEMO/processors/csv_to_json.wasm"
+cp target/wasm/components/{enrich,count}.wasm "$DEMO/processors/"
 cat > "$DEMO/pipeline.toml" <<TOML
 # Legacy orders arrive as CSV lines keyed by customer. Stage "parse" turns
 # them into JSON; stage "enrich" adds the customer's row from the reference
@@ -94,29 +107,84 @@ step "running the pipeline ($DEMO/pipeline.toml)"
 "$partita" run "$DEMO/pipeline.toml" --metrics-addr "127.0.0.1:$metrics_port" 2> "$DEMO/partita.log" &
 run_pid=$!
 
-# Done when both stages have committed everything their input topics hold.
+# Done when every stage has committed everything its input topic holds.
 lag() {
     "$tool" offsets "$1" --group "$2" |
         awk '{ for (i = 1; i < NF; i++) if ($i == "lag") s += $(i + 1) } END { print s + 0 }'
 }
-deadline=$((SECONDS + 300))
-while :; do
-    sleep 2
-    if ! kill -0 "$run_pid" 2>/dev/null; then
-        cat "$DEMO/partita.log" >&2
-        echo "error: partita stopped before the pipeline finished (log above)" >&2
-        exit 1
-    fi
-    parse_lag="$(lag legacy.orders demo.parse)"
-    enrich_lag="$(lag orders.json demo.enrich)"
-    count_lag="$(lag orders.enriched demo.count)"
-    echo "   lag: parse ${parse_lag:-?}, enrich ${enrich_lag:-?}, count ${count_lag:-?}" >&2
-    [[ "$parse_lag" == 0 && "$enrich_lag" == 0 && "$count_lag" == 0 ]] && break
+wait_caught_up() {
+    local deadline=$((SECONDS + 300)) parse_lag enrich_lag count_lag
+    while :; do
+        sleep 2
+        if ! kill -0 "$run_pid" 2>/dev/null; then
+            cat "$DEMO/partita.log" >&2
+            echo "error: partita stopped before the pipeline finished (log above)" >&2
+            exit 1
+        fi
+        parse_lag="$(lag legacy.orders demo.parse)"
+        enrich_lag="$(lag orders.json demo.enrich)"
+        count_lag="$(lag orders.enriched demo.count)"
+        echo "   lag: parse ${parse_lag:-?}, enrich ${enrich_lag:-?}, count ${count_lag:-?}" >&2
+        [[ "$parse_lag" == 0 && "$enrich_lag" == 0 && "$count_lag" == 0 ]] && return
+        if (( SECONDS > deadline )); then
+            echo "error: the pipeline did not finish within 300 s; log: $DEMO/partita.log" >&2
+            exit 1
+        fi
+    done
+}
+wait_caught_up
+
+validate() {
+    "$partita" validate --bootstrap "$PARTITA_BOOTSTRAP" \
+        --left legacy.orders.json --right orders.json --key /id --window 1m "$@"
+}
+step "validating: the legacy system's orders against the new pipeline's (parse stage)"
+status=0
+validate --report "$DEMO/validation-1.html" 2> "$DEMO/validation-1.log" || status=$?
+if [[ $status != 1 ]]; then
+    cat "$DEMO/validation-1.log" >&2
+    echo "error: the first validation should find the rounding bug (exit 1), it exited $status" >&2
+    exit 1
+fi
+echo "   report: $DEMO/validation-1.html"
+
+step "fixing the parse stage: the new version is written over its file (hot swap)"
+swapped_at_ms=$(( $(date +%s%N) / 1000000 ))
+cp target/wasm/components/csv_to_json.wasm "$DEMO/processors/csv_to_json.wasm.new"
+mv "$DEMO/processors/csv_to_json.wasm.new" "$DEMO/processors/csv_to_json.wasm"
+reloads() {
+    python3 - "http://127.0.0.1:$metrics_port/metrics" <<'PY'
+import re, sys, urllib.request
+text = urllib.request.urlopen(sys.argv[1]).read().decode()
+m = re.search(r'^partita_reloads_total\{stage="parse"\} (\S+)', text, re.M)
+print(int(float(m.group(1))) if m else 0)
+PY
+}
+deadline=$((SECONDS + 60))
+until [[ "$(reloads)" -ge 1 ]]; do
     if (( SECONDS > deadline )); then
-        echo "error: the pipeline did not finish within 300 s; log: $DEMO/partita.log" >&2
+        echo "error: the parse stage did not swap to the fixed version; log: $DEMO/partita.log" >&2
         exit 1
     fi
+    sleep 0.5
 done
+grep -E 'stage "parse".*(passed its trial|swapped)' "$DEMO/partita.log" | tail -2 | sed 's/^[^ ]* *//' >&2 || true
+
+more=$((orders / 4))
+step "producing $more more orders, processed by the fixed version"
+bash scripts/sample-data.sh --count "$more" --first-id $((orders + 1)) --seed 43 "${legacy[@]}" >&2
+orders=$((orders + more))
+wait_caught_up
+
+step "validating again, over the orders since the swap"
+status=0
+validate --from "$swapped_at_ms" --report "$DEMO/validation-2.html" 2> "$DEMO/validation-2.log" || status=$?
+if [[ $status != 0 ]]; then
+    cat "$DEMO/validation-2.log" >&2
+    echo "error: the validation after the fix failed (exit $status)" >&2
+    exit 1
+fi
+echo "   report: $DEMO/validation-2.html"
 
 step "metrics (http://127.0.0.1:$metrics_port/metrics)"
 python3 - "http://127.0.0.1:$metrics_port/metrics" <<'PY' >&2 || true

@@ -144,6 +144,12 @@ impl Summary {
             "validated {} left and {} right records in {:.1}s ({:.0}/s left, {:.0}/s right)",
             self.total_left, self.total_right, self.seconds, self.rates.0, self.rates.1
         );
+        if self.total_left + self.total_right == 0 {
+            let _ = writeln!(
+                s,
+                "warning: no record was read on either side: check the topics and --from"
+            );
+        }
         for c in Class::ALL {
             let _ = writeln!(
                 s,

@@ -292,6 +292,18 @@ fn write_json_number(out: &mut Vec<u8>, text: &str) -> bool {
             Some(e)
         }
     };
+    // The demo's first, buggy version: money "always has cents", so more
+    // decimals are rounded away through a binary float (12.345 becomes
+    // 12.35, but 2.675 becomes 2.67: it is just below that as an f64).
+    if cfg!(feature = "demo-round-to-cents")
+        && exponent.is_none()
+        && frac.len() > 2
+        && let Ok(v) = t.parse::<f64>()
+    {
+        let rounded = format!("{:.2}", if negative { -v } else { v });
+        out.extend_from_slice(rounded.as_bytes());
+        return true;
+    }
     if negative {
         out.push(b'-');
     }
@@ -350,6 +362,25 @@ mod tests {
             ("order-7", 42, "default")
         );
         assert_eq!(o.headers, vec![("src".to_string(), b"legacy".to_vec())]);
+    }
+
+    #[test]
+    fn every_decimal_is_kept_unless_built_with_the_demo_rounding_bug() {
+        let mut h = harness(&[("columns", "id,amount"), ("numeric", "amount")]);
+        let rounded = cfg!(feature = "demo-round-to-cents");
+        for (line, kept, buggy) in [
+            ("1,12.345", "12.345", "12.35"),
+            ("2,2.675", "2.675", "2.67"),
+            ("3,-0.125", "-0.125", "-0.12"),
+            ("4,12.50", "12.50", "12.50"),
+        ] {
+            let want = if rounded { buggy } else { kept };
+            let id = &line[..1];
+            assert_eq!(
+                json_of(&mut h, line),
+                format!(r#"{{"id":"{id}","amount":{want}}}"#)
+            );
+        }
     }
 
     #[test]
