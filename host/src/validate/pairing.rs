@@ -14,14 +14,16 @@
 //! it arrives is `late`: any partner it could have had was declared
 //! before it came. [`Pairing::finish`] declares everything still waiting.
 //!
-//! Waiting records live in a [`StateStore`] (the durable store of `partita
-//! run`, so memory stays bounded however many records wait), under three
-//! kinds of keys:
+//! Waiting records, with their values, live in a [`StateStore`] (the
+//! durable store of `partita run`, so memory stays bounded however many
+//! records wait), under `p side key ts seq`.
 //!
-//! - `p side key ts seq` → the waiting record (partition, offset, value);
-//! - `e ts seq` → `side key`: when each record expires;
-//! - `l side key` → the timestamp of the side's last record with that key
-//!   (for duplicates), removed when that record expires.
+//! In memory, a small entry per record within window + grace of stream time
+//! (never more, however long the input): when each record expires (its
+//! side and key, in timestamp order), and per side and key the timestamp of
+//! its latest record (for duplicates).
+
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context;
 
@@ -42,14 +44,6 @@ impl Side {
         match self {
             Side::Left => b'L',
             Side::Right => b'R',
-        }
-    }
-
-    fn from_byte(b: u8) -> Option<Side> {
-        match b {
-            b'L' => Some(Side::Left),
-            b'R' => Some(Side::Right),
-            _ => None,
         }
     }
 
@@ -179,6 +173,13 @@ pub struct Pairing<S: StateStore> {
     stream_time: Option<i64>,
     seq: u64,
     waiting: u64,
+    /// When each record seen within window + grace of stream time expires:
+    /// (timestamp, sequence) → its side and key. In memory: one small
+    /// entry per recent record, however long the input.
+    expiry: BTreeMap<(i64, u64), (Side, Vec<u8>)>,
+    /// Per side and key, the timestamp of its latest record, while that
+    /// record is within window + grace of stream time (for duplicates).
+    last_seen: HashMap<(Side, Vec<u8>), i64>,
 }
 
 fn ts_bytes(ts: i64) -> [u8; 8] {
@@ -202,14 +203,6 @@ fn side_key(prefix: u8, side: Side, key: &[u8]) -> Vec<u8> {
 
 fn pending_key(side: Side, key: &[u8], ts: i64, seq: u64) -> Vec<u8> {
     let mut k = side_key(b'p', side, key);
-    k.extend_from_slice(&ts_bytes(ts));
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn expiry_key(ts: i64, seq: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(17);
-    k.push(b'e');
     k.extend_from_slice(&ts_bytes(ts));
     k.extend_from_slice(&seq.to_be_bytes());
     k
@@ -263,6 +256,8 @@ impl<S: StateStore> Pairing<S> {
             stream_time: None,
             seq: 0,
             waiting: 0,
+            expiry: BTreeMap::new(),
+            last_seen: HashMap::new(),
         }
     }
 
@@ -303,7 +298,6 @@ impl<S: StateStore> Pairing<S> {
             .scan(&lo, Some(&hi), 1)
             .context("reading the waiting records")?
             .pop();
-        let last_key = side_key(b'l', r.side, &r.key);
         match partner {
             Some((pk, pv)) => {
                 let prefix = side_key(b'p', other, &r.key).len();
@@ -329,11 +323,7 @@ impl<S: StateStore> Pairing<S> {
                 });
             }
             None => {
-                let last = self
-                    .store
-                    .get(&last_key)
-                    .context("reading the waiting records")?
-                    .map(|v| ts_from(&v));
+                let last = self.last_seen.get(&(r.side, r.key.clone())).copied();
                 let duplicate = last.is_some_and(|t| (r.timestamp - t).abs() <= self.window);
                 changes.insert(
                     pending_key(r.side, &r.key, r.timestamp, self.seq),
@@ -345,10 +335,9 @@ impl<S: StateStore> Pairing<S> {
         // Every record has an expiry entry: a waiting one is declared
         // then, and the side's last-seen timestamp of the key is cleared
         // if it is still this record's.
-        let mut expiry_value = vec![r.side.byte()];
-        expiry_value.extend_from_slice(&r.key);
-        changes.insert(expiry_key(r.timestamp, self.seq), Some(expiry_value));
-        changes.insert(last_key, Some(ts_bytes(r.timestamp).to_vec()));
+        self.expiry
+            .insert((r.timestamp, self.seq), (r.side, r.key.clone()));
+        self.last_seen.insert((r.side, r.key), r.timestamp);
         self.seq += 1;
         self.store
             .commit(&changes)
@@ -389,60 +378,42 @@ impl<S: StateStore> Pairing<S> {
         limit: Option<i64>,
         out: &mut impl FnMut(Outcome),
     ) -> anyhow::Result<()> {
-        let end = match limit {
-            Some(l) => {
-                let mut e = vec![b'e'];
-                e.extend_from_slice(&ts_bytes(l));
-                e
+        let mut changes = ChangeSet::new();
+        while let Some(entry) = self.expiry.first_entry() {
+            let (ts, seq) = *entry.key();
+            if limit.is_some_and(|l| ts >= l) {
+                break;
             }
-            None => vec![b'f'],
-        };
-        loop {
-            let due = self
-                .store
-                .scan(b"e", Some(&end), 256)
-                .context("reading the waiting records")?;
-            if due.is_empty() {
-                return Ok(());
+            let (side, key) = entry.remove();
+            let pk = pending_key(side, &key, ts, seq);
+            if let Some(pv) = self.store.get(&pk).context("reading the waiting records")? {
+                let (record, duplicate) = decode_waiting(side, &key, ts, &pv)?;
+                changes.insert(pk, None);
+                self.waiting -= 1;
+                out(Outcome::Single {
+                    class: if duplicate {
+                        Class::Duplicate
+                    } else {
+                        Class::only(side)
+                    },
+                    record,
+                });
             }
-            let mut changes = ChangeSet::new();
-            for (ek, ev) in due {
-                let ts = ts_from(&ek[1..9]);
-                let seq = u64::from_be_bytes(ek[9..17].try_into()?);
-                let side = ev
-                    .first()
-                    .and_then(|b| Side::from_byte(*b))
-                    .context("an expiry entry without a side")?;
-                let key = &ev[1..];
-                let pk = pending_key(side, key, ts, seq);
-                if let Some(pv) = self.store.get(&pk).context("reading the waiting records")? {
-                    let (record, duplicate) = decode_waiting(side, key, ts, &pv)?;
-                    changes.insert(pk, None);
-                    self.waiting -= 1;
-                    out(Outcome::Single {
-                        class: if duplicate {
-                            Class::Duplicate
-                        } else {
-                            Class::only(side)
-                        },
-                        record,
-                    });
-                }
-                let lk = side_key(b'l', side, key);
-                if self
-                    .store
-                    .get(&lk)
-                    .context("reading the waiting records")?
-                    .is_some_and(|v| ts_from(&v) == ts)
-                {
-                    changes.insert(lk, None);
-                }
-                changes.insert(ek, None);
+            if let std::collections::hash_map::Entry::Occupied(last) =
+                self.last_seen.entry((side, key))
+                && *last.get() == ts
+            {
+                last.remove();
             }
-            self.store
-                .commit(&changes)
-                .context("writing the waiting records")?;
+            // Later entries may read what this one changed.
+            if !changes.is_empty() {
+                self.store
+                    .commit(&changes)
+                    .context("writing the waiting records")?;
+                changes.clear();
+            }
         }
+        Ok(())
     }
 }
 
