@@ -62,8 +62,8 @@ with open(f"{work}/left.txt", "w") as l, open(f"{work}/right.txt", "w") as r:
 PY
 # Both at once, so that their producer timestamps line up (the window is
 # 30 s).
-"$tool" produce legacy --tab-key --input "$work/left.txt" > /dev/null &
-"$tool" produce new --tab-key --input "$work/right.txt" > /dev/null
+"$tool" --timeout 600 produce legacy --tab-key --input "$work/left.txt" > /dev/null &
+"$tool" --timeout 600 produce new --tab-key --input "$work/right.txt" > /dev/null
 wait
 
 # Wall seconds of one command, its stdout kept in $work/out.
