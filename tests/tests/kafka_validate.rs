@@ -416,3 +416,66 @@ fn csv_on_the_left_is_compared_with_json_on_the_right_through_a_normalizing_proc
         run.output
     );
 }
+
+#[test]
+fn following_idle_inputs_declares_what_waits_and_stops_with_a_summary() {
+    let broker = Broker::start().unwrap();
+    let kafka = broker.kafka();
+    kafka.create_topic("legacy", 2).unwrap();
+    kafka.create_topic("new", 2).unwrap();
+    let bs = broker.bootstrap();
+    let rec = |id: u64, ts: i64| {
+        at(
+            Record::new(&format!("o{id}"), &order(id, 1.0, 0)),
+            BASE + ts,
+        )
+    };
+    kafka
+        .produce("legacy", (0..3).map(|id| rec(id, id as i64 * 100)))
+        .unwrap();
+    kafka
+        .produce("new", (0..2).map(|id| rec(id, id as i64 * 100 + 10)))
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("validate.log");
+    let mut run = partita_tests::partita::Partita::start(
+        "validate",
+        &[
+            "validate",
+            "--bootstrap",
+            &bs,
+            "--left",
+            "legacy",
+            "--right",
+            "new",
+            "--key",
+            "/id",
+            "--window",
+            "500ms",
+            "--grace",
+            "0s",
+            "--until",
+            "follow",
+            "--format",
+            "json",
+        ],
+        &log,
+    )
+    .unwrap();
+    // Both sides go idle: stream time moves on and the unpaired record is
+    // declared while following; SIGTERM then ends the run with the summary.
+    std::thread::sleep(Duration::from_secs(6));
+    run.assert_running().unwrap();
+    let status = run.stop(Duration::from_secs(30)).unwrap();
+    let output = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{output}");
+    let summary: Value = output
+        .lines()
+        .find(|l| l.starts_with("{\"counts\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap_or_else(|| panic!("no summary in {output}"));
+    assert_eq!(summary["counts"]["match"], 4, "{summary}");
+    assert_eq!(summary["counts"]["only_left"], 1, "{summary}");
+    assert_eq!(summary["examples"]["only_left"][0]["key"], "2");
+}
