@@ -46,13 +46,16 @@ fn validate(bootstrap: &str, extra: &[&str]) -> (Finished, Value) {
     let mut args = vec!["validate", "--bootstrap", bootstrap, "--format", "json"];
     args.extend_from_slice(extra);
     let finished = run_to_end(&args, Duration::from_secs(120)).unwrap();
-    let json = finished
-        .output
+    let json = summary_of(&finished.output).unwrap_or(Value::Null);
+    (finished, json)
+}
+
+/// The `--format json` summary among the lines of a run's output.
+fn summary_of(output: &str) -> Option<Value> {
+    output
         .lines()
         .find(|l| l.starts_with("{\"counts\""))
         .map(|l| serde_json::from_str(l).unwrap())
-        .unwrap_or(Value::Null);
-    (finished, json)
 }
 
 fn counts(summary: &Value) -> Vec<(String, u64)> {
@@ -470,11 +473,7 @@ fn following_idle_inputs_declares_what_waits_and_stops_with_a_summary() {
     let status = run.stop(Duration::from_secs(30)).unwrap();
     let output = std::fs::read_to_string(&log).unwrap();
     assert_eq!(status.code(), Some(1), "{output}");
-    let summary: Value = output
-        .lines()
-        .find(|l| l.starts_with("{\"counts\""))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .unwrap_or_else(|| panic!("no summary in {output}"));
+    let summary = summary_of(&output).unwrap_or_else(|| panic!("no summary in {output}"));
     assert_eq!(summary["counts"]["match"], 4, "{summary}");
     assert_eq!(summary["counts"]["only_left"], 1, "{summary}");
     assert_eq!(summary["examples"]["only_left"][0]["key"], "2");
