@@ -378,7 +378,10 @@ pub(crate) async fn run_stages(
                 ))
             })?;
         drivers.push(thread);
-        let watcher = std::thread::Builder::new()
+        // Not joined: a probe waiting on an unreachable cluster (5 s per
+        // request) must not hold back a clean stop; the thread ends at its
+        // next check of the run's stop flag.
+        std::thread::Builder::new()
             .name(format!("{name}-health"))
             .spawn(move || health::watch(shared))
             .map_err(|e| {
@@ -386,7 +389,6 @@ pub(crate) async fn run_stages(
                     "stage \"{name}\": cannot start its group watcher thread: {e}"
                 ))
             })?;
-        drivers.push(watcher);
     }
     let _progress = AbortOnDrop(tokio::spawn(metrics::log_progress(
         metrics.clone(),
