@@ -352,17 +352,14 @@ fn merge(
         if stop.load(Relaxed) {
             break;
         }
-        let heads: Vec<Option<i64>> = sides
-            .iter()
-            .map(|s| s.records.front().map(|r| r.timestamp))
-            .collect();
         let blocked = sides
             .iter()
             .any(|s| s.records.is_empty() && !s.done && !s.idle);
         if blocked {
             continue;
         }
-        let pick = match (heads[0], heads[1]) {
+        let head = |i: usize| sides[i].records.front().map(|r| r.timestamp);
+        let pick = match (head(0), head(1)) {
             (Some(l), Some(r)) => Some(if l <= r { 0 } else { 1 }),
             (Some(_), None) => Some(0),
             (None, Some(_)) => Some(1),
