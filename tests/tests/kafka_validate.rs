@@ -135,6 +135,29 @@ fn a_clean_run_matches_everything_across_keys_and_partition_counts() {
     assert_eq!(summary["fields"][0]["field"], "/processed_at");
     assert_eq!(summary["fields"][0]["mismatches"], 200);
 
+    // From the middle: the left orders 100 to 199, the right ones from 97
+    // (300 ms later than their left twins).
+    let from = (BASE + 100 * 100).to_string();
+    let (_, summary) = validate(
+        &bs,
+        &[
+            "--left",
+            "legacy",
+            "--right",
+            "new",
+            "--key",
+            "/id",
+            "--ignore",
+            "/processed_at",
+            "--from",
+            &from,
+        ],
+    );
+    assert_eq!(summary["total_left"], 100, "{summary}");
+    assert_eq!(summary["total_right"], 103, "{summary}");
+    assert_eq!(summary["counts"]["match"], 200, "{summary}");
+    assert_eq!(summary["counts"]["only_right"], 3, "{summary}");
+
     // Matched by the Kafka key, the right side (null keys) finds nothing,
     // and says why.
     let (run, summary) = validate(&bs, &["--left", "legacy", "--right", "new"]);

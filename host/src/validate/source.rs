@@ -155,47 +155,44 @@ pub fn open(config: &ClientConfig, spec: &SourceSpec) -> Result<Opened, Validate
         ranges.push((p.id(), low, high));
     }
     ranges.sort_unstable();
+    // With a timestamp: each partition's first offset at or after it.
+    let at_time = match spec.from {
+        From::Timestamp(ts) => {
+            let mut query = TopicPartitionList::new();
+            for (partition, _, _) in &ranges {
+                query
+                    .add_partition_offset(&spec.topic, *partition, Offset::Offset(ts))
+                    .map_err(|e| ValidateError::Kafka(e.to_string()))?;
+            }
+            Some(
+                consumer
+                    .offsets_for_times(query, REQUEST_TIMEOUT)
+                    .map_err(|e| {
+                        ValidateError::Kafka(format!("cannot find offsets for --from: {e}"))
+                    })?,
+            )
+        }
+        _ => None,
+    };
     let mut starts = TopicPartitionList::new();
     for (partition, low, high) in &mut ranges {
-        let start = match spec.from {
-            From::Earliest => *low,
-            From::Latest => *high,
-            From::Timestamp(_) => *low,
-        };
-        starts
-            .add_partition_offset(&spec.topic, *partition, Offset::Offset(start))
-            .map_err(|e| ValidateError::Kafka(e.to_string()))?;
-    }
-    if let From::Timestamp(ts) = spec.from {
-        let mut query = TopicPartitionList::new();
-        for (partition, _, _) in &ranges {
-            query
-                .add_partition_offset(&spec.topic, *partition, Offset::Offset(ts))
-                .map_err(|e| ValidateError::Kafka(e.to_string()))?;
-        }
-        let found = consumer
-            .offsets_for_times(query, REQUEST_TIMEOUT)
-            .map_err(|e| ValidateError::Kafka(format!("cannot find offsets for --from: {e}")))?;
-        starts = TopicPartitionList::new();
-        for (partition, low, high) in &mut ranges {
-            let at = found
+        let start = match (spec.from, &at_time) {
+            (From::Latest, _) => *high,
+            (From::Timestamp(_), Some(found)) => found
                 .find_partition(&spec.topic, *partition)
                 .and_then(|e| match e.offset() {
                     Offset::Offset(o) => Some(o),
                     _ => None,
                 })
                 // No record at or after the timestamp: start at the end.
-                .unwrap_or(*high);
-            *low = at.max(*low);
-            starts
-                .add_partition_offset(&spec.topic, *partition, Offset::Offset(*low))
-                .map_err(|e| ValidateError::Kafka(e.to_string()))?;
-        }
-    }
-    if spec.from == From::Latest {
-        for (_, low, high) in &mut ranges {
-            *low = *high;
-        }
+                .unwrap_or(*high)
+                .max(*low),
+            _ => *low,
+        };
+        *low = start;
+        starts
+            .add_partition_offset(&spec.topic, *partition, Offset::Offset(start))
+            .map_err(|e| ValidateError::Kafka(e.to_string()))?;
     }
     consumer
         .assign(&starts)
