@@ -265,6 +265,21 @@ fn every_class_is_counted_exactly_and_the_report_is_written() {
         ["duplicate", "late", "mismatch", "only_left", "only_right"],
         "every non-match, once"
     );
+    // The same to a topic, keyed by the business key.
+    kafka.create_topic("diffs", 1).unwrap();
+    let (run, _) = validate(
+        &bs,
+        &[EVERY_CLASS, &["--diffs", "topic:diffs"][..]].concat(),
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", run.output);
+    let mut keys: Vec<String> = kafka
+        .consume_all("diffs")
+        .unwrap()
+        .iter()
+        .map(|c| c.key_str())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["100", "103", "2", "3", "5"]);
     // The report as a browser shows it.
     let url = format!("file://{}", report.display());
     let dom = partita_tests::browser::rendered_dom(&url).unwrap();
