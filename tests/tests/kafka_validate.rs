@@ -50,6 +50,16 @@ fn validate(bootstrap: &str, extra: &[&str]) -> (Finished, Value) {
     (finished, json)
 }
 
+/// Checks that a run gave no verdict: exit status 2 and `message`.
+fn assert_no_verdict(run: &Finished, message: &str) {
+    assert_eq!(run.status.code(), Some(2), "{}", run.output);
+    assert!(
+        run.output.contains(message),
+        "{message:?} in {}",
+        run.output
+    );
+}
+
 /// The `--format json` summary among the lines of a run's output.
 fn summary_of(output: &str) -> Option<Value> {
     output
@@ -354,20 +364,14 @@ fn bad_usage_and_an_unreachable_broker_exit_2_with_a_clear_message() {
     ];
     for (extra, message) in cases {
         let (run, _) = validate(&bs, extra);
-        assert_eq!(run.status.code(), Some(2), "{extra:?}: {}", run.output);
-        assert!(run.output.contains(message), "{extra:?}: {}", run.output);
+        assert_no_verdict(&run, message);
     }
     let free = partita_tests::broker::free_port().unwrap();
     let (run, _) = validate(
         &format!("127.0.0.1:{free}"),
         &["--left", "legacy", "--right", "new"],
     );
-    assert_eq!(run.status.code(), Some(2), "{}", run.output);
-    assert!(
-        run.output.contains("error: cannot reach the cluster"),
-        "{}",
-        run.output
-    );
+    assert_no_verdict(&run, "error: cannot reach the cluster");
 }
 
 #[test]
@@ -450,12 +454,7 @@ fn csv_on_the_left_is_compared_with_json_on_the_right_through_a_normalizing_proc
             "/nope.wasm",
         ],
     );
-    assert_eq!(run.status.code(), Some(2), "{}", run.output);
-    assert!(
-        run.output.contains("error: --left-processor:"),
-        "{}",
-        run.output
-    );
+    assert_no_verdict(&run, "error: --left-processor:");
 }
 
 #[test]

@@ -139,8 +139,7 @@ pub fn run(options: Options, stop: Arc<AtomicBool>) -> Result<Summary, ValidateE
         None
     };
     let spec = |side: Side, topic: &str| -> Result<SourceSpec, ValidateError> {
-        let index = usize::from(side == Side::Right);
-        let normalizer = match (&options.processors[index], &engine) {
+        let normalizer = match (&options.processors[side.index()], &engine) {
             (Some(p), Some(engine)) => Some(normalize::Normalizer::load(
                 engine,
                 &p.path,
@@ -171,7 +170,9 @@ pub fn run(options: Options, stop: Arc<AtomicBool>) -> Result<Summary, ValidateE
             std::env::temp_dir().join(format!(
                 "partita-validate-{}-{}",
                 std::process::id(),
-                started.elapsed().as_nanos() ^ u128::from(rand_seed())
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
             )),
             true,
         ),
@@ -259,12 +260,6 @@ pub fn run(options: Options, stop: Arc<AtomicBool>) -> Result<Summary, ValidateE
         let _ = std::fs::remove_dir_all(&state_dir);
     }
     result
-}
-
-fn rand_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn millis(d: Duration) -> i64 {

@@ -47,6 +47,11 @@ impl Side {
         }
     }
 
+    /// 0 for left, 1 for right.
+    pub fn index(self) -> usize {
+        usize::from(self == Side::Right)
+    }
+
     /// The other side.
     pub fn other(self) -> Side {
         match self {
@@ -179,7 +184,8 @@ pub struct Pairing<S: StateStore> {
     expiry: BTreeMap<(i64, u64), (Side, Vec<u8>)>,
     /// Per side and key, the timestamp of its latest record, while that
     /// record is within window + grace of stream time (for duplicates).
-    last_seen: HashMap<(Side, Vec<u8>), i64>,
+    /// Indexed by [`Side::index`].
+    last_seen: [HashMap<Vec<u8>, i64>; 2],
 }
 
 fn ts_bytes(ts: i64) -> [u8; 8] {
@@ -257,7 +263,7 @@ impl<S: StateStore> Pairing<S> {
             seq: 0,
             waiting: 0,
             expiry: BTreeMap::new(),
-            last_seen: HashMap::new(),
+            last_seen: [HashMap::new(), HashMap::new()],
         }
     }
 
@@ -323,7 +329,7 @@ impl<S: StateStore> Pairing<S> {
                 });
             }
             None => {
-                let last = self.last_seen.get(&(r.side, r.key.clone())).copied();
+                let last = self.last_seen[r.side.index()].get(&r.key).copied();
                 let duplicate = last.is_some_and(|t| (r.timestamp - t).abs() <= self.window);
                 changes.insert(
                     pending_key(r.side, &r.key, r.timestamp, self.seq),
@@ -337,7 +343,7 @@ impl<S: StateStore> Pairing<S> {
         // if it is still this record's.
         self.expiry
             .insert((r.timestamp, self.seq), (r.side, r.key.clone()));
-        self.last_seen.insert((r.side, r.key), r.timestamp);
+        self.last_seen[r.side.index()].insert(r.key, r.timestamp);
         self.seq += 1;
         self.store
             .commit(&changes)
@@ -400,7 +406,7 @@ impl<S: StateStore> Pairing<S> {
                 });
             }
             if let std::collections::hash_map::Entry::Occupied(last) =
-                self.last_seen.entry((side, key))
+                self.last_seen[side.index()].entry(key)
                 && *last.get() == ts
             {
                 last.remove();
