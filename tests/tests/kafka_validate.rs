@@ -168,6 +168,20 @@ fn a_clean_run_matches_everything_across_keys_and_partition_counts() {
     assert_eq!(summary["counts"]["match"], 200, "{summary}");
     assert_eq!(summary["counts"]["only_right"], 3, "{summary}");
 
+    // A partition with nothing at or after the timestamp gives nothing
+    // (Tansu answers offset 0 for it, Apache Kafka the end).
+    kafka.create_topic("early", 1).unwrap();
+    let early = (0..3).map(|id| at(Record::new("k", &order(id, 1.0, 2)), BASE + id as i64));
+    kafka.produce("early", early).unwrap();
+    let (_, summary) = validate(
+        &bs,
+        &[
+            "--left", "legacy", "--right", "early", "--key", "/id", "--from", &from,
+        ],
+    );
+    assert_eq!(summary["total_left"], 100, "{summary}");
+    assert_eq!(summary["total_right"], 0, "{summary}");
+
     // Matched by the Kafka key, the right side (null keys) finds nothing,
     // and says why.
     let (run, summary) = validate(&bs, &["--left", "legacy", "--right", "new"]);

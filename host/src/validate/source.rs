@@ -105,6 +105,10 @@ struct PartitionBuf {
     records: VecDeque<Seen>,
     paused: bool,
     last_data: Instant,
+    /// With `--from TIMESTAMP`: records before it are skipped until the
+    /// first one at or after it. Kafka starts the partition there already,
+    /// but a broker may answer "no such record" with offset 0 (Tansu 0.6).
+    skip_before: i64,
 }
 
 impl PartitionBuf {
@@ -222,6 +226,10 @@ pub fn read(
             records: VecDeque::new(),
             paused: false,
             last_data: Instant::now(),
+            skip_before: match spec.from {
+                From::Timestamp(ts) => ts,
+                _ => i64::MIN,
+            },
         })
         .collect();
     let mut chunk = Vec::with_capacity(CHUNK);
@@ -277,6 +285,10 @@ pub fn read(
                 }
                 p.next = m.offset() + 1;
                 let timestamp = m.timestamp().to_millis().unwrap_or(0);
+                if timestamp < p.skip_before {
+                    continue;
+                }
+                p.skip_before = i64::MIN;
                 let records = match spec.normalizer.as_mut() {
                     None => vec![Normalized {
                         key: m.key().map(<[u8]>::to_vec),
