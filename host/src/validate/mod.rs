@@ -28,8 +28,7 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
-pub mod diff;
-pub mod key;
+pub use partita_compare::{diff, key};
 pub mod normalize;
 pub mod pairing;
 pub mod report;

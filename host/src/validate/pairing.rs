@@ -29,111 +29,11 @@ use anyhow::Context;
 
 use super::diff::{Difference, Parsed, Rules, compare};
 use crate::state::{ChangeSet, StateStore};
-
-/// Which topic a record comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Side {
-    /// `--left`: the legacy output.
-    Left,
-    /// `--right`: the new output.
-    Right,
-}
-
-impl Side {
-    fn byte(self) -> u8 {
-        match self {
-            Side::Left => b'L',
-            Side::Right => b'R',
-        }
-    }
-
-    /// 0 for left, 1 for right.
-    pub fn index(self) -> usize {
-        usize::from(self == Side::Right)
-    }
-
-    /// The other side.
-    pub fn other(self) -> Side {
-        match self {
-            Side::Left => Side::Right,
-            Side::Right => Side::Left,
-        }
-    }
-
-    /// `left` or `right`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Side::Left => "left",
-            Side::Right => "right",
-        }
-    }
-}
-
-/// Where every record ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Class {
-    /// Paired, equal values.
-    Match,
-    /// Paired, values differ.
-    Mismatch,
-    /// Only on the left within the window.
-    OnlyLeft,
-    /// Only on the right within the window.
-    OnlyRight,
-    /// More records for its key within a window on its side than on the
-    /// other.
-    Duplicate,
-    /// Arrived after its window closed, beyond the grace period.
-    Late,
-}
-
-impl Class {
-    /// Every class, in report order.
-    pub const ALL: [Class; 6] = [
-        Class::Match,
-        Class::Mismatch,
-        Class::OnlyLeft,
-        Class::OnlyRight,
-        Class::Duplicate,
-        Class::Late,
-    ];
-
-    /// The class's name in reports and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Class::Match => "match",
-            Class::Mismatch => "mismatch",
-            Class::OnlyLeft => "only_left",
-            Class::OnlyRight => "only_right",
-            Class::Duplicate => "duplicate",
-            Class::Late => "late",
-        }
-    }
-
-    fn only(side: Side) -> Class {
-        match side {
-            Side::Left => Class::OnlyLeft,
-            Side::Right => Class::OnlyRight,
-        }
-    }
-}
-
-/// One record as read: where from, when, and its business key and value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Seen {
-    /// Its side.
-    pub side: Side,
-    /// Its partition.
-    pub partition: i32,
-    /// Its offset.
-    pub offset: i64,
-    /// Its timestamp (event time), in ms.
-    pub timestamp: i64,
-    /// Its business key ([`super::key::BusinessKey::bytes`]).
-    pub key: Vec<u8>,
-    /// Its value.
-    pub value: Option<Vec<u8>>,
-}
+pub use partita_compare::class::{Class, Side};
+pub use partita_compare::waiting::Seen;
+use partita_compare::waiting::{
+    decode_waiting, encode_waiting, pending_key, side_key, ts_bytes, ts_from,
+};
 
 /// A decision about one record, or about a pair.
 #[derive(Debug, Clone, PartialEq)]
@@ -186,67 +86,6 @@ pub struct Pairing<S: StateStore> {
     /// record is within window + grace of stream time (for duplicates).
     /// Indexed by [`Side::index`].
     last_seen: [HashMap<Vec<u8>, i64>; 2],
-}
-
-fn ts_bytes(ts: i64) -> [u8; 8] {
-    ((ts as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn ts_from(b: &[u8]) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    (u64::from_be_bytes(a) ^ (1 << 63)) as i64
-}
-
-fn side_key(prefix: u8, side: Side, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(key.len() + 6);
-    k.push(prefix);
-    k.push(side.byte());
-    k.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
-    k.extend_from_slice(key);
-    k
-}
-
-fn pending_key(side: Side, key: &[u8], ts: i64, seq: u64) -> Vec<u8> {
-    let mut k = side_key(b'p', side, key);
-    k.extend_from_slice(&ts_bytes(ts));
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-/// A waiting record's value: partition, offset, duplicate flag, value.
-fn encode_waiting(r: &Seen, duplicate: bool) -> Vec<u8> {
-    let mut v = Vec::with_capacity(14 + r.value.as_ref().map_or(0, Vec::len));
-    v.extend_from_slice(&r.partition.to_be_bytes());
-    v.extend_from_slice(&r.offset.to_be_bytes());
-    v.push(u8::from(duplicate));
-    match &r.value {
-        Some(value) => {
-            v.push(1);
-            v.extend_from_slice(value);
-        }
-        None => v.push(0),
-    }
-    v
-}
-
-fn decode_waiting(side: Side, key: &[u8], ts: i64, v: &[u8]) -> anyhow::Result<(Seen, bool)> {
-    anyhow::ensure!(v.len() >= 14, "a waiting record of {} bytes", v.len());
-    let partition = i32::from_be_bytes(v[0..4].try_into()?);
-    let offset = i64::from_be_bytes(v[4..12].try_into()?);
-    let duplicate = v[12] == 1;
-    let value = (v[13] == 1).then(|| v[14..].to_vec());
-    Ok((
-        Seen {
-            side,
-            partition,
-            offset,
-            timestamp: ts,
-            key: key.to_vec(),
-            value,
-        },
-        duplicate,
-    ))
 }
 
 impl<S: StateStore> Pairing<S> {
@@ -308,7 +147,8 @@ impl<S: StateStore> Pairing<S> {
             Some((pk, pv)) => {
                 let prefix = side_key(b'p', other, &r.key).len();
                 let ts = ts_from(&pk[prefix..]);
-                let (found, _) = decode_waiting(other, &r.key, ts, &pv)?;
+                let (found, _) =
+                    decode_waiting(other, &r.key, ts, &pv).map_err(anyhow::Error::msg)?;
                 // Its expiry entry stays: at expiry it only clears the
                 // side's last-seen timestamp.
                 changes.insert(pk, None);
@@ -393,7 +233,8 @@ impl<S: StateStore> Pairing<S> {
             let (side, key) = entry.remove();
             let pk = pending_key(side, &key, ts, seq);
             if let Some(pv) = self.store.get(&pk).context("reading the waiting records")? {
-                let (record, duplicate) = decode_waiting(side, &key, ts, &pv)?;
+                let (record, duplicate) =
+                    decode_waiting(side, &key, ts, &pv).map_err(anyhow::Error::msg)?;
                 changes.insert(pk, None);
                 self.waiting -= 1;
                 out(Outcome::Single {

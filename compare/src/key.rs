@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
-use super::diff::{Parsed, check_pointer};
+use crate::diff::{Parsed, check_pointer};
 
 /// Where a record's business key comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,11 @@
+//! Comparing the records of two streams by business key, shared by
+//! `partita validate` (two topics, read to the end or followed) and the
+//! `shadow-compare` processor (a pipeline stage that runs for days): how
+//! the business key is found ([`key`]), how two values are compared
+//! ([`diff`]), the classes every record ends in ([`class`]) and how a record
+//! waiting for its partner is stored ([`waiting`]).
+
+pub mod class;
+pub mod diff;
+pub mod key;
+pub mod waiting;
