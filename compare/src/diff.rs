@@ -90,6 +90,29 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// Adds a field not to compare: a JSON pointer; the error says why it
+    /// is not one.
+    pub fn add_ignore(&mut self, pointer: &str) -> Result<(), String> {
+        check_pointer(pointer)?;
+        self.ignore.push(pointer.to_string());
+        Ok(())
+    }
+
+    /// Adds a tolerance: `VALUE` for every number, or `/pointer=VALUE` for
+    /// one field, where `VALUE` is absolute (`0.01`) or relative (`0.5%`).
+    /// The error is `ARG: what is wrong`.
+    pub fn add_tolerance(&mut self, arg: &str) -> Result<(), String> {
+        let parsed = match arg.split_once('=') {
+            Some((pointer, value)) => check_pointer(pointer).and_then(|()| {
+                let tolerance: Tolerance = value.parse()?;
+                self.field_tolerances.push((pointer.to_string(), tolerance));
+                Ok(())
+            }),
+            None => arg.parse().map(|t| self.tolerance = Some(t)),
+        };
+        parsed.map_err(|e| format!("{arg}: {e}"))
+    }
+
     fn ignored(&self, pointer: &str) -> bool {
         self.ignore.iter().any(|i| i == pointer)
     }
@@ -344,6 +367,36 @@ mod tests {
 
     fn json(v: Value) -> Parsed {
         Parsed::Json(v)
+    }
+
+    #[test]
+    fn rules_are_built_from_arguments_and_bad_ones_say_why() {
+        let mut rules = Rules::default();
+        rules.add_ignore("/processed_at").unwrap();
+        rules.add_tolerance("0.01").unwrap();
+        rules.add_tolerance("/amount=0.5%").unwrap();
+        assert_eq!(rules.ignore, ["/processed_at"]);
+        assert_eq!(rules.tolerance, Some(Tolerance::Absolute(0.01)));
+        assert_eq!(
+            rules.field_tolerances,
+            [("/amount".to_string(), Tolerance::Relative(0.005))]
+        );
+        assert_eq!(
+            rules.add_ignore("a").unwrap_err(),
+            "`a` is not a JSON pointer: it must start with /"
+        );
+        assert_eq!(
+            rules.add_tolerance("/a=x").unwrap_err(),
+            "/a=x: `x` is not a number or a percentage"
+        );
+        assert_eq!(
+            rules.add_tolerance("a=1").unwrap_err(),
+            "a=1: `a` is not a JSON pointer: it must start with /"
+        );
+        assert_eq!(
+            rules.add_tolerance("-1").unwrap_err(),
+            "-1: `-1` must be a finite number, 0 or more"
+        );
     }
 
     #[test]

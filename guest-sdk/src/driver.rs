@@ -74,6 +74,7 @@ impl<P: Processor> Driver<P> {
             }
         }
         state::end_call();
+        crate::metrics::end_call();
         writer.finish()
     }
 
@@ -99,6 +100,7 @@ impl<P: Processor> Driver<P> {
             log::error(&format!("on_timer: {reason}; that output was dropped"));
         }
         state::end_call();
+        crate::metrics::end_call();
         let headers: Vec<Option<HeaderList<'_>>> = list
             .iter()
             .map(|o| {

@@ -10,7 +10,7 @@ use crate::log::Level;
 #[cfg(target_arch = "wasm32")]
 mod imp {
     use super::Level;
-    use crate::wit::partita::processor::{log, state, tables, types};
+    use crate::wit::partita::processor::{log, metrics, state, tables, types};
 
     pub fn state_get(key: &[u8]) -> Option<Vec<u8>> {
         state::get(key)
@@ -37,6 +37,10 @@ mod imp {
             Level::Error => types::Level::Error,
         };
         log::log(level, message);
+    }
+
+    pub fn metrics_add(name: &str, label: &str, delta: u64) -> Result<(), String> {
+        metrics::add(name, label, delta)
     }
 }
 
@@ -91,6 +95,23 @@ mod imp {
     pub fn log(level: Level, message: &str) {
         FAKE.with_borrow_mut(|h| h.logs.push((level, message.to_string())));
     }
+
+    /// The host's checks, then the count.
+    pub fn metrics_add(name: &str, label: &str, delta: u64) -> Result<(), String> {
+        partita_wire::check_counter(name, label)?;
+        FAKE.with_borrow_mut(|h| {
+            let key = (name.to_string(), label.to_string());
+            if !h.counters.contains_key(&key) && h.counters.len() >= partita_wire::MAX_COUNTERS {
+                return Err(format!(
+                    "counter {name} {label:?}: a partition keeps at most {} counters",
+                    partita_wire::MAX_COUNTERS
+                ));
+            }
+            let v = h.counters.entry(key).or_insert(0);
+            *v = v.saturating_add(delta);
+            Ok(())
+        })
+    }
 }
 
 pub(crate) use imp::*;
@@ -116,6 +137,7 @@ pub(crate) struct FakeHost {
     pub state: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
     pub tables: std::collections::HashMap<String, std::collections::HashMap<Vec<u8>, Vec<u8>>>,
     pub logs: Vec<(Level, String)>,
+    pub counters: std::collections::BTreeMap<(String, String), u64>,
     pub calls: HostCalls,
 }
 

@@ -107,6 +107,7 @@ mod processor;
 mod record;
 
 pub mod log;
+pub mod metrics;
 pub mod state;
 pub mod tables;
 #[cfg(not(target_arch = "wasm32"))]

@@ -192,6 +192,7 @@ impl<P: Processor> Harness<P> {
     pub fn new(config: &[(&str, &str)]) -> Result<Self, String> {
         FAKE.with_borrow_mut(|h| *h = FakeHost::default());
         state::reset();
+        crate::metrics::reset();
         let config: Vec<(String, String)> = config
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -209,6 +210,7 @@ impl<P: Processor> Harness<P> {
     /// stay, the processor's memory (and the state cache) does not.
     pub fn restart(&mut self) -> Result<(), String> {
         state::reset();
+        crate::metrics::reset();
         self.driver = Driver::init(self.config.clone())?;
         Ok(())
     }
@@ -288,6 +290,17 @@ impl<P: Processor> Harness<P> {
                 .or_default()
                 .insert(key.as_ref().to_vec(), value.as_ref().to_vec())
         });
+    }
+
+    /// The value of the host's counter `name` with `label` (what the
+    /// processor has handed over at the end of its calls; 0 if none).
+    pub fn counter(&self, name: &str, label: &str) -> u64 {
+        FAKE.with_borrow(|h| {
+            h.counters
+                .get(&(name.to_string(), label.to_string()))
+                .copied()
+                .unwrap_or(0)
+        })
     }
 
     /// The value the host stores under `key` (what the processor has sent,

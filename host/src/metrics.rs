@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use crate::engine::Counters;
+
 /// Upper bounds, in seconds, of the `partita_batch_seconds` buckets.
 pub const BATCH_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -179,6 +181,8 @@ pub struct PartitionMetrics {
     /// Per input topic (the stage's input order): the next offset to
     /// process, -1 when unknown.
     positions: Vec<AtomicI64>,
+    /// The counters the partition's processor keeps (its `metrics` import).
+    pub counters: Arc<Counters>,
 }
 
 impl PartitionMetrics {
@@ -194,6 +198,7 @@ impl PartitionMetrics {
             state_keys: AtomicI64::new(-1),
             assigned: AtomicBool::new(false),
             positions: (0..inputs).map(|_| AtomicI64::new(-1)).collect(),
+            counters: Arc::new(Counters::new()),
         }
     }
 
@@ -413,6 +418,24 @@ impl Metrics {
                 "{name}{{stage=\"{}\",partition=\"{partition}\"}} {n}",
                 escape(stage)
             );
+        }
+        let name = "partita_processor_counter_total";
+        header(
+            &mut out,
+            name,
+            "Counters the processor keeps through its metrics import.",
+            "counter",
+        );
+        for ((stage, partition), p) in &r.partitions {
+            for ((counter, label), n) in p.counters.snapshot() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{stage=\"{}\",partition=\"{partition}\",name=\"{}\",label=\"{}\"}} {n}",
+                    escape(stage),
+                    escape(&counter),
+                    escape(&label)
+                );
+            }
         }
         let name = "partita_state_keys";
         header(

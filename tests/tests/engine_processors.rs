@@ -205,6 +205,7 @@ fn count_state_survives_a_restart_of_the_instance() {
                 memory_bytes: 64 << 20,
                 deadline: Duration::from_secs(2),
             },
+            counters: Default::default(),
         })
         .unwrap();
     assert_eq!(

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use partita_wire::{BatchWriter, OutputRef, Outputs, RecordRef};
 
-use crate::engine::{Engine, EngineConfig, InstanceSetup, Limits, RecordOutcome};
+use crate::engine::{Counters, Engine, EngineConfig, InstanceSetup, Limits, RecordOutcome};
 use crate::jsonl::{self, JsonRecord};
 use crate::state::MemoryState;
 use crate::tables::{MemoryTables, Table};
@@ -102,6 +102,7 @@ pub fn main(args: TestArgs) -> anyhow::Result<ExitCode> {
         epoch_tick: Duration::from_millis(10),
     })?;
     let processor = engine.load(&args.component)?;
+    let counters = Arc::new(Counters::new());
     let mut instance = processor.instantiate(InstanceSetup {
         stage: stage_name(&args.component),
         partition: 0,
@@ -115,6 +116,7 @@ pub fn main(args: TestArgs) -> anyhow::Result<ExitCode> {
             memory_bytes: args.memory_mb.saturating_mul(1 << 20),
             deadline: Duration::from_millis(args.deadline_ms),
         },
+        counters: counters.clone(),
     })?;
 
     let mut topics: Vec<&str> = records.iter().map(|(_, r)| r.topic.as_str()).collect();
@@ -188,6 +190,12 @@ pub fn main(args: TestArgs) -> anyhow::Result<ExitCode> {
         failed,
     } = summary;
     eprintln!("records: {records}, outputs: {outputs}, rejected: {rejected}, failed: {failed}");
+    for ((name, label), value) in counters.snapshot() {
+        match label.as_str() {
+            "" => eprintln!("counter {name}: {value}"),
+            _ => eprintln!("counter {name} {label:?}: {value}"),
+        }
+    }
     Ok(if failed > 0 {
         ExitCode::from(FAILED_RECORDS)
     } else {

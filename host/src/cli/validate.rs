@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 
-use crate::validate::diff::{Rules, Tolerance, check_pointer};
+use crate::validate::diff::Rules;
 use crate::validate::key::KeySpec;
 use crate::validate::report::{self, Title};
 use crate::validate::source::{From, Until};
@@ -215,22 +215,14 @@ fn options(args: &ValidateArgs) -> Result<Options, ValidateError> {
     let grace = parse_duration(&args.grace).map_err(|e| usage(format!("--grace: {e}")))?;
     let mut rules = Rules::default();
     for i in &args.ignore {
-        check_pointer(i).map_err(|e| usage(format!("--ignore: {e}")))?;
-        rules.ignore.push(i.clone());
+        rules
+            .add_ignore(i)
+            .map_err(|e| usage(format!("--ignore: {e}")))?;
     }
     for t in &args.tolerance {
-        match t.split_once('=') {
-            Some((pointer, value)) => {
-                check_pointer(pointer).map_err(|e| usage(format!("--tolerance: {e}")))?;
-                let tol: Tolerance = value
-                    .parse()
-                    .map_err(|e| usage(format!("--tolerance {t}: {e}")))?;
-                rules.field_tolerances.push((pointer.to_string(), tol));
-            }
-            None => {
-                rules.tolerance = Some(t.parse().map_err(|e| usage(format!("--tolerance: {e}")))?)
-            }
-        }
+        rules
+            .add_tolerance(t)
+            .map_err(|e| usage(format!("--tolerance {e}")))?;
     }
     let from = match args.from.as_str() {
         "earliest" => From::Earliest,

@@ -109,5 +109,6 @@ fn validation_setup(stage: &StageConfig) -> InstanceSetup {
         state: Box::new(MemoryState::new()),
         tables: Arc::new(MemoryTables::new()),
         limits: stage.limits,
+        counters: Default::default(),
     }
 }

@@ -1,16 +1,19 @@
 //! The data of one instance's store and the host functions the processor
 //! imports: `state` (over the call's pending writes, then the store),
-//! `tables` and `log`, plus an empty WASI context for language runtimes.
+//! `tables`, `log` and `metrics` (over the call's pending counts), plus an
+//! empty WASI context for language runtimes.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::counters::{CounterKey, Counters};
 use super::limits::Limiter;
 use super::stderr::StderrTail;
 use crate::bindings::Stage;
-use crate::bindings::partita::processor::{log, state, tables, types};
+use crate::bindings::partita::processor::{log, metrics, state, tables, types};
 use crate::state::{ChangeSet, StateStore};
 use crate::tables::Tables;
 
@@ -48,6 +51,10 @@ pub(crate) struct StoreData {
     origin: Origin,
     /// What the guest wrote to stderr during the current call.
     pub(crate) stderr: StderrTail,
+    /// The partition's counters.
+    pub(crate) counters: Arc<Counters>,
+    /// Counts of the current call, added to `counters` only if it succeeds.
+    pub(crate) counts: BTreeMap<CounterKey, u64>,
 }
 
 impl StoreData {
@@ -58,6 +65,7 @@ impl StoreData {
         tables: Arc<dyn Tables>,
         memory_bytes: usize,
         origin: Origin,
+        counters: Arc<Counters>,
     ) -> Self {
         let stderr = StderrTail::default();
         StoreData {
@@ -69,6 +77,8 @@ impl StoreData {
             tables,
             origin,
             stderr,
+            counters,
+            counts: BTreeMap::new(),
         }
     }
 
@@ -205,6 +215,29 @@ pub(crate) fn scan_merged(
 impl tables::Host for StoreData {
     fn lookup(&mut self, table: String, key: Vec<u8>) -> Option<Vec<u8>> {
         self.tables.lookup(&table, &key)
+    }
+}
+
+impl metrics::Host for StoreData {
+    fn add(&mut self, name: String, label: String, delta: u64) -> Result<(), String> {
+        partita_wire::check_counter(&name, &label)?;
+        let key = (name, label);
+        if let Some(v) = self.counts.get_mut(&key) {
+            *v = v.saturating_add(delta);
+            return Ok(());
+        }
+        if !self.counters.contains(&key)
+            && self.counters.len() + self.counts.len() >= partita_wire::MAX_COUNTERS
+        {
+            return Err(format!(
+                "counter {} {:?}: a partition keeps at most {} counters",
+                key.0,
+                key.1,
+                partita_wire::MAX_COUNTERS
+            ));
+        }
+        self.counts.insert(key, delta);
+        Ok(())
     }
 }
 

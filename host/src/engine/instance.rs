@@ -18,6 +18,7 @@ use partita_wire::{
 };
 use wasmtime::Store;
 
+use super::counters::Counters;
 use super::imports::{Origin, StateFailure, StoreData};
 use super::{InstanceError, InstanceSetup, Limits, ProcessError, Processor};
 use crate::bindings::Stage;
@@ -54,6 +55,8 @@ struct Runner {
     outputs: Vec<String>,
     /// Output buffer of the last timer call.
     timer: Vec<u8>,
+    /// The partition's counters, kept across restarts and swaps.
+    counters: Arc<Counters>,
 }
 
 /// The result of one record run on its own.
@@ -78,10 +81,13 @@ impl Instance {
             state,
             tables,
             limits,
+            counters,
         } = setup;
         let stage: Arc<str> = stage.into();
         let ticks = processor.inner.engine.ticks(limits.deadline);
-        let data = store_data(&processor, &stage, partition, state, tables, limits);
+        let data = store_data(
+            &processor, &stage, partition, state, tables, limits, &counters,
+        );
         let (store, guest, outputs) =
             start_guest(&processor, data, &config, ticks, limits).map_err(|(e, _)| e)?;
         Ok(Instance {
@@ -97,6 +103,7 @@ impl Instance {
                 broken: None,
                 outputs,
                 timer: Vec::new(),
+                counters,
             },
             results: Vec::new(),
             singles: Vec::new(),
@@ -313,6 +320,7 @@ impl Runner {
             state,
             tables,
             self.limits,
+            &self.counters,
         );
         let ticks = processor.inner.engine.ticks(self.limits.deadline);
         match start_guest(processor, data, &self.config, ticks, self.limits) {
@@ -348,6 +356,7 @@ impl Runner {
     fn before_call(&mut self) {
         let data = self.store.data_mut();
         data.pending.clear();
+        data.counts.clear();
         data.limiter.take_refused();
         data.stderr.clear();
         self.store.set_epoch_deadline(self.ticks);
@@ -387,6 +396,7 @@ impl Runner {
     /// the batch's `changes`.
     fn commit(&mut self, changes: &mut ChangeSet) -> Result<(), ProcessError> {
         let data = self.store.data_mut();
+        data.counters.apply(&mut data.counts);
         if data.pending.is_empty() {
             return Ok(());
         }
@@ -406,6 +416,7 @@ impl Runner {
     fn classify(&mut self, e: wasmtime::Error) -> ProcessError {
         let refused = self.store.data_mut().limiter.take_refused();
         self.store.data_mut().pending.clear();
+        self.store.data_mut().counts.clear();
         if let Some(f) = e.downcast_ref::<StateFailure>() {
             return ProcessError::State(f.0.clone());
         }
@@ -434,6 +445,7 @@ impl Runner {
             Box::new(MemoryState::new()),
             self.tables(),
             self.limits,
+            &self.counters,
         );
         let old = std::mem::replace(
             &mut self.store,
@@ -447,6 +459,7 @@ impl Runner {
             state,
             tables,
             self.limits,
+            &self.counters,
         );
         match start_guest(&self.processor, data, &self.config, self.ticks, self.limits) {
             Ok((store, guest, outputs)) => self.install(store, guest, outputs),
@@ -488,13 +501,14 @@ fn store_data(
     state: Box<dyn StateStore>,
     tables: Arc<dyn Tables>,
     limits: Limits,
+    counters: &Arc<Counters>,
 ) -> StoreData {
     let origin = Origin {
         stage: stage.clone(),
         partition,
         version: processor.version().into(),
     };
-    StoreData::new(state, tables, limits.memory_bytes, origin)
+    StoreData::new(state, tables, limits.memory_bytes, origin, counters.clone())
 }
 
 /// Instantiates `processor` in a new store around `data` and calls `init`.
@@ -534,6 +548,7 @@ fn start_guest(
         .partita_processor_processor()
         .call_init(&mut store, config);
     store.data_mut().pending.clear();
+    store.data_mut().counts.clear();
     match init {
         Ok(Ok(outputs)) => Ok((store, guest, outputs)),
         Ok(Err(reason)) => Err((InstanceError::Init { version, reason }, store)),

@@ -26,6 +26,7 @@ use crate::state::StateStore;
 use crate::tables::Tables;
 
 mod cache;
+mod counters;
 pub(crate) mod imports;
 mod instance;
 mod limits;
@@ -34,6 +35,7 @@ mod ticker;
 mod world;
 
 use cache::ArtifactCache;
+pub use counters::{CounterKey, Counters};
 use imports::StoreData;
 pub use instance::{Instance, Outcome, RecordOutcome};
 use ticker::Ticker;
@@ -144,6 +146,8 @@ pub struct InstanceSetup {
     pub tables: Arc<dyn Tables>,
     /// Resource limits.
     pub limits: Limits,
+    /// The counters the processor adds to (its `metrics` import).
+    pub counters: Arc<Counters>,
 }
 
 impl InstanceSetup {
@@ -160,6 +164,7 @@ impl InstanceSetup {
             state: Box::new(crate::state::MemoryState::new()),
             tables: Arc::new(crate::tables::MemoryTables::new()),
             limits,
+            counters: Arc::new(Counters::new()),
         }
     }
 }

@@ -281,6 +281,7 @@ pub async fn run(
             stage: stage.clone(),
             tables: Arc::new(tables),
             durable: Some(durable.clone()),
+            metrics: metrics.clone(),
         };
         reloading.push(reload::ReloadStage {
             config: stage.clone(),

@@ -9,6 +9,7 @@ use super::durable::Durable;
 use super::reload::LiveProcessor;
 use crate::config::StageConfig;
 use crate::engine::{Instance, InstanceSetup, ProcessError, Processor, RecordOutcome};
+use crate::metrics::Metrics;
 use crate::state::{ChangeSet, MemoryState, StateStore};
 use crate::tables::Tables;
 
@@ -139,6 +140,8 @@ pub(crate) struct EngineRunners {
     /// The durable state stores; `None` keeps state in memory, empty at
     /// each assignment.
     pub durable: Option<Arc<Durable>>,
+    /// Where each partition's processor counters are exported.
+    pub metrics: Arc<Metrics>,
 }
 
 impl EngineRunners {
@@ -173,6 +176,11 @@ impl RunnerFactory for EngineRunners {
             state: self.open_state(partition)?,
             tables: self.tables.clone(),
             limits: self.stage.limits,
+            counters: self
+                .metrics
+                .partition(&self.stage.name, partition)
+                .counters
+                .clone(),
         };
         Ok(Box::new(self.live.current().instantiate(setup)?))
     }

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::key::display_key;
-use super::pairing::{Class, Outcome, Seen};
+use super::pairing::{Class, Outcome};
+use partita_compare::json::{pair_json, single_json};
 
 /// Examples kept per class.
 pub const EXAMPLES: usize = 5;
@@ -206,28 +206,6 @@ impl Summary {
     }
 }
 
-fn seen_json(r: &Seen) -> Value {
-    let value = r
-        .value
-        .as_deref()
-        .map(|v| match std::str::from_utf8(v) {
-            Ok(text) => Value::String(text.to_string()),
-            Err(_) => json!({"base64": base64_of(v)}),
-        })
-        .unwrap_or(Value::Null);
-    json!({
-        "partition": r.partition,
-        "offset": r.offset,
-        "timestamp": r.timestamp,
-        "value": value,
-    })
-}
-
-fn base64_of(v: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(v)
-}
-
 /// One outcome as JSON: class, key, the records of each side, the diff.
 pub fn outcome_json(o: &Outcome) -> Value {
     match o {
@@ -235,23 +213,8 @@ pub fn outcome_json(o: &Outcome) -> Value {
             left,
             right,
             difference,
-        } => json!({
-            "class": o.class().name(),
-            "key": display_key(&left.key),
-            "left": seen_json(left),
-            "right": seen_json(right),
-            "diff": difference.as_ref().map(|d| d.to_json()),
-            "diff_text": difference.as_ref().map(|d| d.to_string()),
-        }),
-        Outcome::Single { class, record } => {
-            let mut v = json!({
-                "class": class.name(),
-                "key": display_key(&record.key),
-                "side": record.side.name(),
-            });
-            v[record.side.name()] = seen_json(record);
-            v
-        }
+        } => pair_json(left, right, difference.as_ref()),
+        Outcome::Single { class, record } => single_json(*class, record),
     }
 }
 
@@ -280,7 +243,7 @@ fn example_line(e: &Value) -> String {
 mod tests {
     use super::*;
     use crate::validate::diff::{Difference, FieldDiff};
-    use crate::validate::pairing::Side;
+    use crate::validate::pairing::{Seen, Side};
 
     fn seen(side: Side, ts: i64) -> Seen {
         Seen {

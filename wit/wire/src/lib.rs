@@ -43,8 +43,11 @@ extern crate alloc;
 
 use core::fmt;
 
+mod counter;
 mod read;
 mod write;
+
+pub use counter::{MAX_COUNTERS, MAX_LABEL, MAX_NAME, check_counter};
 
 pub use read::{
     Batch, Field, HeaderIter, Headers, OutputIter, OutputRef, Outputs, RecordIter, RecordRef,

@@ -44,6 +44,7 @@ pub fn try_version(
         state: Box::new(MemoryState::new()),
         tables: tables.clone(),
         limits: stage.limits,
+        counters: Default::default(),
     };
     let instance = processor.instantiate(setup).map_err(|e| Refused {
         reason: match e {
