@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use partita::engine::{
-    Engine, EngineConfig, Instance, InstanceError, InstanceSetup, Limits, LoadError, ProcessError,
-    Processor, RecordOutcome,
+    Counters, Engine, EngineConfig, Instance, InstanceError, InstanceSetup, Limits, LoadError,
+    ProcessError, Processor, RecordOutcome,
 };
 use partita::tables::{MemoryTables, Tables};
 use partita_tests::wasm::component;
@@ -474,6 +474,37 @@ fn state_of_a_failed_call_is_dropped() {
     assert_eq!(changes, vec![(b"count:a".to_vec(), Some(b"2".to_vec()))]);
     drop(outcome);
     assert_eq!(counter(&mut inst, "a").as_deref(), Some("2"));
+}
+
+#[test]
+fn processor_counters_count_only_calls_that_return() {
+    let counters = Arc::new(Counters::new());
+    let mut inst = misbehave(&shared())
+        .instantiate(InstanceSetup {
+            counters: counters.clone(),
+            ..setup(&[], Arc::new(MemoryTables::new()))
+        })
+        .expect("instantiate");
+    // The batch traps after counting twice; retried record by record, `a`
+    // counts once and the panicking record not at all.
+    let (seen, calls) = run(&mut inst, &[("a", "count"), ("b", "count-panic")]);
+    assert_eq!(calls, 3);
+    assert!(seen[1].starts_with("failed:"), "{seen:?}");
+    run(&mut inst, &[("a", "count"), ("c", "count")]);
+    assert_eq!(
+        counters.snapshot(),
+        [
+            (("calls".to_string(), "a".to_string()), 2),
+            (("calls".to_string(), "c".to_string()), 1)
+        ]
+    );
+    let (seen, _) = run(&mut inst, &[("-", "bad-counter")]);
+    assert_eq!(
+        seen,
+        [
+            "rejected:counter name \"Bad-Name\": use 1 to 64 characters of a-z, 0-9 and _, starting with a letter"
+        ]
+    );
 }
 
 #[test]

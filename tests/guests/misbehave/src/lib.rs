@@ -16,6 +16,9 @@
 //! | `scan`            | outputs every `count:` entry as `k=v;…`                 |
 //! | `table`           | outputs the value of KEY in table `names`, else rejects |
 //! | `log`             | logs the key at info level, then as identity           |
+//! | `count`           | adds 1 to the processor counter `calls` labelled KEY   |
+//! | `count-panic`     | adds 1 to that counter, then panics                    |
+//! | `bad-counter`     | adds to a counter named `Bad-Name`, rejected with the error |
 //! | `malformed`       | the whole batch returns a malformed result buffer      |
 //! | `second-output`   | one output to output index 1                           |
 //! | `arm-init-failure`| stores `fail-init`, so that later `init` calls fail    |
@@ -60,7 +63,7 @@ wit_bindgen::generate!({
 });
 
 use exports::partita::processor::processor::Guest;
-use partita::processor::{log, state, tables, types};
+use partita::processor::{log, metrics, state, tables, types};
 
 thread_local! {
     static CONFIG: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
@@ -171,6 +174,18 @@ impl Guest for Misbehave {
                     );
                     out.output(&OutputSpec::default());
                 }
+                b"count" => match metrics::add("calls", &String::from_utf8_lossy(key), 1) {
+                    Ok(()) => out.output(&OutputSpec::default()),
+                    Err(e) => out.reject(&e),
+                },
+                b"count-panic" => {
+                    let _ = metrics::add("calls", &String::from_utf8_lossy(key), 1);
+                    panic!("panic after a count");
+                }
+                b"bad-counter" => match metrics::add("Bad-Name", "", 1) {
+                    Ok(()) => out.output(&value_output(b"accepted a bad counter name")),
+                    Err(e) => out.reject(&e),
+                },
                 b"arm-init-failure" => {
                     state::put(b"fail-init", b"1");
                     out.output(&OutputSpec::default());
