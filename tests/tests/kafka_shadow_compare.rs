@@ -75,7 +75,7 @@ input = ["legacy.out", "new.out"]
 outputs = {{ diffs = "diffs" }}
 dlq = "compare.dlq"
 timer_interval_ms = 100
-config = {{ left = "legacy.out", right = "new.out", key = "/id", window_ms = 2000, grace_ms = 1000, idle_ms = 1000, ignore = "/processed_at" }}
+config = {{ left = "legacy.out", right = "new.out", key = "/id", window_ms = 2000, grace_ms = 1000, idle_ms = 3000, ignore = "/processed_at" }}
 "#,
         toml_string(&broker.bootstrap()),
         toml_path(&component("shadow-compare")),

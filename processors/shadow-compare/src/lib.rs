@@ -37,8 +37,9 @@
 //! window + grace: the two inputs are not merged in timestamp order by the
 //! host (they interleave as they arrive), so a side that is behind, for
 //! example after a restart, holds declarations back instead of causing
-//! false `only_*`. A side that has sent nothing for `idle_ms` of wall time
-//! stops holding them back; when both are idle, time moves on with the
+//! false `only_*`; so does a side that has sent nothing yet. A side that
+//! has sent nothing for `idle_ms` of wall time (since it last did, or
+//! since the instance started) stops holding them back; when both are idle, time moves on with the
 //! wall clock, so every waiting record is declared in the end. A record
 //! arriving after records of its time have been declared is `late`.
 //! Declarations happen in `on-timer`, after each batch and every
@@ -302,14 +303,16 @@ impl ShadowCompare {
     }
 
     /// The time up to which records may be declared: the slower side's
-    /// stream time while both are active, the active side's when the other
+    /// stream time while both are active (nothing while one has sent
+    /// nothing yet), the active side's when the other
     /// is idle, and, when both are idle, the later one's moved on by the
     /// wall time since it last moved.
     fn decision_time(&self, wall_time: i64) -> i64 {
+        // A side that has sent nothing yet is active too (its time is
+        // `i64::MIN`), until it has been idle that long since the start.
         let active = |c: &Clock| {
-            c.stream_time != i64::MIN
-                && c.moved_at
-                    .is_some_and(|at| wall_time.saturating_sub(at) <= self.idle)
+            c.moved_at
+                .is_some_and(|at| wall_time.saturating_sub(at) <= self.idle)
         };
         let [l, r] = &self.clocks;
         match (active(l), active(r)) {

@@ -105,6 +105,23 @@ fn unpaired_records_are_declared_once_the_slower_side_passes_them() {
 }
 
 #[test]
+fn a_side_that_has_sent_nothing_yet_holds_back_until_it_is_idle() {
+    let mut h = harness();
+    h.run([right(1_000, 1, 1.0), right(60_000, 2, 1.0)]);
+    assert!(h.timer(60_000, 0).is_empty());
+    assert!(h.timer(60_000, 10_000).is_empty(), "left not idle yet");
+    let out = h.run_one(left(1_100, 1, 1.0));
+    assert!(out.outputs().is_empty(), "a match");
+    assert!(h.timer(60_000, 10_001).is_empty());
+    // Left sent at 10 001, right at 0: both are idle from 20 002 on, and
+    // time follows the wall clock from right's 60 s.
+    assert!(h.timer(60_000, 20_001).is_empty());
+    let declared = h.timer(60_000, 20_002);
+    assert_eq!(classes(&declared), [("only_right".into(), "2".into())]);
+    assert_eq!(counts(&h), [2, 0, 0, 1, 0, 0]);
+}
+
+#[test]
 fn an_idle_side_stops_holding_back_and_both_idle_follow_the_wall_clock() {
     let mut h = harness();
     h.run([left(1_000, 1, 1.0), right(1_000, 2, 1.0)]);
