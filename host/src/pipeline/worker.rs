@@ -13,23 +13,19 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use partita_wire::RecordRef;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::StageShared;
 use super::batch::BatchBuilder;
-use super::dlq::{self, ErrorKind};
 use super::durable;
 use super::ledger::{Ledger, Sent, StopAt};
 use super::reload::{self, SwapHook};
 use super::runner::BatchRunner;
 use super::timers::{TimerSink, Timers};
-use crate::config::OnError;
-use crate::engine::RecordOutcome;
 use crate::kafka::changelog::ChangelogWriter;
-use crate::kafka::produce::{self, Acks, OutRecord, Producer};
+use crate::kafka::produce::{self, Acks};
 use crate::metrics::PartitionMetrics;
 
 /// Batches whose outputs may be in flight at once, per worker.
@@ -90,6 +86,9 @@ struct Worker<C: ConsumerContext + 'static> {
 }
 
 mod exactly_once;
+mod sink;
+
+use sink::{Counts, Sink};
 
 /// Runs the worker until it is told to stop or the run fails.
 pub(crate) fn run<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) {
@@ -575,134 +574,3 @@ impl<C: ConsumerContext + 'static> Worker<C> {
     }
 }
 
-/// What one batch came to.
-#[derive(Default)]
-struct Counts {
-    records: u64,
-    outputs: u64,
-    dlq: u64,
-    rejected: u64,
-    failed: u64,
-    skipped: u64,
-    /// The largest record timestamp of the batch.
-    latest: Option<i64>,
-}
-
-/// Handles the records of one batch as the runner reports them.
-struct Sink<'w> {
-    producer: &'w Producer,
-    acks: &'w Arc<Acks>,
-    routes: &'w [String],
-    on_error: &'w OnError,
-    stage: &'w str,
-    /// Per input, its dead-letter topic (when the policy is `dlq`).
-    dlq_topic: &'w [Option<String>],
-    version: String,
-    /// Add the `partita.version` header to outputs.
-    version_header: bool,
-    batch: &'w BatchBuilder,
-    next: Vec<i64>,
-    index: usize,
-    counts: Counts,
-    stop: Option<StopAt>,
-    fatal: Option<String>,
-}
-
-impl Sink<'_> {
-    fn record(&mut self, record: RecordRef<'_>, outcome: RecordOutcome<'_>) {
-        let input = self.batch.input_of(self.index) as usize;
-        self.index += 1;
-        self.counts.latest = self.counts.latest.max(Some(record.timestamp));
-        if self.stop.is_some() || self.fatal.is_some() {
-            return;
-        }
-        match outcome {
-            RecordOutcome::Ok(outputs) => {
-                for o in outputs.iter() {
-                    let topic = &self.routes[o.output as usize];
-                    let headers = match (o.headers, self.version_header) {
-                        (Some(h), false) => produce::headers(h.iter()),
-                        (None, false) => produce::headers(record.headers.iter()),
-                        (Some(h), true) => reload::with_version(h.iter(), &self.version),
-                        (None, true) => reload::with_version(record.headers.iter(), &self.version),
-                    };
-                    let out = OutRecord {
-                        key: o.key.or_input(record.key),
-                        value: o.value.or_input(record.value),
-                        headers,
-                        timestamp: Some(o.timestamp.unwrap_or(record.timestamp)),
-                        partition: None,
-                    };
-                    if let Err(e) = self.producer.send(topic, out, self.acks) {
-                        self.fatal = Some(format!("cannot produce to {topic}: {e}"));
-                        return;
-                    }
-                    self.counts.outputs += 1;
-                }
-            }
-            RecordOutcome::Rejected(reason) => {
-                self.counts.rejected += 1;
-                if !self.failed(&record, input, ErrorKind::Rejected, reason) {
-                    return;
-                }
-            }
-            RecordOutcome::Failed(e) => {
-                self.counts.failed += 1;
-                if !self.failed(&record, input, ErrorKind::of(e), &e.to_string()) {
-                    return;
-                }
-            }
-        }
-        self.counts.records += 1;
-        self.next[input] = record.offset + 1;
-    }
-
-    /// Applies the error policy; false when the record stops the run (it
-    /// is then not counted as handled).
-    fn failed(
-        &mut self,
-        record: &RecordRef<'_>,
-        input: usize,
-        kind: ErrorKind,
-        reason: &str,
-    ) -> bool {
-        match self.on_error {
-            OnError::Skip => {
-                self.counts.skipped += 1;
-                true
-            }
-            OnError::Stop => {
-                self.next[input] = record.offset;
-                self.stop = Some(StopAt {
-                    topic: record.topic.to_string(),
-                    partition: record.partition,
-                    offset: record.offset,
-                    reason: format!("{}: {reason}", kind.as_str()),
-                });
-                false
-            }
-            OnError::Dlq { .. } => {
-                let Some(topic) = self.dlq_topic.get(input).and_then(|t| t.as_deref()) else {
-                    return true;
-                };
-                let pairs = dlq::headers(record, kind, reason, self.stage, &self.version);
-                let headers = produce::headers(pairs.iter().map(|(k, v)| (*k, v.as_slice())));
-                let out = OutRecord {
-                    key: record.key,
-                    value: record.value,
-                    headers,
-                    timestamp: Some(record.timestamp),
-                    partition: None,
-                };
-                if let Err(e) = self.producer.send(topic, out, self.acks) {
-                    self.fatal = Some(format!(
-                        "cannot produce to the dead-letter topic {topic}: {e}"
-                    ));
-                    return false;
-                }
-                self.counts.dlq += 1;
-                true
-            }
-        }
-    }
-}
