@@ -4,13 +4,13 @@
 //!   store, restores it from the changelog (from the store's checkpoint),
 //!   counts the records read (`partita_state_restored_records_total`) and
 //!   logs the restore with its duration.
-//! - [`send_changes`]: after each successful call, the call's change set
-//!   goes to the changelog with the batch's outputs, under the batch's
-//!   acks.
-//! - [`checkpoint`]: as batches are acknowledged, in order, the store's
-//!   checkpoint follows the changelog offsets acknowledged.
-//! - [`close`]: after the partition's last commit (revoke, stop), the
-//!   store is flushed and marked closed cleanly.
+//! - [`ensure_changelogs`]: at start, the changelog topics are created if
+//!   missing.
+//!
+//! Each worker's `Processing` (`worker/processing.rs`) then sends each
+//! call's change set to the changelog with the batch's outputs, moves the
+//! store's checkpoint as batches are acknowledged, and closes the store
+//! cleanly after the partition's last commit.
 //!
 //! Under exactly-once, a worker whose transaction aborted calls
 //! [`super::runner::BatchRunner::release_state`] and then starts a new
@@ -21,12 +21,10 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::runner::BatchRunner;
 use crate::config::{Guarantee, KafkaConfig, Pipeline};
 use crate::kafka::admin::TopicPartitions;
-use crate::kafka::changelog::{self, ChangelogWriter};
-use crate::kafka::produce::{Acks, Producer};
-use crate::metrics::{Metrics, PartitionMetrics};
+use crate::kafka::changelog;
+use crate::metrics::Metrics;
 use crate::state::{DiskOptions, LocalStores, StateStore};
 
 /// The durable state of a run's stages.
@@ -101,65 +99,4 @@ pub(crate) async fn ensure_changelogs(
         })
         .collect();
     changelog::ensure_topics(&pipeline.kafka, topics, &wanted).await
-}
-
-/// Sends the state changes of the runner's last call to the changelog, as
-/// part of the batch `acks`. An error is the reason the run must stop.
-pub(crate) fn send_changes(
-    writer: Option<&mut ChangelogWriter>,
-    runner: &dyn BatchRunner,
-    producer: &Producer,
-    acks: &Arc<Acks>,
-) -> Result<(), String> {
-    let (Some(writer), Some(changes)) = (writer, runner.last_changes()) else {
-        return Ok(());
-    };
-    writer
-        .send(producer, changes, acks)
-        .map(|_| ())
-        .map_err(|e| format!("cannot produce to the changelog {}: {e}", writer.topic()))
-}
-
-/// Moves the store's checkpoint to the changelog offset acknowledged by
-/// the batches done so far, and updates the keys gauge (the count as of the
-/// store's last flush). `none_left`:
-/// no batch is in flight any more (those the writer still waits for were
-/// dropped, by an aborted transaction).
-pub(crate) fn checkpoint(
-    writer: Option<&mut ChangelogWriter>,
-    runner: &mut dyn BatchRunner,
-    metrics: &PartitionMetrics,
-    none_left: bool,
-) {
-    let Some(writer) = writer else {
-        return;
-    };
-    writer.acknowledged();
-    if none_left {
-        writer.forget_waiting();
-    }
-    let Some(store) = runner.state() else {
-        return;
-    };
-    // Offered again while idle, so that the last checkpoint is written
-    // once the flush interval has passed (a no-op once it is).
-    if let Some(offset) = writer.last_acknowledged()
-        && let Err(e) = store.set_checkpoint(offset)
-    {
-        tracing::warn!(
-            "{}: cannot record the state checkpoint {offset}: {e:#}",
-            writer.topic()
-        );
-    }
-    metrics.set_state_keys(store.len());
-}
-
-/// Flushes the store and marks it closed cleanly (after the partition's
-/// last commit).
-pub(crate) fn close(runner: &mut dyn BatchRunner, stage: &str, partition: i32) {
-    if let Some(store) = runner.state()
-        && let Err(e) = store.close()
-    {
-        tracing::warn!(stage, partition, "closing the state store: {e:#}");
-    }
 }

@@ -19,12 +19,8 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::StageShared;
 use super::batch::BatchBuilder;
-use super::durable;
 use super::ledger::{Ledger, Sent, StopAt};
-use super::reload::{self, SwapHook};
-use super::runner::BatchRunner;
 use super::timers::{TimerSink, Timers};
-use crate::kafka::changelog::ChangelogWriter;
 use crate::kafka::produce::{self, Acks};
 use crate::metrics::PartitionMetrics;
 
@@ -57,9 +53,8 @@ struct Worker<C: ConsumerContext + 'static> {
     queues: Vec<(u32, PartitionQueue<C>)>,
     consumer: Arc<BaseConsumer<C>>,
     stop: Arc<AtomicBool>,
-    runner: Box<dyn BatchRunner>,
-    /// Output index → topic.
-    routes: Vec<String>,
+    /// The processor, its routes, swap hook and changelog writer.
+    processing: Processing,
     batch: BatchBuilder,
     ledger: Ledger,
     metrics: Arc<PartitionMetrics>,
@@ -75,19 +70,17 @@ struct Worker<C: ConsumerContext + 'static> {
     fatal: Option<String>,
     /// The `on_error = "stop"` record that stopped this worker.
     halted: Option<StopAt>,
-    /// Hot reload: swaps the runner's code between batches.
-    reload: Option<SwapHook>,
     /// When to call the processor's `on-timer`, and the stream time.
     timers: Timers,
     /// Under exactly-once, the worker's transactions.
     eos: Option<exactly_once::ExactlyOnce>,
-    /// Where the partition's state changes go (durable state).
-    changelog: Option<ChangelogWriter>,
 }
 
 mod exactly_once;
+mod processing;
 mod sink;
 
+use processing::Processing;
 use sink::{Counts, Sink};
 
 /// Runs the worker until it is told to stop or the run fails.
@@ -125,13 +118,8 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<
     // Exactly-once: fence the partition's previous owner (its open
     // transaction aborted) before the state is restored from the changelog.
     let eos = exactly_once::ExactlyOnce::start(&shared, partition)?;
-    let runner = shared.runners.start(partition)?;
+    let processing = Processing::start(&shared, partition)?;
     let shared_timer_interval = shared.config.timer_interval;
-    let routes = reload::routes(&shared.config, runner.outputs())?;
-    let reload = shared
-        .runners
-        .live()
-        .map(|live| SwapHook::new(live, partition, runner.version()));
     let me = thread::current();
     for (_, q) in &mut queues {
         let me = me.clone();
@@ -140,10 +128,6 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<
     let metrics = shared.all_metrics.partition(&shared.config.name, partition);
     metrics.set_assigned(true);
     let inputs = shared.config.inputs.len();
-    let changelog = shared
-        .runners
-        .changelog()
-        .map(|topic| ChangelogWriter::new(&topic, partition));
     let mut w = Worker {
         batch: BatchBuilder::new(&shared.config.inputs, shared.config.batch),
         shared,
@@ -151,8 +135,7 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<
         queues,
         consumer,
         stop,
-        runner,
-        routes,
+        processing,
         ledger: Ledger::new(inputs),
         metrics,
         next_queue: 0,
@@ -162,10 +145,8 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<
         retry_backoff: Duration::from_secs(1),
         fatal: None,
         halted: None,
-        reload,
         timers: Timers::new(shared_timer_interval),
         eos,
-        changelog,
     };
     tracing::debug!(stage = %w.shared.config.name, partition, "worker started");
     let result = w.work();
@@ -204,13 +185,9 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         self.drain();
         self.commit(CommitMode::Sync);
         if self.fatal.is_none() {
-            durable::checkpoint(
-                self.changelog.as_mut(),
-                &mut *self.runner,
-                &self.metrics,
-                false,
-            );
-            durable::close(&mut *self.runner, &self.shared.config.name, self.partition);
+            self.processing.checkpoint(&self.metrics, false);
+            self.processing
+                .close(&self.shared.config.name, self.partition);
         }
         if let Some(fatal) = self.fatal.take() {
             anyhow::bail!("{fatal}");
@@ -294,20 +271,19 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             return;
         }
         let acks = Acks::new(thread::current());
+        let routes = self.processing.routes.clone();
         let sink = TimerSink {
             producer: exactly_once::producer(&self.eos, &self.shared.producer),
             acks: &acks,
-            routes: &self.routes,
+            routes: &routes,
         };
         let mut fired = self.timers.fire(
-            &mut *self.runner,
+            &mut *self.processing.runner,
             &sink,
             &self.shared.config.name,
             self.partition,
         );
-        if let Err(e) =
-            durable::send_changes(self.changelog.as_mut(), &*self.runner, sink.producer, &acks)
-        {
+        if let Err(e) = self.processing.send_changes(sink.producer, &acks) {
             fired.fatal.get_or_insert(e);
         }
         acks.close();
@@ -330,11 +306,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
 
     /// Between batches: swaps to a newly published processor version.
     fn swap_if_due(&mut self) {
-        if let Some(hook) = &mut self.reload
-            && let Some(routes) = hook.at_boundary(&mut *self.runner, &self.shared.config)
-        {
-            self.routes = routes;
-        }
+        self.processing.swap_if_due(&self.shared.config);
     }
 
     /// Runs the batch in hand and hands its outputs to the producer.
@@ -345,14 +317,15 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         let started = Instant::now();
         let acks = Acks::new(thread::current());
         let stage = &self.shared.config;
+        let routes = self.processing.routes.clone();
         let mut sink = Sink {
             producer: exactly_once::producer(&self.eos, &self.shared.producer),
             acks: &acks,
-            routes: &self.routes,
+            routes: &routes,
             on_error: &stage.on_error,
             stage: &stage.name,
             dlq_topic: &self.shared.dlq_topics,
-            version: self.runner.version().to_string(),
+            version: self.processing.runner.version().to_string(),
             version_header: stage.reload.version_header,
             batch: &self.batch,
             next: vec![-1; stage.inputs.len()],
@@ -361,13 +334,12 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             stop: None,
             fatal: None,
         };
-        self.runner
+        self.processing
+            .runner
             .run(self.batch.writer(), &mut |record, outcome| {
                 sink.record(record, outcome)
             });
-        if let Err(e) =
-            durable::send_changes(self.changelog.as_mut(), &*self.runner, sink.producer, &acks)
-        {
+        if let Err(e) = self.processing.send_changes(sink.producer, &acks) {
             sink.fatal.get_or_insert(e);
         }
         if sink.stop.is_none() && sink.fatal.is_none() {
@@ -379,7 +351,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             };
             let fired = self.timers.after_batch(
                 sink.counts.latest,
-                &mut *self.runner,
+                &mut *self.processing.runner,
                 &timer_sink,
                 &stage.name,
                 self.partition,
@@ -390,9 +362,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             }
             sink.fatal = fired.fatal;
             // The timer call's own state changes.
-            if let Err(e) =
-                durable::send_changes(self.changelog.as_mut(), &*self.runner, sink.producer, &acks)
-            {
+            if let Err(e) = self.processing.send_changes(sink.producer, &acks) {
                 sink.fatal.get_or_insert(e);
             }
         }
@@ -410,9 +380,8 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         m.rejected.fetch_add(counts.rejected, Relaxed);
         m.failed.fetch_add(counts.failed, Relaxed);
         m.skipped.fetch_add(counts.skipped, Relaxed);
-        if let Some(hook) = &self.reload {
-            hook.after_batch(counts.records, counts.rejected + counts.failed);
-        }
+        self.processing
+            .after_batch(counts.records, counts.rejected + counts.failed);
         self.ledger.push(Sent {
             acks,
             next,
@@ -448,12 +417,8 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             self.retry_failures();
         }
         let settled = self.ledger.settle();
-        durable::checkpoint(
-            self.changelog.as_mut(),
-            &mut *self.runner,
-            &self.metrics,
-            self.ledger.is_empty(),
-        );
+        self.processing
+            .checkpoint(&self.metrics, self.ledger.is_empty());
         if settled.batches > 0 {
             self.metrics.records_out.fetch_add(settled.outputs, Relaxed);
             self.metrics.dlq.fetch_add(settled.dlq, Relaxed);
@@ -573,4 +538,3 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         }
     }
 }
-

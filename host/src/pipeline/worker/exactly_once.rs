@@ -28,10 +28,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::super::StageShared;
 use super::super::ledger::Ledger;
-use super::super::reload::{self, SwapHook};
 use super::Worker;
+use super::processing::Processing;
 use crate::config::{Guarantee, KafkaConfig};
-use crate::kafka::changelog::ChangelogWriter;
 use crate::kafka::produce::{self, Producer};
 use crate::kafka::transactions::{TXN_CALL_TIMEOUT, Transactions, TxnError};
 
@@ -318,22 +317,10 @@ impl<C: ConsumerContext + 'static> Worker<C> {
     fn restart_runner(&mut self) -> anyhow::Result<()> {
         // The old runner lets go of the state store first, unclean: the
         // new one empties it and restores it from the committed changelog.
-        self.runner.release_state();
         // The aborted batches' changelog records will never be
-        // acknowledged: the writer starts afresh with the new store.
-        self.changelog = self
-            .shared
-            .runners
-            .changelog()
-            .map(|topic| ChangelogWriter::new(&topic, self.partition));
-        let runner = self.shared.runners.start(self.partition)?;
-        self.routes = reload::routes(&self.shared.config, runner.outputs())?;
-        self.reload = self
-            .shared
-            .runners
-            .live()
-            .map(|live| SwapHook::new(live, self.partition, runner.version()));
-        self.runner = runner;
+        // acknowledged: the new writer starts afresh with the new store.
+        self.processing.release_state();
+        self.processing = Processing::start(&self.shared, self.partition)?;
         Ok(())
     }
 }
