@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::topic_partition_list::Offset;
 
 use super::StageShared;
 use super::batch::BatchBuilder;
 use super::ledger::{Ledger, Sent, StopAt};
 use super::timers::{TimerSink, Timers};
-use crate::kafka::produce::{self, Acks};
+use crate::kafka::produce::Acks;
+use crate::kafka::transactions::TXN_CALL_TIMEOUT;
 use crate::metrics::PartitionMetrics;
 
 /// Batches whose outputs may be in flight at once, per worker.
@@ -29,9 +30,6 @@ pub(crate) const MAX_IN_FLIGHT: usize = 8;
 /// Longest sleep while waiting for records or acknowledgements; the stop
 /// flags are checked at least this often.
 const IDLE: Duration = Duration::from_millis(100);
-/// The longest wait between two attempts to produce again records the
-/// client gave up on.
-const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Everything one worker needs.
 pub(crate) struct WorkerSetup<C: ConsumerContext + 'static> {
@@ -60,28 +58,39 @@ struct Worker<C: ConsumerContext + 'static> {
     metrics: Arc<PartitionMetrics>,
     /// Which queue the next fill starts with (fairness between inputs).
     next_queue: usize,
-    /// The positions of the last commit attempt, and the stage's commit
-    /// failure count seen then.
-    last_commit: (Vec<i64>, u64),
     last_commit_at: Instant,
-    retry_at: Instant,
-    retry_backoff: Duration,
     /// A failure that ends the run (a record the broker refuses for good).
     fatal: Option<String>,
     /// The `on_error = "stop"` record that stopped this worker.
     halted: Option<StopAt>,
     /// When to call the processor's `on-timer`, and the stream time.
     timers: Timers,
-    /// Under exactly-once, the worker's transactions.
-    eos: Option<exactly_once::ExactlyOnce>,
+    /// At-least-once or exactly-once.
+    guarantee: Guarantee,
 }
 
+mod at_least_once;
 mod exactly_once;
+mod guarantee;
 mod processing;
 mod sink;
 
+use guarantee::{Guarantee, Next, Scope};
 use processing::Processing;
 use sink::{Counts, Sink};
+
+/// What a worker's guarantee sees of it (its fields borrowed apart from the
+/// guarantee itself).
+macro_rules! scope {
+    ($w:expr) => {
+        Scope {
+            shared: &$w.shared,
+            partition: $w.partition,
+            consumer: &$w.consumer,
+            ledger: &$w.ledger,
+        }
+    };
+}
 
 /// Runs the worker until it is told to stop or the run fails.
 pub(crate) fn run<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) {
@@ -117,7 +126,7 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<
     } = setup;
     // Exactly-once: fence the partition's previous owner (its open
     // transaction aborted) before the state is restored from the changelog.
-    let eos = exactly_once::ExactlyOnce::start(&shared, partition)?;
+    let guarantee = Guarantee::start(&shared, partition)?;
     let processing = Processing::start(&shared, partition)?;
     let shared_timer_interval = shared.config.timer_interval;
     let me = thread::current();
@@ -139,14 +148,11 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<
         ledger: Ledger::new(inputs),
         metrics,
         next_queue: 0,
-        last_commit: (vec![-1; inputs], 0),
         last_commit_at: Instant::now(),
-        retry_at: Instant::now(),
-        retry_backoff: Duration::from_secs(1),
         fatal: None,
         halted: None,
         timers: Timers::new(shared_timer_interval),
-        eos,
+        guarantee,
     };
     tracing::debug!(stage = %w.shared.config.name, partition, "worker started");
     let result = w.work();
@@ -267,13 +273,14 @@ impl<C: ConsumerContext + 'static> Worker<C> {
     /// Calls `on-timer` while no record arrives; its outputs are a batch of
     /// their own in the ledger (no offsets to commit, but in order).
     fn idle_timer(&mut self) {
-        if !self.eos_begin() {
+        if let Err(e) = self.guarantee.begin(&self.batch) {
+            self.fatal.get_or_insert(e);
             return;
         }
         let acks = Acks::new(thread::current());
         let routes = self.processing.routes.clone();
         let sink = TimerSink {
-            producer: exactly_once::producer(&self.eos, &self.shared.producer),
+            producer: self.guarantee.producer(&self.shared.producer),
             acks: &acks,
             routes: &routes,
         };
@@ -311,7 +318,8 @@ impl<C: ConsumerContext + 'static> Worker<C> {
 
     /// Runs the batch in hand and hands its outputs to the producer.
     fn process(&mut self) {
-        if !self.eos_begin() {
+        if let Err(e) = self.guarantee.begin(&self.batch) {
+            self.fatal.get_or_insert(e);
             return;
         }
         let started = Instant::now();
@@ -319,7 +327,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         let stage = &self.shared.config;
         let routes = self.processing.routes.clone();
         let mut sink = Sink {
-            producer: exactly_once::producer(&self.eos, &self.shared.producer),
+            producer: self.guarantee.producer(&self.shared.producer),
             acks: &acks,
             routes: &routes,
             on_error: &stage.on_error,
@@ -406,15 +414,14 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         }
     }
 
-    /// Produces again what the client gave up on, settles finished
-    /// batches, and commits when the interval has passed.
+    /// Produces again what the client gave up on (or, under exactly-once,
+    /// aborts), settles finished batches, and commits when the interval
+    /// has passed.
     fn settle(&mut self) {
-        let now = Instant::now();
         let failing = self.ledger.iter().any(|s| s.acks.has_failures());
-        if failing && self.eos_failed_delivery() {
-            // Exactly-once: the transaction was aborted and rewound.
-        } else if failing && now >= self.retry_at {
-            self.retry_failures();
+        if failing {
+            let next = self.guarantee.deliveries_failed(&scope!(self));
+            self.follow(next);
         }
         let settled = self.ledger.settle();
         self.processing
@@ -428,7 +435,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
                 }
             }
             if !failing {
-                self.retry_backoff = Duration::from_secs(1);
+                self.guarantee.settled();
             }
         }
         if self.last_commit_at.elapsed() >= self.shared.commit_interval {
@@ -436,44 +443,62 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         }
     }
 
-    fn retry_failures(&mut self) {
-        let mut retried = 0;
-        for sent in self.ledger.iter() {
-            for f in sent.acks.take_failures() {
-                if produce::is_permanent(&f.error) {
-                    sent.acks.lose();
-                    self.fatal.get_or_insert_with(|| {
-                        format!(
-                            "the broker refuses a record for {}: {}",
-                            rdkafka::message::Message::topic(&f.message),
-                            f.error
-                        )
-                    });
-                    continue;
-                }
-                if let Err(e) = self.shared.producer.resend(&f.message, &sent.acks) {
-                    sent.acks.lose();
-                    self.fatal
-                        .get_or_insert_with(|| format!("cannot produce again a record: {e}"));
-                    continue;
-                }
-                if retried == 0 {
-                    tracing::warn!(
-                        "stage \"{}\", partition {}: the producer gave up on a record ({}); producing it again",
-                        self.shared.config.name,
-                        self.partition,
-                        f.error
-                    );
-                }
-                retried += 1;
+    /// Does what the guarantee answered: fail, or go back to the last
+    /// commit.
+    fn follow(&mut self, next: Result<Next, String>) {
+        match next {
+            Ok(Next::Continue) => {}
+            Ok(Next::Rewind(base)) => self.rewind(&base),
+            Err(e) => {
+                self.fatal.get_or_insert(e);
             }
         }
-        self.shared
-            .metrics
-            .produce_retries
-            .fetch_add(retried, Relaxed);
-        self.retry_at = Instant::now() + self.retry_backoff;
-        self.retry_backoff = (self.retry_backoff * 2).min(MAX_RETRY_BACKOFF);
+    }
+
+    /// A batch (or timer call) could not queue a record.
+    fn batch_failed(&mut self, why: String) {
+        if self.fatal.is_some() {
+            self.fatal.get_or_insert(why);
+            return;
+        }
+        let next = self.guarantee.batch_failed(&scope!(self), why);
+        self.follow(next);
+    }
+
+    /// After an aborted transaction: the batches in flight are dropped,
+    /// each input is read again from `base`, and the processor starts again
+    /// with its state as of the last commit.
+    fn rewind(&mut self, base: &[i64]) {
+        let partition = self.partition;
+        self.ledger = Ledger::new(self.shared.config.inputs.len());
+        self.batch.clear();
+        for (topic, offset) in self.shared.config.inputs.iter().zip(base) {
+            if *offset < 0 {
+                continue;
+            }
+            if let Err(e) =
+                self.consumer
+                    .seek(topic, partition, Offset::Offset(*offset), TXN_CALL_TIMEOUT)
+            {
+                self.fatal.get_or_insert_with(|| {
+                    format!("cannot go back to offset {offset} of {topic} after an abort: {e}")
+                });
+                return;
+            }
+        }
+        // The old runner lets go of the state store first, unclean: the
+        // new one empties it and restores it from the committed changelog.
+        // The aborted batches' changelog records will never be
+        // acknowledged: the new writer starts afresh with the new store.
+        self.processing.release_state();
+        match Processing::start(&self.shared, partition) {
+            Ok(p) => self.processing = p,
+            Err(e) => {
+                self.fatal.get_or_insert_with(|| {
+                    format!("cannot start the processor again after an abort: {e:#}")
+                });
+            }
+        }
     }
 
     /// Waits until every batch in flight is acknowledged, logging while it
@@ -502,39 +527,12 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         }
     }
 
-    /// Commits the committable offsets if they moved since the last
-    /// attempt, or if a commit failed since.
+    /// Commits what is done, as the guarantee does it.
     fn commit(&mut self, mode: CommitMode) {
-        if self.eos_commit() {
-            return;
-        }
-        let failures = self.shared.metrics.commit_failures.load(Relaxed);
-        let positions = self.ledger.committable();
         self.last_commit_at = Instant::now();
-        if positions == self.last_commit.0.as_slice() && failures == self.last_commit.1 {
-            return;
-        }
-        let mut tpl = TopicPartitionList::with_capacity(positions.len());
-        for (topic, next) in self.shared.config.inputs.iter().zip(positions) {
-            if *next >= 0 {
-                // Cannot fail: the offset is a plain non-negative offset.
-                let _ = tpl.add_partition_offset(topic, self.partition, Offset::Offset(*next));
-            }
-        }
-        if tpl.count() == 0 {
-            return;
-        }
-        self.last_commit = (positions.to_vec(), failures);
-        if let Err(e) = self.consumer.commit(&tpl, mode) {
-            self.shared.metrics.commit_failures.fetch_add(1, Relaxed);
-            self.last_commit.1 = u64::MAX;
-            tracing::warn!(
-                "stage \"{}\", partition {}: commit failed: {e}; it is made again later",
-                self.shared.config.name,
-                self.partition
-            );
-        } else if matches!(mode, CommitMode::Sync) {
-            tracing::debug!(stage = %self.shared.config.name, partition = self.partition, ?positions, "committed");
-        }
+        let next = self
+            .guarantee
+            .commit(&scope!(self), mode, self.fatal.is_some());
+        self.follow(next);
     }
 }

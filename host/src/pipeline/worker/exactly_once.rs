@@ -12,14 +12,15 @@
 //! The asynchronous offset commits of at-least-once are not used.
 //!
 //! A record the producer gives up on, or a commit that fails in a way that
-//! leaves the producer usable, aborts the transaction: the worker drops
-//! the batches in it, seeks its input partitions back to where the last
-//! committed transaction ended, and starts its processor again from the
-//! runner factory, which opens the partition's state as of the last
-//! commit. A fenced or fatal producer stops the worker, and so the run,
+//! leaves the producer usable, aborts the transaction and answers
+//! [`Next::Rewind`]: the worker drops the batches in it, seeks its input
+//! partitions back to where the last committed transaction ended, and
+//! starts its processor again, which opens the partition's state as of the
+//! last commit. A fenced or fatal producer stops the worker, and so the run,
 //! with an error naming the stage and partition.
 
-use std::time::Instant;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use partita_wire::Batch;
@@ -27,11 +28,11 @@ use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::super::StageShared;
+use super::super::batch::BatchBuilder;
 use super::super::ledger::Ledger;
-use super::Worker;
-use super::processing::Processing;
-use crate::config::{Guarantee, KafkaConfig};
-use crate::kafka::produce::{self, Producer};
+use super::guarantee::{Next, Scope};
+use crate::config::KafkaConfig;
+use crate::kafka::produce::{self, Failure, Producer};
 use crate::kafka::transactions::{TXN_CALL_TIMEOUT, Transactions, TxnError};
 
 /// The transactional state of one worker.
@@ -52,157 +53,120 @@ pub(crate) fn transactional_id(kafka: &KafkaConfig, stage: &str, partition: i32)
 }
 
 impl ExactlyOnce {
-    /// Under exactly-once, registers the worker's transactional producer;
-    /// `None` under at-least-once.
-    pub(super) fn start(
-        shared: &StageShared,
-        partition: i32,
-    ) -> anyhow::Result<Option<ExactlyOnce>> {
-        if shared.kafka.guarantee != Guarantee::ExactlyOnce {
-            return Ok(None);
-        }
+    /// Registers the worker's transactional producer.
+    pub(super) fn start(shared: &StageShared, partition: i32) -> anyhow::Result<ExactlyOnce> {
         let id = transactional_id(&shared.kafka, &shared.config.name, partition);
         let txn = Transactions::start(&shared.kafka, &id).map_err(|e| anyhow!("{e}"))?;
         tracing::info!(
             "stage \"{}\", partition {partition}: exactly-once, transactional id {id}",
             shared.config.name
         );
-        Ok(Some(ExactlyOnce {
+        Ok(ExactlyOnce {
             txn,
             base: vec![-1; shared.config.inputs.len()],
             committed: 0,
-        }))
+        })
     }
-}
 
-/// The producer a worker writes through: its transactional producer under
-/// exactly-once, else the process's shared one.
-pub(super) fn producer<'a>(eos: &'a Option<ExactlyOnce>, shared: &'a Producer) -> &'a Producer {
-    match eos {
-        Some(e) => e.txn.producer(),
-        None => shared,
+    /// The transactional producer every record of the worker goes through.
+    pub(super) fn producer(&self) -> &Producer {
+        self.txn.producer()
     }
-}
 
-impl<C: ConsumerContext + 'static> Worker<C> {
     /// Before records are produced for the batch in hand (or for idle
     /// timer outputs): opens a transaction unless one is open, and notes
-    /// where the first transaction starts. False when the worker cannot go
-    /// on (it is then failing).
-    pub(super) fn eos_begin(&mut self) -> bool {
-        let Some(eos) = &mut self.eos else {
-            return true;
-        };
-        if eos.base.iter().any(|b| *b < 0) && !self.batch.is_empty() {
+    /// where the first transaction starts.
+    pub(super) fn begin(&mut self, batch: &BatchBuilder) -> Result<(), String> {
+        if self.base.iter().any(|b| *b < 0) && !batch.is_empty() {
             // Only until every input has had a record: parsing the batch
             // again is cheap next to producing it.
-            if let Ok(batch) = Batch::parse(self.batch.writer().as_bytes()) {
-                for (i, record) in batch.records().enumerate() {
+            if let Ok(parsed) = Batch::parse(batch.writer().as_bytes()) {
+                for (i, record) in parsed.records().enumerate() {
                     let Ok(record) = record else { break };
-                    let input = self.batch.input_of(i) as usize;
-                    if eos.base[input] < 0 {
-                        eos.base[input] = record.offset;
+                    let input = batch.input_of(i) as usize;
+                    if self.base[input] < 0 {
+                        self.base[input] = record.offset;
                     }
                 }
             }
         }
-        if let Err(e) = eos.txn.begin() {
-            self.fatal.get_or_insert(e.to_string());
-            return false;
-        }
-        true
+        self.txn.begin().map_err(|e| e.to_string())
     }
 
     /// Commits the open transaction with the offsets after every batch
-    /// processed in it. True when the worker is exactly-once (the commit
-    /// was handled here), false when the caller commits offsets itself.
-    pub(super) fn eos_commit(&mut self) -> bool {
-        let Some(eos) = &mut self.eos else {
-            return false;
-        };
-        self.last_commit_at = Instant::now();
-        if self.fatal.is_some() {
-            // Nothing of a failing worker's open transaction is kept.
-            if let Err(e) = eos.txn.abort() {
+    /// processed in it; a failing worker's open transaction is aborted
+    /// instead (nothing of it is kept).
+    pub(super) fn commit<C: ConsumerContext + 'static>(
+        &mut self,
+        scope: &Scope<'_, C>,
+        failing: bool,
+    ) -> Result<Next, String> {
+        let shared = scope.shared;
+        if failing {
+            if let Err(e) = self.txn.abort() {
                 tracing::warn!(
                     "stage \"{}\", partition {}: {e}",
-                    self.shared.config.name,
-                    self.partition
+                    shared.config.name,
+                    scope.partition
                 );
             }
-            return true;
+            return Ok(Next::Continue);
         }
-        if !eos.txn.is_open() {
-            return true;
+        if !self.txn.is_open() {
+            return Ok(Next::Continue);
         }
-        let offsets = self.processed_offsets();
+        let offsets = processed_offsets(scope.ledger);
         let mut tpl = TopicPartitionList::with_capacity(offsets.len());
-        let base = self
-            .eos
-            .as_ref()
-            .map(|e| e.base.clone())
-            .unwrap_or_default();
-        let inputs = self.shared.config.inputs.iter().zip(&offsets);
-        for ((topic, next), base) in inputs.zip(&base) {
+        let inputs = shared.config.inputs.iter().zip(&offsets);
+        for ((topic, next), base) in inputs.zip(&self.base) {
             // Only offsets that moved: an idle partition's transaction
             // (timer calls) then costs no request to the broker.
             if *next >= 0 && *next > *base {
                 // Cannot fail: the offset is a plain non-negative offset.
-                let _ = tpl.add_partition_offset(topic, self.partition, Offset::Offset(*next));
+                let _ = tpl.add_partition_offset(topic, scope.partition, Offset::Offset(*next));
             }
         }
-        let Some(group) = self.consumer.group_metadata() else {
-            self.fatal
-                .get_or_insert_with(|| "the consumer has no group metadata to commit with".into());
-            return true;
+        let Some(group) = scope.consumer.group_metadata() else {
+            return Err("the consumer has no group metadata to commit with".into());
         };
-        let Some(eos) = &mut self.eos else {
-            return true;
-        };
-        match eos.txn.commit(&tpl, &group) {
+        match self.txn.commit(&tpl, &group) {
             Ok(()) => {
-                for (base, next) in eos.base.iter_mut().zip(&offsets) {
+                for (base, next) in self.base.iter_mut().zip(&offsets) {
                     if *next >= 0 {
                         *base = *next;
                     }
                 }
-                eos.committed += 1;
-                self.shared
-                    .metrics
-                    .transactions
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.committed += 1;
+                shared.metrics.transactions.fetch_add(1, Relaxed);
                 tracing::debug!(
-                    stage = %self.shared.config.name,
-                    partition = self.partition,
+                    stage = %shared.config.name,
+                    partition = scope.partition,
                     ?offsets,
-                    transactions = eos.committed,
+                    transactions = self.committed,
                     "transaction committed"
                 );
+                Ok(Next::Continue)
             }
-            Err(TxnError::Abortable(why)) => self.eos_abort(&why),
-            Err(TxnError::Fatal(why)) => {
-                self.fatal.get_or_insert(why);
-            }
+            Err(TxnError::Abortable(why)) => self.abort(scope, &why),
+            Err(TxnError::Fatal(why)) => Err(why),
         }
-        true
     }
 
-    /// A record of the open transaction could not be produced: under
-    /// exactly-once the transaction is aborted and its batches are done
-    /// again, unless the broker refuses the record for good (too large, a
-    /// forbidden topic...), which would fail the same way each time: that
-    /// stops the worker, as under at-least-once. False under at-least-once
-    /// (the caller produces the record again).
-    pub(super) fn eos_failed_delivery(&mut self) -> bool {
-        if self.eos.is_none() {
-            return false;
-        }
-        let failures: Vec<_> = self
+    /// A record of the open transaction could not be produced: the
+    /// transaction is aborted and its batches are done again, unless the
+    /// broker refuses the record for good (too large, a forbidden
+    /// topic...), which would fail the same way each time: that stops the
+    /// worker, as under at-least-once.
+    pub(super) fn deliveries_failed<C: ConsumerContext + 'static>(
+        &mut self,
+        scope: &Scope<'_, C>,
+    ) -> Result<Next, String> {
+        let failures: Vec<Failure> = scope
             .ledger
             .iter()
             .flat_map(|s| s.acks.take_failures())
             .collect();
-        let describe = |f: &crate::kafka::produce::Failure| {
+        let describe = |f: &Failure| {
             (
                 rdkafka::message::Message::topic(&f.message).to_string(),
                 f.error.to_string(),
@@ -211,12 +175,10 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         if let Some(f) = failures.iter().find(|f| produce::is_permanent(&f.error)) {
             let (topic, error) = describe(f);
             // Nothing of the transaction counts as delivered any more.
-            for sent in self.ledger.iter() {
+            for sent in scope.ledger.iter() {
                 sent.acks.lose();
             }
-            self.fatal
-                .get_or_insert_with(|| format!("the broker refuses a record for {topic}: {error}"));
-            return true;
+            return Err(format!("the broker refuses a record for {topic}: {error}"));
         }
         let why = failures
             .first()
@@ -225,104 +187,63 @@ impl<C: ConsumerContext + 'static> Worker<C> {
                 format!("a record for {topic} could not be produced: {error}")
             })
             .unwrap_or_else(|| "a record could not be produced".into());
-        self.eos_abort(&why);
-        true
+        self.abort(scope, &why)
     }
 
-    /// A batch (or timer call) could not produce a record: the worker
-    /// fails with `why`, except under exactly-once when the producer
-    /// refused the record because the transaction must be aborted (one of
-    /// its records failed): then the transaction is aborted and its
-    /// batches done again.
-    pub(super) fn batch_failed(&mut self, why: String) {
-        let refused = self
-            .eos
-            .as_ref()
-            .is_some_and(|e| e.txn.producer().take_refused_in_transaction());
-        if refused && self.fatal.is_none() {
-            // The failed record's report tells an abortable failure from
-            // a record refused for good: wait for the reports in flight.
-            let end = Instant::now() + TXN_CALL_TIMEOUT;
-            while self.ledger.pending_records() > 0 && Instant::now() < end {
-                std::thread::park_timeout(std::time::Duration::from_millis(10));
-            }
-            self.eos_failed_delivery();
-        } else {
-            self.fatal.get_or_insert(why);
+    /// A batch (or timer call) could not queue a record: when the producer
+    /// refused it because one of the transaction's records failed, the
+    /// transaction is aborted and its batches done again; else the worker
+    /// fails with `why`.
+    pub(super) fn batch_failed<C: ConsumerContext + 'static>(
+        &mut self,
+        scope: &Scope<'_, C>,
+        why: String,
+    ) -> Result<Next, String> {
+        if !self.txn.producer().take_refused_in_transaction() {
+            return Err(why);
         }
-    }
-
-    /// Per input, the offset after the last record of every batch
-    /// processed so far (in flight or settled); -1 where none.
-    fn processed_offsets(&self) -> Vec<i64> {
-        let mut next = self.ledger.committable().to_vec();
-        for sent in self.ledger.iter() {
-            for (n, s) in next.iter_mut().zip(&sent.next) {
-                *n = (*n).max(*s);
-            }
+        // The failed record's report tells an abortable failure from a
+        // record refused for good: wait for the reports in flight.
+        let end = Instant::now() + TXN_CALL_TIMEOUT;
+        while scope.ledger.pending_records() > 0 && Instant::now() < end {
+            std::thread::park_timeout(Duration::from_millis(10));
         }
-        next
+        self.deliveries_failed(scope)
     }
 
-    /// Aborts the open transaction and goes back to where the last
-    /// committed one ended: batches dropped, inputs sought back, processor
-    /// (and its state) started again.
-    fn eos_abort(&mut self, why: &str) {
-        let (stage, partition) = (self.shared.config.name.clone(), self.partition);
-        let Some(eos) = &mut self.eos else {
-            return;
-        };
+    /// Aborts the open transaction; the worker goes back to where the last
+    /// committed one ended.
+    fn abort<C: ConsumerContext + 'static>(
+        &mut self,
+        scope: &Scope<'_, C>,
+        why: &str,
+    ) -> Result<Next, String> {
         tracing::warn!(
-            "stage \"{stage}\", partition {partition}: transaction aborted ({why}); \
-             processing again from the last commit"
+            "stage \"{}\", partition {}: transaction aborted ({why}); \
+             processing again from the last commit",
+            scope.shared.config.name,
+            scope.partition
         );
-        self.shared
+        scope
+            .shared
             .metrics
             .transaction_aborts
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Err(e) = eos.txn.abort() {
-            self.fatal.get_or_insert(e.to_string());
-            return;
-        }
-        let base = eos.base.clone();
-        self.ledger = Ledger::new(self.shared.config.inputs.len());
-        self.batch.clear();
-        for (topic, offset) in self.shared.config.inputs.iter().zip(&base) {
-            if *offset < 0 {
-                continue;
-            }
-            if let Err(e) =
-                self.consumer
-                    .seek(topic, partition, Offset::Offset(*offset), TXN_CALL_TIMEOUT)
-            {
-                self.fatal.get_or_insert_with(|| {
-                    format!("cannot go back to offset {offset} of {topic} after an abort: {e}")
-                });
-                return;
-            }
-        }
-        match self.restart_runner() {
-            Ok(()) => {}
-            Err(e) => {
-                self.fatal.get_or_insert_with(|| {
-                    format!("cannot start the processor again after an abort: {e:#}")
-                });
-            }
-        }
+            .fetch_add(1, Relaxed);
+        self.txn.abort().map_err(|e| e.to_string())?;
+        Ok(Next::Rewind(self.base.clone()))
     }
+}
 
-    /// A fresh runner from the factory: the processor's in-memory effects
-    /// of the aborted batches are dropped, and its state is opened again
-    /// as of the last commit.
-    fn restart_runner(&mut self) -> anyhow::Result<()> {
-        // The old runner lets go of the state store first, unclean: the
-        // new one empties it and restores it from the committed changelog.
-        // The aborted batches' changelog records will never be
-        // acknowledged: the new writer starts afresh with the new store.
-        self.processing.release_state();
-        self.processing = Processing::start(&self.shared, self.partition)?;
-        Ok(())
+/// Per input, the offset after the last record of every batch processed
+/// so far (in flight or settled); -1 where none.
+fn processed_offsets(ledger: &Ledger) -> Vec<i64> {
+    let mut next = ledger.committable().to_vec();
+    for sent in ledger.iter() {
+        for (n, s) in next.iter_mut().zip(&sent.next) {
+            *n = (*n).max(*s);
+        }
     }
+    next
 }
 
 #[cfg(test)]
