@@ -20,7 +20,7 @@ use crate::engine::Limits;
 mod guarantee;
 mod parse;
 mod problems;
-mod processors;
+pub(crate) mod processors;
 mod reader;
 mod reload;
 mod state;

@@ -1,14 +1,81 @@
 //! The checks only the processors can answer: each stage's file is loaded
-//! by the engine and instantiated once with the stage's config, which gives
-//! its declared outputs; each declared output must have a topic and each
-//! mapped output must be declared.
+//! by the engine and given its [`trial`] (instantiated once with the
+//! stage's config, which gives its declared outputs, each of which must
+//! have a topic); at start, each mapped output must also be declared.
+//! Hot reload puts every new version through the same trial.
 
 use std::sync::Arc;
 
 use super::{ConfigError, Location, Pipeline, Problem, StageConfig};
-use crate::engine::{Engine, InstanceSetup, Processor};
+use crate::engine::{Engine, InstanceError, InstanceSetup, Processor};
 use crate::state::MemoryState;
-use crate::tables::MemoryTables;
+use crate::tables::{MemoryTables, Tables};
+
+/// Why a processor failed its trial for a stage.
+#[derive(Debug)]
+pub(crate) enum TrialError {
+    /// It could not be instantiated, or its `init` refused the config.
+    Start(InstanceError),
+    /// It declares outputs the stage maps no topic to.
+    Unmapped {
+        /// Every output it declares, in order.
+        declared: Vec<String>,
+        /// Those without a topic.
+        unmapped: Vec<String>,
+    },
+}
+
+impl TrialError {
+    /// One line per problem.
+    pub(crate) fn messages(&self) -> Vec<String> {
+        match self {
+            TrialError::Start(e) => vec![e.to_string()],
+            TrialError::Unmapped { unmapped, .. } => {
+                unmapped.iter().map(|name| unmapped_message(name)).collect()
+            }
+        }
+    }
+}
+
+fn unmapped_message(name: &str) -> String {
+    format!("processor emits \"{name}\" but the stage maps no topic to it")
+}
+
+/// Starts `processor` once with `stage`'s configuration (partition -1,
+/// empty state, `tables`) and checks that every output it declares has a
+/// topic; returns the declared outputs, in order.
+pub(crate) fn trial(
+    processor: &Processor,
+    stage: &StageConfig,
+    tables: Arc<dyn Tables>,
+) -> Result<Vec<String>, TrialError> {
+    let setup = InstanceSetup {
+        stage: stage.name.clone(),
+        partition: -1,
+        config: stage.config.clone(),
+        state: Box::new(MemoryState::new()),
+        tables,
+        limits: stage.limits,
+        counters: Default::default(),
+    };
+    let outputs = processor
+        .instantiate(setup)
+        .map_err(TrialError::Start)?
+        .outputs()
+        .to_vec();
+    let unmapped: Vec<String> = outputs
+        .iter()
+        .filter(|name| stage.output_topic(name).is_none())
+        .cloned()
+        .collect();
+    if !unmapped.is_empty() {
+        return Err(TrialError::Unmapped {
+            declared: outputs,
+            unmapped,
+        });
+    }
+    Ok(outputs)
+}
 
 /// A stage whose processor loaded, started and declared outputs that all
 /// have topics.
@@ -49,30 +116,26 @@ pub fn check_processors(
                 continue;
             }
         };
-        let instance = match processor.instantiate(validation_setup(stage)) {
-            Ok(i) => i,
-            Err(e) => {
+        let at = stage.at.outputs.or(stage.at.stage);
+        let (outputs, mut ok) = match trial(&processor, stage, Arc::new(MemoryTables::new())) {
+            Ok(outputs) => (outputs, true),
+            Err(e @ TrialError::Start(_)) => {
                 let at = stage.at.config.or(stage.at.processor);
                 let key = if stage.at.config.is_some() {
                     "config"
                 } else {
                     "processor"
                 };
-                add(at, place(key), e.to_string());
+                add(at, place(key), e.messages().remove(0));
                 continue;
             }
-        };
-        let outputs = instance.outputs().to_vec();
-        drop(instance);
-        let at = stage.at.outputs.or(stage.at.stage);
-        let mut ok = true;
-        for name in &outputs {
-            if stage.output_topic(name).is_none() {
-                let msg = format!("processor emits \"{name}\" but the stage maps no topic to it");
-                add(at, place("outputs"), msg);
-                ok = false;
+            Err(TrialError::Unmapped { declared, unmapped }) => {
+                for name in &unmapped {
+                    add(at, place("outputs"), unmapped_message(name));
+                }
+                (declared, false)
             }
-        }
+        };
         for (name, _) in &stage.outputs {
             if !outputs.contains(name) {
                 let declared = if outputs.is_empty() {
@@ -98,17 +161,4 @@ pub fn check_processors(
     Err(ConfigError {
         problems: problems.into_iter().map(|(_, p)| p).collect(),
     })
-}
-
-/// An instance set-up for the one-off start that validation does.
-fn validation_setup(stage: &StageConfig) -> InstanceSetup {
-    InstanceSetup {
-        stage: stage.name.clone(),
-        partition: -1,
-        config: stage.config.clone(),
-        state: Box::new(MemoryState::new()),
-        tables: Arc::new(MemoryTables::new()),
-        limits: stage.limits,
-        counters: Default::default(),
-    }
 }

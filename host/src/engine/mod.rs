@@ -27,7 +27,7 @@ use crate::tables::Tables;
 
 mod cache;
 mod counters;
-pub(crate) mod imports;
+mod imports;
 mod instance;
 mod limits;
 mod stderr;

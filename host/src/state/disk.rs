@@ -28,8 +28,8 @@ use redb::{
     Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTableMetadata, TableDefinition,
 };
 
+use super::overlay::scan_merged;
 use super::{ChangeSet, StateStore};
-use crate::engine::imports::scan_merged;
 
 /// The state: key bytes → value bytes.
 const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");

@@ -20,10 +20,12 @@ use std::collections::BTreeMap;
 pub mod disk;
 pub mod local;
 pub mod memory;
+mod overlay;
 
 pub use disk::{DiskOptions, DiskState};
 pub use local::{LocalStores, OpenedStore};
 pub use memory::MemoryState;
+pub use overlay::scan_merged;
 
 /// The writes of one successful call: `Some(value)` to store, `None` to delete.
 pub type ChangeSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;

@@ -1,15 +1,17 @@
 //! The trial a new version passes before any worker sees it: loaded by the
 //! engine (compiled, or taken from the cache by content hash), checked
-//! against the world, instantiated once and `init`-ed with the stage's
-//! config, and its declared outputs checked against the stage's topics.
+//! against the world, then the same trial as at start
+//! ([`crate::config::processors::trial`]: instantiated once and `init`-ed
+//! with the stage's config, its declared outputs checked against the
+//! stage's topics).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use super::live::Refusal;
 use crate::config::StageConfig;
-use crate::engine::{Engine, InstanceError, InstanceSetup, LoadError, Processor};
-use crate::state::MemoryState;
+use crate::config::processors::{self as config, TrialError};
+use crate::engine::{Engine, InstanceError, LoadError, Processor};
 use crate::tables::Tables;
 
 /// Why a version did not pass its trial.
@@ -37,42 +39,15 @@ pub fn try_version(
         },
         message: e.to_string(),
     })?;
-    let setup = InstanceSetup {
-        stage: stage.name.clone(),
-        partition: -1,
-        config: stage.config.clone(),
-        state: Box::new(MemoryState::new()),
-        tables: tables.clone(),
-        limits: stage.limits,
-        counters: Default::default(),
-    };
-    let instance = processor.instantiate(setup).map_err(|e| Refused {
-        reason: match e {
-            InstanceError::Instantiate { .. } => Refusal::Instantiate,
-            InstanceError::Init { .. } => Refusal::Init,
-        },
-        message: e.to_string(),
-    })?;
-    let unmapped: Vec<&str> = instance
-        .outputs()
-        .iter()
-        .filter(|name| stage.output_topic(name).is_none())
-        .map(String::as_str)
-        .collect();
-    if !unmapped.is_empty() {
-        return Err(Refused {
-            reason: Refusal::Outputs,
-            message: format!(
-                "processor {} emits {} but the stage maps no topic to {}",
-                processor.version(),
-                unmapped
-                    .iter()
-                    .map(|n| format!("\"{n}\""))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if unmapped.len() == 1 { "it" } else { "them" }
-            ),
-        });
+    match config::trial(&processor, stage, tables.clone()) {
+        Ok(_) => Ok(processor),
+        Err(e) => Err(Refused {
+            reason: match e {
+                TrialError::Start(InstanceError::Instantiate { .. }) => Refusal::Instantiate,
+                TrialError::Start(InstanceError::Init { .. }) => Refusal::Init,
+                TrialError::Unmapped { .. } => Refusal::Outputs,
+            },
+            message: e.messages().join("; "),
+        }),
     }
-    Ok(processor)
 }

@@ -1,0 +1,98 @@
+//! Scans over a store with a set of pending writes laid over it: what a
+//! processor's `state.scan` sees during a call (the engine), and what a
+//! disk store sees of its write buffer.
+
+use crate::state::{ChangeSet, StateStore};
+
+/// Up to `limit` entries of `start <= key < end` as the call sees them: the
+/// store's entries overlaid with the call's pending writes, in key order.
+pub fn scan_merged(
+    store: &mut dyn StateStore,
+    pending: &ChangeSet,
+    start: &[u8],
+    end: Option<&[u8]>,
+    limit: usize,
+) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    if end.is_some_and(|e| e <= start) || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let overlay: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = pending
+        .range::<[u8], _>((Included(start), end.map_or(Unbounded, Excluded)))
+        .collect();
+    // Each pending write hides or replaces at most one stored entry, so this
+    // many stored entries hold at least `limit` visible ones (or all of them).
+    let stored = store.scan(start, end, limit.saturating_add(overlay.len()))?;
+    let mut out = Vec::with_capacity(limit.min(stored.len() + overlay.len()));
+    let mut s = stored.into_iter().peekable();
+    let mut p = overlay.into_iter().peekable();
+    while out.len() < limit {
+        let take_pending = match (s.peek(), p.peek()) {
+            (None, None) => break,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some((sk, _)), Some((pk, _))) => {
+                if sk.as_slice() == pk.as_slice() {
+                    s.next(); // replaced or deleted by the pending write
+                    true
+                } else {
+                    pk.as_slice() < sk.as_slice()
+                }
+            }
+        };
+        if take_pending {
+            if let Some((k, Some(v))) = p.next() {
+                out.push((k.clone(), v.clone()));
+            }
+        } else if let Some(kv) = s.next() {
+            out.push(kv);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MemoryState;
+
+    fn kv(k: &str, v: &str) -> (Vec<u8>, Vec<u8>) {
+        (k.as_bytes().to_vec(), v.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn scan_overlays_pending_writes_in_key_order() {
+        let mut store = MemoryState::new();
+        let mut base = ChangeSet::new();
+        for k in ["a", "b", "c", "d", "e"] {
+            base.insert(k.into(), Some(k.to_uppercase().into_bytes()));
+        }
+        store.commit(&base).unwrap();
+        let mut pending = ChangeSet::new();
+        pending.insert(b"a".to_vec(), None); // deleted
+        pending.insert(b"b".to_vec(), None); // deleted
+        pending.insert(b"c".to_vec(), Some(b"c2".to_vec())); // replaced
+        pending.insert(b"bb".to_vec(), Some(b"new".to_vec())); // added
+
+        let all = scan_merged(&mut store, &pending, b"", None, 100).unwrap();
+        assert_eq!(
+            all,
+            vec![kv("bb", "new"), kv("c", "c2"), kv("d", "D"), kv("e", "E")]
+        );
+        // The limit counts visible entries, even when deletes hide the first.
+        let two = scan_merged(&mut store, &pending, b"a", None, 2).unwrap();
+        assert_eq!(two, vec![kv("bb", "new"), kv("c", "c2")]);
+        let bounded = scan_merged(&mut store, &pending, b"b", Some(b"d"), 10).unwrap();
+        assert_eq!(bounded, vec![kv("bb", "new"), kv("c", "c2")]);
+        assert!(
+            scan_merged(&mut store, &pending, b"d", Some(b"a"), 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            scan_merged(&mut store, &pending, b"a", None, 0)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
