@@ -5,6 +5,7 @@
 #     (scripts/install-broker.sh; the tests start their own brokers from it),
 #   - headless Chromium (scripts/install-chromium.sh), for the tests that
 #     look at HTML pages as a person would,
+#   - the library without its `cli` feature, as an embedder builds it,
 #   - then `cargo test` over the whole workspace.
 # Extra arguments go to `cargo test` (for example a test name filter).
 set -euo pipefail
@@ -38,6 +39,9 @@ if [[ ! -x $PARTITA_BIN ]]; then
     echo "error: cargo test --no-run built no $PARTITA_BIN" >&2
     exit 1
 fi
+
+log "the library without its command line (what an embedder builds)"
+cargo build -p partita --lib --no-default-features
 
 log "waiting for the broker install"
 if ! wait $broker_pid; then

@@ -13,7 +13,8 @@
 //! - [`pipeline`]: running a pipeline on Kafka: stages, workers, commits.
 //! - [`validate`]: comparing two topics by business key within a time
 //!   window (`partita validate`).
-//! - [`cli`]: the `partita` command line.
+//! - `cli`: the `partita` command line (feature `cli`, on by default:
+//!   clap and tracing-subscriber come with it).
 //!
 //! The data path of `partita run`: a stage's consumer ([`kafka`]) hands each
 //! assigned partition to a worker ([`pipeline`]), which encodes a batch
@@ -23,6 +24,7 @@
 //! broker has acknowledged all of them.
 
 mod bindings;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -45,3 +45,16 @@ pub fn init_logging(filter: Option<&str>) {
         .with_ansi(ansi)
         .try_init();
 }
+
+/// The per-user folder for compiled components: `$PARTITA_CACHE/compiled`,
+/// else `$XDG_CACHE_HOME/partita/compiled`, else
+/// `~/.cache/partita/compiled`; none if none of them is set.
+pub fn compiled_cache_dir() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let base = set("PARTITA_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| set("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("partita")))
+        .or_else(|| set("HOME").map(|h| PathBuf::from(h).join(".cache/partita")))?;
+    Some(base.join("compiled"))
+}

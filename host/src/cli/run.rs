@@ -39,6 +39,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let options = RunOptions {
         metrics_addr: args.metrics_addr,
+        cache_dir: super::compiled_cache_dir(),
         ..RunOptions::default()
     };
     let reload = options.reload.clone();
@@ -71,7 +72,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
                 pipeline::RunError::Invalid(problems) => eprintln!("{problems}"),
                 other => eprintln!("error: {other}"),
             }
-            Ok(ExitCode::from(e.exit_code()))
+            Ok(ExitCode::from(if e.while_running() { 1 } else { 2 }))
         }
     }
 }

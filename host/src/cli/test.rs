@@ -97,7 +97,7 @@ pub fn main(args: TestArgs) -> anyhow::Result<ExitCode> {
         cache_dir: if args.no_cache {
             None
         } else {
-            args.cache_dir.clone().or_else(default_cache_dir)
+            args.cache_dir.clone().or_else(super::compiled_cache_dir)
         },
         epoch_tick: Duration::from_millis(10),
     })?;
@@ -298,20 +298,6 @@ fn read_table(path: &Path) -> anyhow::Result<Table> {
         };
     }
     Ok(table)
-}
-
-/// The per-user folder for compiled components: `$XDG_CACHE_HOME/partita/
-/// compiled`, else `~/.cache/partita/compiled`; none if neither is known.
-fn default_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".cache"))
-        })?;
-    Some(base.join("partita").join("compiled"))
 }
 
 /// The stage name used in log lines: the component's file stem.

@@ -293,6 +293,7 @@ fn options(args: &ValidateArgs) -> Result<Options, ValidateError> {
         state_memory: args.state_memory_mb.saturating_mul(1 << 20),
         diffs,
         progress_every: Some(Duration::from_secs(2)),
+        cache_dir: super::compiled_cache_dir(),
     })
 }
 

@@ -49,6 +49,17 @@ pub struct EngineConfig {
     pub epoch_tick: Duration,
 }
 
+impl EngineConfig {
+    /// The settings of a run: compiled components cached in `cache_dir`
+    /// (`None`: no cache), CPU deadlines checked every 10 ms.
+    pub fn with_cache(cache_dir: Option<PathBuf>) -> Self {
+        EngineConfig {
+            cache_dir,
+            epoch_tick: Duration::from_millis(10),
+        }
+    }
+}
+
 /// Per-instance resource limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

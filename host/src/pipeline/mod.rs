@@ -59,8 +59,15 @@ pub struct RunOptions {
     pub metrics_addr: Option<SocketAddr>,
     /// How often to log the progress line.
     pub progress_every: Duration,
-    /// The engine to use; `None` builds one with [`default_engine_config`].
+    /// The engine to use; `None` builds one that caches compiled
+    /// components in `cache_dir`.
     pub engine: Option<Engine>,
+    /// Where a new engine caches compiled components (`None`: no cache;
+    /// the command line uses `~/.cache/partita/compiled`).
+    pub cache_dir: Option<PathBuf>,
+    /// Whether each stage's processor file is watched for hot reload
+    /// (`reload` asks for a reload either way).
+    pub watch_files: bool,
     /// The metrics registry to fill; `None` makes a new one.
     pub metrics: Option<Arc<Metrics>>,
     /// Asks the run to reload every stage's processor (SIGHUP does).
@@ -73,6 +80,8 @@ impl Default for RunOptions {
             metrics_addr: None,
             progress_every: Duration::from_secs(5),
             engine: None,
+            cache_dir: None,
+            watch_files: true,
             metrics: None,
             reload: reload::ReloadTrigger::new(),
         }
@@ -95,27 +104,10 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// The process exit status for this error: 2 when the pipeline could
-    /// not start, 1 when it failed while running.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            RunError::Invalid(_) | RunError::Setup(_) => 2,
-            RunError::Failed(_) => 1,
-        }
-    }
-}
-
-/// The engine settings of `partita run`: compiled components cached in
-/// `$PARTITA_CACHE/compiled` (default `~/.cache/partita/compiled`), CPU
-/// deadlines checked every 10 ms.
-pub fn default_engine_config() -> EngineConfig {
-    let cache = std::env::var_os("PARTITA_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("partita")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/partita")));
-    EngineConfig {
-        cache_dir: cache.map(|c| c.join("compiled")),
-        epoch_tick: Duration::from_millis(10),
+    /// True when the run failed while running; false when it could not
+    /// start (an invalid pipeline, a setup failure).
+    pub fn while_running(&self) -> bool {
+        matches!(self, RunError::Failed(_))
     }
 }
 
@@ -198,9 +190,8 @@ pub async fn run(
     let mut shutdown = std::pin::pin!(shutdown);
     let engine = match options.engine.clone() {
         Some(e) => e,
-        None => {
-            Engine::new(default_engine_config()).map_err(|e| RunError::Setup(format!("{e:#}")))?
-        }
+        None => Engine::new(EngineConfig::with_cache(options.cache_dir.clone()))
+            .map_err(|e| RunError::Setup(format!("{e:#}")))?,
     };
     let checked = {
         let (pipeline, engine) = (pipeline.clone(), engine.clone());
@@ -295,7 +286,7 @@ pub async fn run(
         reloading,
         &options.reload,
         reload::ReloadSettings::default(),
-        true,
+        options.watch_files,
     )
     .map_err(|e| RunError::Setup(format!("cannot start the reload thread: {e}")))?;
     let result = run_stages(kafka, stages, metrics, options.progress_every, shutdown).await;

@@ -103,6 +103,9 @@ pub struct Options {
     pub progress_every: Option<Duration>,
     /// Per side (left, right), a normalizing processor.
     pub processors: [Option<SideProcessor>; 2],
+    /// Where the engine of the normalizing processors caches compiled
+    /// components (`None`: no cache).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// A normalizing processor of one side.
@@ -127,12 +130,13 @@ pub fn run(options: Options, stop: Arc<AtomicBool>) -> Result<Summary, ValidateE
     let idle = (options.window + options.grace).max(Duration::from_secs(1));
     let engine = if options.processors.iter().any(Option::is_some) {
         Some(
-            crate::engine::Engine::new(crate::pipeline::default_engine_config()).map_err(
-                |source| ValidateError::Local {
-                    what: "cannot start the Wasm engine".into(),
-                    source,
-                },
-            )?,
+            crate::engine::Engine::new(crate::engine::EngineConfig::with_cache(
+                options.cache_dir.clone(),
+            ))
+            .map_err(|source| ValidateError::Local {
+                what: "cannot start the Wasm engine".into(),
+                source,
+            })?,
         )
     } else {
         None

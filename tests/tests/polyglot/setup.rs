@@ -41,8 +41,7 @@ pub fn inputs() -> PathBuf {
 
 /// The compiled-artifact cache shared by these tests and `partita run`.
 pub fn cache_dir() -> PathBuf {
-    partita::pipeline::default_engine_config()
-        .cache_dir
+    partita::cli::compiled_cache_dir()
         .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("polyglot-cache"))
 }
 
