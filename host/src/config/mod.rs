@@ -12,20 +12,25 @@
 //! The file is read as spanned TOML and walked key by key rather than
 //! through `serde` derive, because serde stops at the first problem.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::Limits;
+use crate::engine::{Limits, Processor};
 
+mod builder;
 mod guarantee;
 mod parse;
 mod problems;
 pub(crate) mod processors;
 mod reader;
 mod reload;
+mod rules;
 mod state;
 mod tables;
 
+pub use builder::{PipelineBuilder, Stage};
 pub use guarantee::Guarantee;
 pub use problems::{ConfigError, Location, Problem};
 pub use processors::{CheckedStage, check_processors};
@@ -183,14 +188,110 @@ pub struct StageLocations {
     pub config: Option<Location>,
 }
 
+/// Where a stage's processor comes from.
+#[derive(Clone)]
+pub enum ProcessorSource {
+    /// A component file (the pipeline file's `processor`, resolved against
+    /// its folder); watched for hot reload.
+    File(PathBuf),
+    /// A component's bytes, with a name for logs and problems.
+    Bytes {
+        /// What to call it, such as a file name.
+        name: String,
+        /// The component.
+        bytes: Arc<[u8]>,
+    },
+    /// A component the engine has loaded already.
+    Loaded(Processor),
+}
+
+impl ProcessorSource {
+    /// The component's bytes under `name`.
+    pub fn bytes(name: impl Into<String>, bytes: impl Into<Arc<[u8]>>) -> Self {
+        ProcessorSource::Bytes {
+            name: name.into(),
+            bytes: bytes.into(),
+        }
+    }
+
+    /// The file, for a processor that comes from one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            ProcessorSource::File(path) => Some(path),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ProcessorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProcessorSource::File(path) => write!(f, "{}", path.display()),
+            ProcessorSource::Bytes { name, .. } => write!(f, "{name}"),
+            ProcessorSource::Loaded(p) => write!(f, "a loaded component ({})", p.version()),
+        }
+    }
+}
+
+impl fmt::Debug for ProcessorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProcessorSource::File(path) => f.debug_tuple("File").field(path).finish(),
+            ProcessorSource::Bytes { name, bytes } => f
+                .debug_struct("Bytes")
+                .field("name", name)
+                .field("len", &bytes.len())
+                .finish(),
+            ProcessorSource::Loaded(p) => f.debug_tuple("Loaded").field(&p.version()).finish(),
+        }
+    }
+}
+
+impl PartialEq for ProcessorSource {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ProcessorSource::File(a), ProcessorSource::File(b)) => a == b,
+            (
+                ProcessorSource::Bytes { name: a, bytes: x },
+                ProcessorSource::Bytes { name: b, bytes: y },
+            ) => a == b && x == y,
+            (ProcessorSource::Loaded(a), ProcessorSource::Loaded(b)) => a.version() == b.version(),
+            _ => false,
+        }
+    }
+}
+
+impl From<PathBuf> for ProcessorSource {
+    fn from(path: PathBuf) -> Self {
+        ProcessorSource::File(path)
+    }
+}
+
+impl From<&Path> for ProcessorSource {
+    fn from(path: &Path) -> Self {
+        ProcessorSource::File(path.to_path_buf())
+    }
+}
+
+impl From<&str> for ProcessorSource {
+    fn from(path: &str) -> Self {
+        ProcessorSource::File(PathBuf::from(path))
+    }
+}
+
+impl From<Processor> for ProcessorSource {
+    fn from(processor: Processor) -> Self {
+        ProcessorSource::Loaded(processor)
+    }
+}
+
 /// One `[[stage]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageConfig {
     /// `name`: unique in the file; letters, digits, `.`, `_`, `-`.
     pub name: String,
-    /// `processor`: the component file, resolved against the pipeline
-    /// file's folder.
-    pub processor: PathBuf,
+    /// `processor`: where the component comes from.
+    pub processor: ProcessorSource,
     /// `input`: one topic, or several co-partitioned topics.
     pub inputs: Vec<String>,
     /// `outputs`: output name → topic, in file order.

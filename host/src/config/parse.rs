@@ -9,10 +9,11 @@ use toml::de::{DeTable, DeValue};
 
 use super::problems::Problems;
 use super::reader::{Span, TableReader};
+use super::rules;
 use super::{
     BatchLimits, ConfigError, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE, DEFAULT_COMMIT_INTERVAL,
     DEFAULT_DEADLINE, DEFAULT_MAX_WAIT, DEFAULT_MEMORY_MB, DEFAULT_TIMER_INTERVAL, KafkaConfig,
-    OnError, Pipeline, StageConfig, StageLocations,
+    OnError, Pipeline, ProcessorSource, StageConfig, StageLocations,
 };
 use crate::engine::Limits;
 
@@ -277,11 +278,7 @@ fn read_stage(
     let inputs = r.strings("input", p);
     if let Some(inputs) = &inputs {
         if inputs.is_empty() {
-            p.add(
-                r.span_of("input"),
-                r.key_place("input"),
-                "no topic: name at least one input topic",
-            );
+            p.add(r.span_of("input"), r.key_place("input"), rules::NO_INPUT);
         }
         for (i, (topic, span)) in inputs.iter().enumerate() {
             check_topic(topic, span.clone(), &r.key_place("input"), p);
@@ -289,7 +286,7 @@ fn read_stage(
                 p.add(
                     Some(span.clone()),
                     r.key_place("input"),
-                    format!("topic {topic} is listed twice"),
+                    rules::listed_twice(topic),
                 );
             }
         }
@@ -303,11 +300,7 @@ fn read_stage(
             .as_ref()
             .is_some_and(|i| i.iter().any(|(t, _)| t == topic))
         {
-            p.add(
-                Some(span.clone()),
-                place,
-                format!("topic {topic} is also an input of this stage (a loop)"),
-            );
+            p.add(Some(span.clone()), place, rules::a_loop(topic));
         }
     }
 
@@ -331,16 +324,18 @@ fn read_stage(
     };
     if let Some((topic, span)) = &dlq {
         if let Some(OnError::Skip | OnError::Stop) = on_error {
-            let msg = "a dead-letter topic needs on_error = \"dlq\" (the default)";
-            p.add(Some(span.clone()), r.key_place("dlq"), msg);
+            p.add(
+                Some(span.clone()),
+                r.key_place("dlq"),
+                rules::DLQ_NEEDS_POLICY,
+            );
         }
         check_topic(topic, span.clone(), &r.key_place("dlq"), p);
         if inputs
             .as_ref()
             .is_some_and(|i| i.iter().any(|(t, _)| t == topic))
         {
-            let msg = format!("topic {topic} is also an input of this stage (a loop)");
-            p.add(Some(span.clone()), r.key_place("dlq"), msg);
+            p.add(Some(span.clone()), r.key_place("dlq"), rules::a_loop(topic));
         }
     }
 
@@ -376,7 +371,7 @@ fn read_stage(
     }
     Some(StageConfig {
         name: name?.0,
-        processor: processor_path?,
+        processor: ProcessorSource::File(processor_path?),
         inputs: inputs?.into_iter().map(|(t, _)| t).collect(),
         outputs: outputs.into_iter().map(|(n, t, _)| (n, t)).collect(),
         config: config.into_iter().map(|(k, v, _)| (k, v)).collect(),
@@ -401,45 +396,22 @@ fn to_usize(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-/// Stage names and the group id become consumer group ids, metric labels
-/// and header values: letters, digits, `.`, `_` and `-` only.
+/// Records the problem with a stage name or the group id, if any; true
+/// when it is valid.
 fn check_name(name: &str, span: Span, place: &str, what: &str, p: &mut Problems<'_>) -> bool {
-    let ok = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if !ok {
-        p.add(
-            Some(span),
-            place,
-            format!("{what} \"{name}\" may only use letters, digits, '.', '_' and '-'"),
-        );
+    match rules::name_problem(name, what) {
+        Some(message) => {
+            p.add(Some(span), place, message);
+            false
+        }
+        None => true,
     }
-    ok
 }
 
-/// Kafka's rule for topic names.
+/// Records the problem with a topic name, if any.
 fn check_topic(topic: &str, span: Span, place: &str, p: &mut Problems<'_>) {
-    let legal = topic
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    let why = if topic.is_empty() {
-        Some("a topic name must not be empty")
-    } else if topic.len() > 249 {
-        Some("a topic name has at most 249 characters")
-    } else if topic == "." || topic == ".." {
-        Some("a topic cannot be named \".\" or \"..\"")
-    } else if !legal {
-        Some("a topic name may only use letters, digits, '.', '_' and '-'")
-    } else {
-        None
-    };
-    if let Some(why) = why {
-        p.add(
-            Some(span),
-            place,
-            format!("invalid topic \"{topic}\": {why}"),
-        );
+    if let Some(message) = rules::topic_problem(topic) {
+        p.add(Some(span), place, message);
     }
 }
 
@@ -473,7 +445,7 @@ fn check_stage_names(stages: &[StageConfig], root: &DeTable<'_>, p: &mut Problem
             p.add(
                 span,
                 format!("stage \"{}\": name", s.name),
-                "another stage has the same name",
+                rules::SAME_NAME,
             );
         }
     }

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use super::{ConfigError, Location, Pipeline, Problem, StageConfig};
+use std::path::Path;
+
+use super::{ConfigError, Location, Pipeline, Problem, ProcessorSource, StageConfig};
 use crate::engine::{Engine, InstanceError, InstanceSetup, Processor};
 use crate::state::MemoryState;
 use crate::tables::{MemoryTables, Tables};
@@ -109,7 +111,12 @@ pub fn check_processors(
             ));
         };
         let place = |key: &str| format!("stage \"{}\": {key}", stage.name);
-        let processor = match engine.load(&stage.processor) {
+        let loaded = match &stage.processor {
+            ProcessorSource::File(path) => engine.load(path),
+            ProcessorSource::Bytes { name, bytes } => engine.load_bytes(Path::new(name), bytes),
+            ProcessorSource::Loaded(p) => Ok(p.clone()),
+        };
+        let processor = match loaded {
             Ok(p) => p,
             Err(e) => {
                 add(stage.at.processor, place("processor"), e.to_string());

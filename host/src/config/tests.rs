@@ -114,7 +114,7 @@ fn the_minimal_file_of_the_issue_works_as_written() {
     assert_eq!(s.name, "pass");
     assert_eq!(
         s.processor,
-        d.dir.path().join("processors/passthrough.wasm")
+        d.dir.path().join("processors/passthrough.wasm").into()
     );
     assert_eq!(s.inputs, ["legacy.orders"]);
     assert_eq!(

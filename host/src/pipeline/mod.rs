@@ -203,7 +203,7 @@ pub async fn run(
         tracing::info!(
             "stage \"{}\": processor {} version {} (outputs: {})",
             stage.name,
-            stage.processor.display(),
+            stage.processor,
             c.processor.version(),
             c.outputs.join(", ")
         );

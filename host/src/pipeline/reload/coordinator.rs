@@ -193,7 +193,16 @@ impl Coordinator {
         };
         pending.attempts += 1;
         let stage = &self.stages[i];
-        let path = stage.config.processor.as_path();
+        let Some(path) = stage.config.processor.file() else {
+            // Built in code from bytes or a loaded component: no file to
+            // read again.
+            tracing::info!(
+                "stage \"{}\": its processor ({}) is not a file; nothing to reload",
+                stage.config.name,
+                stage.config.processor
+            );
+            return;
+        };
         let name = &stage.config.name;
         let live = stage.live.current();
         let (bytes, hash) = match std::fs::read(path) {
@@ -284,7 +293,7 @@ impl Coordinator {
         tracing::warn!(
             "stage \"{name}\": refusing the new processor file {} ({}): {message}; \
              version {} keeps running",
-            stage.config.processor.display(),
+            stage.config.processor,
             reason.as_str(),
             live.version()
         );

@@ -92,7 +92,7 @@ impl Reloader {
             let files: Vec<(usize, &std::path::Path)> = stages
                 .iter()
                 .enumerate()
-                .map(|(i, s)| (i, s.config.processor.as_path()))
+                .filter_map(|(i, s)| Some((i, s.config.processor.file()?)))
                 .collect();
             watch::watch(&files, events.clone())
         } else {
