@@ -74,7 +74,8 @@ fn main() -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 for (stage, t) in watched.totals() {
                     eprintln!(
-                        "{stage}: {} in, {} out, owns {:?}",
+                        "{stage}: version {}, {} in, {} out, owns partitions {:?}",
+                        t.version,
                         t.records_in,
                         t.records_out,
                         watched.owned_partitions(&stage)

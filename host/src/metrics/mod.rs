@@ -245,7 +245,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Totals of one stage at one moment, for the progress line.
+/// Totals of one stage at one moment, for the progress line and for
+/// embedders asking a running pipeline how it is doing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StageTotals {
     /// Records in.
@@ -263,6 +264,9 @@ pub struct StageTotals {
     pub partitions: usize,
     /// Partitions with lag that no live member owns.
     pub unowned: usize,
+    /// The processor version the stage runs (the live one, after a hot
+    /// reload).
+    pub version: String,
 }
 
 impl Metrics {
@@ -335,7 +339,10 @@ impl Metrics {
             .stages
             .iter()
             .map(|(name, s)| {
-                let mut t = StageTotals::default();
+                let mut t = StageTotals {
+                    version: s.version(),
+                    ..StageTotals::default()
+                };
                 if let Some(g) = lock(&s.group).as_ref() {
                     t.lag = Some(g.rows.iter().map(|row| row.lag).sum());
                     let numbers: BTreeSet<i32> = g.rows.iter().map(|row| row.partition).collect();

@@ -140,6 +140,7 @@ fn progress_line_gives_rates_lag_and_what_this_host_owns() {
         owned,
         partitions,
         unowned,
+        version: String::new(),
     };
     let before = vec![
         ("a".to_string(), t(100, 100, 0, Some(5), 2, 4, 0)),
