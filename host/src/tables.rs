@@ -2,7 +2,7 @@
 //!
 //! A [`SharedTable`] is one table (key → value) behind a lock: the runtime
 //! keeps one per table topic, updated by a background reader
-//! (`kafka::tables`), and hands the same one to every stage and partition
+//! (`kafka::table_feeds`), and hands the same one to every stage and partition
 //! that uses the topic. [`MemoryTables`] is a stage's view: table name →
 //! table. `partita test` fills one from files.
 //!

@@ -25,18 +25,18 @@ mod parse;
 mod problems;
 pub(crate) mod processors;
 mod reader;
-mod reload;
+mod reload_settings;
 mod rules;
 mod state;
-mod tables;
+mod table_specs;
 
 pub use builder::{PipelineBuilder, Stage};
 pub use guarantee::Guarantee;
 pub use problems::{ConfigError, Location, Problem};
 pub use processors::{CheckedStage, check_processors};
-pub use reload::{ReloadConfig, Rollback};
+pub use reload_settings::{ReloadConfig, Rollback};
 pub use state::{DEFAULT_STATE_DIR, DEFAULT_STATE_MEMORY_MB, StateConfig};
-pub use tables::{TableFormat, TableSpec};
+pub use table_specs::{TableFormat, TableSpec};
 
 /// Records per batch unless the stage sets `batch_size`.
 pub const DEFAULT_BATCH_SIZE: usize = 500;

@@ -305,7 +305,7 @@ fn read_stage(
     }
 
     let config = r.string_map("config", true, p).unwrap_or_default();
-    let tables = super::tables::read_tables(&mut r, p, check_topic);
+    let tables = super::table_specs::read_tables(&mut r, p, check_topic);
 
     let policy = r.string("on_error", p);
     let dlq = r.string("dlq", p);
@@ -357,7 +357,7 @@ fn read_stage(
     let timer_interval = r
         .integer("timer_interval_ms", 1, 3_600_000, p)
         .map_or(DEFAULT_TIMER_INTERVAL, Duration::from_millis);
-    let reload = super::reload::read(&mut r, p);
+    let reload = super::reload_settings::read(&mut r, p);
 
     let at = StageLocations {
         stage: Some(p.locate(span.start)),

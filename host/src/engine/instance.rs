@@ -27,7 +27,7 @@ use crate::tables::Tables;
 
 /// A running processor instance for one stage and partition.
 pub struct Instance {
-    run: Runner,
+    run: GuestSlot,
     /// Result buffer of the last whole-batch call.
     results: Vec<u8>,
     /// Per-record results of the last batch retried record by record.
@@ -39,7 +39,7 @@ pub struct Instance {
 /// The guest and everything needed to call it or start it again. Kept apart
 /// from the buffers an [`Outcome`] borrows, so that a result buffer can be
 /// validated once and then lent out while the guest is still used.
-struct Runner {
+struct GuestSlot {
     processor: Processor,
     stage: Arc<str>,
     partition: i32,
@@ -91,7 +91,7 @@ impl Instance {
         let (store, guest, outputs) =
             start_guest(&processor, data, &config, ticks, limits).map_err(|(e, _)| e)?;
         Ok(Instance {
-            run: Runner {
+            run: GuestSlot {
                 processor,
                 stage,
                 partition,
@@ -199,7 +199,7 @@ impl Instance {
                 singles.push(single);
             }
         }
-        let run: &'a Runner = run;
+        let run: &'a GuestSlot = run;
         let n_outputs = run.n_outputs();
         let body = match whole {
             Some(parsed) => Body::Whole(parsed),
@@ -268,7 +268,7 @@ impl Instance {
     }
 }
 
-impl Runner {
+impl GuestSlot {
     fn on_timer(
         &mut self,
         stream_time: i64,

@@ -22,5 +22,5 @@ pub mod changelog;
 pub mod client;
 pub mod group;
 pub mod produce;
-pub mod tables;
+pub mod table_feeds;
 pub mod transactions;

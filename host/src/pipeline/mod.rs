@@ -37,7 +37,7 @@ use crate::config::{self, ConfigError, KafkaConfig, Pipeline, StageConfig};
 use crate::engine::{Engine, EngineConfig};
 use crate::kafka::admin::{Admin, TopicPartitions};
 use crate::kafka::produce::Producer;
-use crate::kafka::tables::TableFeeds;
+use crate::kafka::table_feeds::TableFeeds;
 use crate::metrics::{self, Metrics, StageMetrics};
 
 pub(crate) mod batch;
