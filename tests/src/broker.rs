@@ -194,7 +194,7 @@ impl Broker {
 }
 
 /// True when a broker on `port` accepts connections and answers metadata.
-fn answers(port: u16) -> bool {
+pub(crate) fn answers(port: u16) -> bool {
     if TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
         .is_err()
     {
@@ -236,16 +236,22 @@ pub fn tansu_binary() -> Result<PathBuf> {
 }
 
 fn locate_tansu() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("PARTITA_TANSU") {
+    installed("PARTITA_TANSU", "scripts/install-broker.sh")
+}
+
+/// The binary named by environment variable `var`, else the path that
+/// `script` prints (it installs the binary once).
+pub(crate) fn installed(var: &str, script: &str) -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(var) {
         let path = PathBuf::from(path);
         if !path.is_file() {
-            bail!("PARTITA_TANSU={} is not a file", path.display());
+            bail!("{var}={} is not a file", path.display());
         }
         return Ok(path);
     }
-    let script = repo_root().join("scripts/install-broker.sh");
+    let script = repo_root().join(script);
     eprintln!(
-        "locating the broker with {} (installs it once)",
+        "locating a binary with {} (installs it once)",
         script.display()
     );
     let out = Command::new("bash")

@@ -20,6 +20,7 @@ pub mod browser;
 pub mod kafka;
 pub mod metrics;
 pub mod mock;
+pub mod noida;
 pub mod orders;
 pub mod partita;
 pub mod pipeline;
