@@ -3,6 +3,8 @@
 #   - the wasm32-wasip2 target and every Wasm component (scripts/build-wasm.sh),
 #   - the Tansu broker, built once into a cache outside the checkout
 #     (scripts/install-broker.sh; the tests start their own brokers from it),
+#   - noida-db (scripts/install-noida.sh, pip), a broker that implements
+#     transactions, for the exactly-once tests,
 #   - headless Chromium (scripts/install-chromium.sh), for the tests that
 #     look at HTML pages as a person would,
 #   - the library without its `cli` feature, as an embedder builds it,
@@ -20,6 +22,9 @@ mkdir -p target
 bash scripts/install-broker.sh > target/broker-install.log 2>&1 &
 broker_pid=$!
 trap 'kill $broker_pid 2>/dev/null || true' EXIT
+
+log "noida-db (a broker with transactions, for the exactly-once tests)"
+export PARTITA_NOIDA="$(bash scripts/install-noida.sh)"
 
 log "headless Chromium"
 export PARTITA_CHROMIUM="$(bash scripts/install-chromium.sh)"

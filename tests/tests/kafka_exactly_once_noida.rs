@@ -51,19 +51,14 @@ fn outputs_by_key(outputs: &[Consumed]) -> BTreeMap<String, Vec<(u64, u64)>> {
     by_key
 }
 
-#[test]
-fn a_host_killed_mid_stream_ends_with_exact_totals_and_one_output_per_input() {
-    let n = 6_000;
-    let mut noida = Noida::start().unwrap();
-    let kafka = noida.kafka();
-    for topic in ["numbers", "counts", "g.count.changelog"] {
-        kafka.create_topic(topic, PARTITIONS).unwrap();
-    }
-    kafka.produce("numbers", numbers(0, n / 2)).unwrap();
-    let ws = Workspace::new().unwrap();
+/// `count` from `numbers` to `counts` under exactly-once, as the static
+/// member `host-a` of its group: a host started again with the same
+/// instance id takes the place of the one it replaces at once (noida-db
+/// does not expire a killed member, docs/TESTING.md).
+fn pipeline(ws: &Workspace, bootstrap: &str) -> std::path::PathBuf {
     let processor = component("count");
     let text = pipeline_toml(
-        &noida.bootstrap(),
+        bootstrap,
         "g",
         "commit_interval_ms = 200\nguarantee = \"exactly-once\"\n[kafka.consumer]\n\"session.timeout.ms\" = 6000\n\"heartbeat.interval.ms\" = 1000\n\"group.instance.id\" = \"host-a\"\n",
         &[Stage {
@@ -74,7 +69,58 @@ fn a_host_killed_mid_stream_ends_with_exact_totals_and_one_output_per_input() {
             extra: "on_error = \"stop\"",
         }],
     );
-    let file = ws.write("pipeline.toml", &text).unwrap();
+    ws.write("pipeline.toml", &text).unwrap()
+}
+
+/// Checks the committed outputs: exactly one per input of `0..n`, each
+/// key's running count going 1, 2, 3, ... and ending at the true totals.
+fn assert_exact(kafka: &partita_tests::kafka::Kafka, n: usize) {
+    let outputs = consume_committed(kafka, "counts").unwrap();
+    assert_eq!(outputs.len(), n, "one committed output per input");
+    let by_key = outputs_by_key(&outputs);
+    for (key, (count, sum)) in truth(n) {
+        let seq = &by_key[&key];
+        let counts: Vec<u64> = seq.iter().map(|(c, _)| *c).collect();
+        assert_eq!(
+            counts,
+            (1..=count).collect::<Vec<u64>>(),
+            "running counts of {key}"
+        );
+        assert_eq!(seq.last(), Some(&(count, sum)), "final totals of {key}");
+    }
+}
+
+/// Waits until the committed outputs reach every input of `0..n`.
+fn wait_complete(kafka: &partita_tests::kafka::Kafka, n: usize, host: &mut Partita) {
+    let truth = truth(n);
+    wait_until(
+        Duration::from_secs(240),
+        "every key's count to reach its input",
+        || {
+            host.assert_running()?;
+            let by_key = outputs_by_key(&consume_committed(kafka, "counts")?);
+            Ok(truth.iter().all(|(key, (count, _))| {
+                by_key
+                    .get(key)
+                    .and_then(|s| s.iter().map(|(c, _)| *c).max())
+                    .is_some_and(|c| c >= *count)
+            }))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", host.log_tail(60)));
+}
+
+#[test]
+fn a_host_killed_mid_stream_ends_with_exact_totals_and_one_output_per_input() {
+    let n = 6_000;
+    let mut noida = Noida::start().unwrap();
+    let kafka = noida.kafka();
+    for topic in ["numbers", "counts", "g.count.changelog"] {
+        kafka.create_topic(topic, PARTITIONS).unwrap();
+    }
+    kafka.produce("numbers", numbers(0, n / 2)).unwrap();
+    let ws = Workspace::new().unwrap();
+    let file = pipeline(&ws, &noida.bootstrap());
     let mut host = Partita::run("host 1", &file, &ws.log("host-1")).unwrap();
     wait_until(Duration::from_secs(120), "1,000 committed outputs", || {
         host.assert_running()?;
@@ -85,38 +131,62 @@ fn a_host_killed_mid_stream_ends_with_exact_totals_and_one_output_per_input() {
     kafka.produce("numbers", numbers(n / 2, n)).unwrap();
 
     let mut host = Partita::run("host 2", &file, &ws.log("host-2")).unwrap();
-    let truth = truth(n);
-    wait_until(
-        Duration::from_secs(240),
-        "every key's count to reach its input",
-        || {
-            host.assert_running()?;
-            noida.assert_running()?;
-            let by_key = outputs_by_key(&consume_committed(&kafka, "counts")?);
-            Ok(truth.iter().all(|(key, (count, _))| {
-                by_key
-                    .get(key)
-                    .and_then(|s| s.iter().map(|(c, _)| *c).max())
-                    .is_some_and(|c| c >= *count)
-            }))
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", host.log_tail(60)));
+    wait_complete(&kafka, n, &mut host);
+    noida.assert_running().unwrap();
     let status = host.stop(Duration::from_secs(30)).unwrap();
     let log = std::fs::read_to_string(ws.log("host-2")).unwrap();
     assert!(status.success(), "clean stop exited with {status}:\n{log}");
 
-    let outputs = consume_committed(&kafka, "counts").unwrap();
-    assert_eq!(outputs.len(), n, "one committed output per input");
-    let by_key = outputs_by_key(&outputs);
-    for (key, (count, sum)) in truth {
-        let seq = &by_key[&key];
-        let counts: Vec<u64> = seq.iter().map(|(c, _)| *c).collect();
-        assert_eq!(
-            counts,
-            (1..=count).collect::<Vec<u64>>(),
-            "running counts of {key}"
-        );
-        assert_eq!(seq.last(), Some(&(count, sum)), "final totals of {key}");
+    assert_exact(&kafka, n);
+}
+
+#[test]
+fn a_paused_host_is_fenced_by_its_replacement_and_writes_nothing_more() {
+    let n = 6_000;
+    let noida = Noida::start().unwrap();
+    let kafka = noida.kafka();
+    for topic in ["numbers", "counts", "g.count.changelog"] {
+        kafka.create_topic(topic, PARTITIONS).unwrap();
     }
+    kafka.produce("numbers", numbers(0, n / 2)).unwrap();
+    let ws = Workspace::new().unwrap();
+    let file = pipeline(&ws, &noida.bootstrap());
+    let mut zombie = Partita::run("host 1", &file, &ws.log("host-1")).unwrap();
+    wait_until(Duration::from_secs(120), "1,000 committed outputs", || {
+        zombie.assert_running()?;
+        Ok(consume_committed(&kafka, "counts")?.len() >= 1_000)
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", zombie.log_tail(40)));
+    // Host 1 stops in its tracks (a long GC pause, a frozen VM): its
+    // transaction stays open while a replacement takes its place.
+    signal(&mut zombie, "STOP");
+    kafka.produce("numbers", numbers(n / 2, n)).unwrap();
+    let mut host = Partita::run("host 2", &file, &ws.log("host-2")).unwrap();
+    wait_complete(&kafka, n, &mut host);
+    // Host 1 wakes up fenced (its group membership and its transactional
+    // producers taken over): it writes nothing more and stops by itself
+    // with an error.
+    signal(&mut zombie, "CONT");
+    let mut status = None;
+    wait_until(Duration::from_secs(60), "the fenced host to stop", || {
+        status = zombie.child().try_exit()?;
+        Ok(status.is_some())
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", zombie.log_tail(40)));
+    let status = status.unwrap();
+    let log = std::fs::read_to_string(ws.log("host-1")).unwrap();
+    assert!(!status.success(), "the fenced host exited cleanly:\n{log}");
+    assert!(log.to_lowercase().contains("fenced"), "{log}");
+    let status = host.stop(Duration::from_secs(30)).unwrap();
+    assert!(status.success(), "host 2: {status}\n{}", host.log_tail(40));
+    assert_exact(&kafka, n);
+}
+
+fn signal(host: &mut Partita, name: &str) {
+    let pid = host.child().pid().to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use rdkafka::ClientContext;
 use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
 use super::StageShared;
@@ -183,6 +183,18 @@ impl ClientContext for StageContext {
     fn error(&self, error: KafkaError, reason: &str) {
         let client = format!("stage \"{}\" consumer", self.name());
         self.errors.error(&client, &error, reason);
+        // A fatal error leaves the consumer unusable (for example a static
+        // member fenced by another with the same `group.instance.id`): the
+        // run stops rather than hold partitions it no longer owns.
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::FencedInstanceId)
+        ) {
+            self.shared.control.fail(format!(
+                "stage \"{}\": the consumer failed for good: {reason}",
+                self.name()
+            ));
+        }
     }
 }
 
