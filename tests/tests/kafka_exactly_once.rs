@@ -9,17 +9,13 @@
 //! used its own transactional producer. Under at-least-once the same run
 //! commits its offsets through the consumer group, as before.
 //!
-//! A host killed with `kill -9` mid-stream is replaced by one that
-//! registers the same transactional ids and loses no input. Exact totals
-//! after the crash are not asserted: the mock cluster keeps no offsets
+//! A crash is tested on a broker with transactions instead
+//! (`kafka_exactly_once_noida`): the mock cluster keeps no offsets
 //! committed in a transaction and shows aborted records to
-//! `read_committed` readers (docs/TESTING.md), so the restarted host reads
-//! its input again from the start; on Apache Kafka it resumes from the
-//! last transaction.
+//! `read_committed` readers (docs/TESTING.md).
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::thread;
 use std::time::Duration;
 
 use partita_tests::kafka::{Consumed, Record, wait_until};
@@ -169,75 +165,4 @@ fn at_least_once_count_commits_offsets_through_the_group_as_before() {
     for (key, totals) in truth(n) {
         assert_eq!(by_key[&key].last(), Some(&totals), "final totals of {key}");
     }
-}
-
-#[test]
-fn a_host_killed_mid_stream_is_replaced_under_the_same_transactional_ids() {
-    let n = 6_000;
-    let mut mock = mock_kafka();
-    let kafka = mock.kafka();
-    kafka.produce("numbers", numbers(0, n / 2)).unwrap();
-    let ws = Workspace::new().unwrap();
-    let file = pipeline(&ws, mock.bootstrap(), "guarantee = \"exactly-once\"");
-    let mut host = Partita::run("host 1", &file, &ws.log("host-1")).unwrap();
-    wait_until(Duration::from_secs(120), "1,000 outputs", || {
-        host.assert_running()?;
-        Ok(kafka.count("counts")? >= 1_000)
-    })
-    .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", host.log_tail(40)));
-    host.kill9().unwrap();
-    kafka.produce("numbers", numbers(n / 2, n)).unwrap();
-    // Longer than the session, so that the group has dropped the killed
-    // member when the new one joins.
-    thread::sleep(Duration::from_secs(8));
-
-    let mut host = Partita::run("host 2", &file, &ws.log("host-2")).unwrap();
-    let truth = truth(n);
-    wait_until(
-        Duration::from_secs(180),
-        "every key's count to reach its input",
-        || {
-            host.assert_running()?;
-            mock.assert_running()?;
-            let by_key = outputs_by_key(&consume_committed(&kafka, "counts")?);
-            Ok(truth.iter().all(|(key, (count, _))| {
-                by_key
-                    .get(key)
-                    .and_then(|s| s.iter().map(|(c, _)| *c).max())
-                    .is_some_and(|c| c >= *count)
-            }))
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", host.log_tail(40)));
-    let status = host.stop(Duration::from_secs(30)).unwrap();
-    let log = std::fs::read_to_string(ws.log("host-2")).unwrap();
-    assert!(status.success(), "clean stop exited with {status}:\n{log}");
-    for p in 0..PARTITIONS {
-        assert!(
-            log.contains(&format!(
-                "partition {p}: exactly-once, transactional id g.count.{p}"
-            )),
-            "host 2 did not take over g.count.{p}:\n{log}"
-        );
-    }
-    // The killed host's stores were not closed cleanly: none is trusted,
-    // and one it had written to disk may hold changes of a transaction
-    // that never committed, so it is emptied and rebuilt from the
-    // changelog. (A store the killed host had not yet written has nothing
-    // to empty.)
-    let restores: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("state restored"))
-        .collect();
-    assert!(restores.len() >= PARTITIONS as usize, "{log}");
-    assert!(
-        restores.iter().all(|l| l.contains("clean=false")),
-        "a store of the killed host was taken as clean:\n{log}"
-    );
-    assert!(
-        restores
-            .iter()
-            .any(|l| l.contains("wiped=\"not closed cleanly (exactly-once)\"")),
-        "no store of the killed host was rebuilt:\n{log}"
-    );
 }

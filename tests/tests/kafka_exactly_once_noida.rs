@@ -136,6 +136,24 @@ fn a_host_killed_mid_stream_ends_with_exact_totals_and_one_output_per_input() {
     let status = host.stop(Duration::from_secs(30)).unwrap();
     let log = std::fs::read_to_string(ws.log("host-2")).unwrap();
     assert!(status.success(), "clean stop exited with {status}:\n{log}");
+    for p in 0..PARTITIONS {
+        assert!(
+            log.contains(&format!(
+                "partition {p}: exactly-once, transactional id g.count.{p}"
+            )),
+            "host 2 did not take over g.count.{p}:\n{log}"
+        );
+    }
+    // The killed host's stores were not closed cleanly: none is trusted,
+    // and one it had written to disk may hold changes of a transaction
+    // that never committed, so it is emptied and rebuilt from the
+    // committed changelog.
+    let restores: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("state restored"))
+        .collect();
+    assert_eq!(restores.len(), PARTITIONS as usize, "{log}");
+    assert!(restores.iter().all(|l| l.contains("clean=false")), "{log}");
 
     assert_exact(&kafka, n);
 }
