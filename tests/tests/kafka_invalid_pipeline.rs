@@ -320,3 +320,39 @@ dlq = "absent.dlq"
         done.output
     );
 }
+
+#[test]
+fn the_default_dead_letter_topic_is_created_like_the_changelog() {
+    let broker = Broker::start().unwrap();
+    let kafka = broker.kafka();
+    kafka.create_topic("in", 2).unwrap();
+    kafka.create_topic("out", 2).unwrap();
+    // The README's smallest pipeline: no dlq key, no create_topics.
+    let text = format!(
+        r#"[kafka]
+bootstrap = "{}"
+group = "g"
+
+[[stage]]
+name = "pass"
+processor = {}
+input = "in"
+outputs = {{ default = "out" }}
+"#,
+        broker.bootstrap(),
+        toml_path(&passthrough())
+    );
+    let ws = Workspace::new().unwrap();
+    let file = ws.write("pipeline.toml", &text).unwrap();
+    let mut host = partita_tests::partita::Partita::run("host", &file, &ws.log("host")).unwrap();
+    kafka
+        .wait_until("in.dlq to exist", || {
+            host.assert_running()?;
+            Ok(kafka.partition_count("in.dlq").is_ok_and(|n| n > 0))
+        })
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log_tail(20)));
+    let status = host.stop(Duration::from_secs(30)).unwrap();
+    let log = std::fs::read_to_string(ws.log("host")).unwrap();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("created topic in.dlq"), "{log}");
+}

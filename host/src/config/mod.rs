@@ -381,6 +381,21 @@ impl Pipeline {
         topics.dedup();
         topics
     }
+
+    /// The topics Partita names itself and so creates when missing, as it
+    /// does the changelogs: the default dead-letter topics (`<input>.dlq`).
+    /// A topic the pipeline names must exist, unless `create_topics`.
+    pub fn own_topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .stages
+            .iter()
+            .filter(|s| matches!(s.on_error, OnError::Dlq { topic: None }))
+            .flat_map(|s| s.inputs.iter().filter_map(|i| s.dlq_topic(i)))
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
 }
 
 #[cfg(test)]

@@ -103,12 +103,14 @@ impl Admin {
     }
 
     /// Checks that every topic in `needed` exists, creating the missing
-    /// ones when `kafka.create_topics` is set. Returns the partition count
-    /// of every topic of the cluster.
+    /// ones when `kafka.create_topics` is set, and those of `own` (topics
+    /// Partita names itself) in any case. Returns the partition count of
+    /// every topic of the cluster.
     pub async fn ensure_topics(
         &self,
         kafka: &KafkaConfig,
         needed: &[String],
+        own: &[String],
     ) -> Result<TopicPartitions, TopicsError> {
         let topics = self.wait_for_cluster().await;
         let missing: Vec<String> = needed
@@ -120,7 +122,14 @@ impl Admin {
             return Ok(topics);
         }
         if !kafka.create_topics {
-            return Err(TopicsError::Missing(missing));
+            let required: Vec<String> = missing
+                .iter()
+                .filter(|t| !own.contains(t))
+                .cloned()
+                .collect();
+            if !required.is_empty() {
+                return Err(TopicsError::Missing(required));
+            }
         }
         let (partitions, replication) = (kafka.new_topic_partitions, kafka.new_topic_replication);
         let new: Vec<NewTopic<'_>> = missing
@@ -207,7 +216,7 @@ mod tests {
         let k = kafka(cluster.bootstrap_servers(), false);
         let err = Admin::new(&k)
             .unwrap()
-            .ensure_topics(&k, &needed)
+            .ensure_topics(&k, &needed, &[])
             .await
             .unwrap_err();
         assert!(

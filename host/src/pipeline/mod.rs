@@ -230,9 +230,9 @@ pub async fn run(
     let kafka = &pipeline.kafka;
     let admin = Admin::new(kafka).map_err(|e| RunError::Setup(e.to_string()))?;
     tracing::info!("connecting to Kafka at {}", kafka.bootstrap);
-    let needed = pipeline.topics();
+    let (needed, own) = (pipeline.topics(), pipeline.own_topics());
     let topics = tokio::select! {
-        t = admin.ensure_topics(kafka, &needed) => t.map_err(|e| RunError::Setup(e.to_string()))?,
+        t = admin.ensure_topics(kafka, &needed, &own) => t.map_err(|e| RunError::Setup(e.to_string()))?,
         () = &mut shutdown => return Ok(()),
     };
     check_copartitioned(&pipeline, &topics)?;
