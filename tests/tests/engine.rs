@@ -477,6 +477,23 @@ fn state_of_a_failed_call_is_dropped() {
 }
 
 #[test]
+fn state_writes_beyond_the_memory_cap_stop_the_call_and_keep_the_state() {
+    let mut inst = instance(&[]);
+    run(&mut inst, &[("a", "state")]);
+    // 1 MiB values under ever new keys: small in the guest, unbounded in
+    // the host unless capped.
+    let e = failure(&mut inst, "state-bomb");
+    assert_eq!(e, ProcessError::Memory(MEMORY), "{e}");
+    assert!(
+        inst.state()
+            .get(b"bomb:\0\0\0\0\0\0\0\0")
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(run(&mut inst, &[("a", "state")]).0, vec!["ok:2"]);
+}
+
+#[test]
 fn processor_counters_count_only_calls_that_return() {
     let counters = Arc::new(Counters::new());
     let mut inst = misbehave(&shared())

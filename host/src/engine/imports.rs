@@ -47,6 +47,9 @@ pub(crate) struct StoreData {
     pub(crate) state: Box<dyn StateStore>,
     /// Writes of the current call, applied to `state` only if it succeeds.
     pub(crate) pending: ChangeSet,
+    /// Bytes of keys and values written in the current call: held by the
+    /// host on the guest's behalf, so capped by its memory cap.
+    pub(crate) pending_bytes: usize,
     tables: Arc<dyn Tables>,
     origin: Origin,
     /// What the guest wrote to stderr during the current call.
@@ -74,6 +77,7 @@ impl StoreData {
             limiter: Limiter::new(memory_bytes),
             state,
             pending: ChangeSet::new(),
+            pending_bytes: 0,
             tables,
             origin,
             stderr,
@@ -94,6 +98,20 @@ impl StoreData {
 
     fn failure(e: anyhow::Error) -> wasmtime::Error {
         wasmtime::Error::new(StateFailure(format!("{e:#}")))
+    }
+
+    /// Counts `bytes` more of state writes in this call; past the memory
+    /// cap the call stops, reported as the memory cap.
+    fn charge(&mut self, bytes: usize) -> wasmtime::Result<()> {
+        self.pending_bytes = self.pending_bytes.saturating_add(bytes);
+        if self.pending_bytes > self.limiter.memory_cap() {
+            self.limiter.refuse();
+            return Err(wasmtime::Error::msg(format!(
+                "the state writes of one call exceed the memory cap of {} bytes",
+                self.limiter.memory_cap()
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -125,16 +143,19 @@ impl state::Host for StoreData {
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.charge(key.len() + value.len())?;
         self.pending.insert(key, Some(value));
         Ok(())
     }
 
     fn delete(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
+        self.charge(key.len())?;
         self.pending.insert(key, None);
         Ok(())
     }
 
     fn write_batch(&mut self, writes: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
+        self.charge(writes.len())?;
         let writes = match partita_wire::Writes::parse(&writes) {
             Ok(w) => w,
             Err(e) => return Ok(Err(format!("malformed writes buffer: {e}"))),

@@ -356,6 +356,7 @@ impl GuestSlot {
     fn before_call(&mut self) {
         let data = self.store.data_mut();
         data.pending.clear();
+        data.pending_bytes = 0;
         data.counts.clear();
         data.limiter.take_refused();
         data.stderr.clear();

@@ -47,6 +47,18 @@ impl Limiter {
         }
     }
 
+    /// The memory cap, in bytes.
+    pub(crate) fn memory_cap(&self) -> usize {
+        self.memory_cap
+    }
+
+    /// Records a refusal made outside memory growth (state writes held on
+    /// the guest's behalf beyond its cap), so that the call's failure is
+    /// reported as the memory cap.
+    pub(crate) fn refuse(&mut self) {
+        self.refused = true;
+    }
+
     /// Whether a memory growth was refused since the last call, and resets.
     pub(crate) fn take_refused(&mut self) -> bool {
         std::mem::take(&mut self.refused)

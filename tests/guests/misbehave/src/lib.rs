@@ -11,6 +11,7 @@
 //! | `reject`          | rejected with the reason `rejected on request`         |
 //! | `state`           | adds 1 to the counter `count:KEY`, outputs the count   |
 //! | `put-panic`       | sets `count:KEY` to 1000, then panics                  |
+//! | `state-bomb`      | writes 1 MiB values under new keys without end         |
 //! | `write-batch`     | sets `wb:KEY` and deletes `count:KEY` in one write-batch |
 //! | `bad-write-batch` | sends a malformed write-batch, rejected with the error |
 //! | `scan`            | outputs every `count:` entry as `k=v;…`                 |
@@ -134,6 +135,12 @@ impl Guest for Misbehave {
                     let n = counter(key) + 1;
                     state::put(&counter_key(key), n.to_string().as_bytes());
                     out.output(&value_output(n.to_string().as_bytes()));
+                }
+                b"state-bomb" => {
+                    let big = vec![7u8; 1 << 20];
+                    for i in 0u64.. {
+                        state::put(&[b"bomb:".as_slice(), &i.to_le_bytes()].concat(), &big);
+                    }
                 }
                 b"put-panic" => {
                     state::put(&counter_key(key), b"1000");
