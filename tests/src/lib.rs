@@ -21,6 +21,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod mock;
 pub mod noida;
+pub mod numbers;
 pub mod orders;
 pub mod partita;
 pub mod pipeline;

@@ -14,18 +14,17 @@
 //! committed in a transaction and shows aborted records to
 //! `read_committed` readers (docs/TESTING.md).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use partita_tests::kafka::{Consumed, Record, wait_until};
+use partita_tests::kafka::wait_until;
 use partita_tests::mock::{MockKafka, consume_committed};
+use partita_tests::numbers::{numbers, outputs_by_key, truth};
 use partita_tests::partita::Partita;
 use partita_tests::pipeline::{Stage, Workspace, pipeline_toml};
 use partita_tests::wasm::component;
 
 const PARTITIONS: i32 = 2;
-const KEYS: usize = 10;
 
 fn mock_kafka() -> MockKafka {
     MockKafka::start(
@@ -37,36 +36,6 @@ fn mock_kafka() -> MockKafka {
         ],
     )
     .unwrap()
-}
-
-/// Record `i`: key `k{i % 10}`, value the number `i % 7`.
-fn numbers(from: usize, to: usize) -> Vec<Record> {
-    (from..to)
-        .map(|i| Record::new(&format!("k{}", i % KEYS), &(i % 7).to_string()))
-        .collect()
-}
-
-/// Per key, the true (count, sum) of records `0..n`.
-fn truth(n: usize) -> BTreeMap<String, (u64, u64)> {
-    let mut t = BTreeMap::new();
-    for i in 0..n {
-        let e = t.entry(format!("k{}", i % KEYS)).or_insert((0, 0));
-        e.0 += 1;
-        e.1 += (i % 7) as u64;
-    }
-    t
-}
-
-/// Per key, the (count, sum) of each `count` output, in output order.
-fn outputs_by_key(outputs: &[Consumed]) -> BTreeMap<String, Vec<(u64, u64)>> {
-    let mut by_key: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
-    for o in outputs {
-        let v: serde_json::Value = serde_json::from_slice(o.value.as_deref().unwrap()).unwrap();
-        let count = v["count"].as_u64().unwrap();
-        let sum = v["sum"].as_u64().unwrap();
-        by_key.entry(o.key_str()).or_default().push((count, sum));
-    }
-    by_key
 }
 
 /// The pipeline file: `count` from `numbers` to `counts`, with `extra`

@@ -8,48 +8,17 @@
 //! from the offsets committed in its last transaction, with its state
 //! rebuilt from the committed changelog.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use partita_tests::kafka::{Consumed, Record, wait_until};
+use partita_tests::kafka::wait_until;
 use partita_tests::mock::consume_committed;
 use partita_tests::noida::Noida;
+use partita_tests::numbers::{numbers, outputs_by_key, truth};
 use partita_tests::partita::Partita;
 use partita_tests::pipeline::{Stage, Workspace, pipeline_toml};
 use partita_tests::wasm::component;
 
 const PARTITIONS: i32 = 2;
-const KEYS: usize = 10;
-
-/// Record `i`: key `k{i % 10}`, value the number `i % 7`.
-fn numbers(from: usize, to: usize) -> Vec<Record> {
-    (from..to)
-        .map(|i| Record::new(&format!("k{}", i % KEYS), &(i % 7).to_string()))
-        .collect()
-}
-
-/// Per key, the true (count, sum) of records `0..n`.
-fn truth(n: usize) -> BTreeMap<String, (u64, u64)> {
-    let mut t = BTreeMap::new();
-    for i in 0..n {
-        let e = t.entry(format!("k{}", i % KEYS)).or_insert((0, 0));
-        e.0 += 1;
-        e.1 += (i % 7) as u64;
-    }
-    t
-}
-
-/// Per key, the (count, sum) of each `count` output, in output order.
-fn outputs_by_key(outputs: &[Consumed]) -> BTreeMap<String, Vec<(u64, u64)>> {
-    let mut by_key: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
-    for o in outputs {
-        let v: serde_json::Value = serde_json::from_slice(o.value.as_deref().unwrap()).unwrap();
-        let count = v["count"].as_u64().unwrap();
-        let sum = v["sum"].as_u64().unwrap();
-        by_key.entry(o.key_str()).or_default().push((count, sum));
-    }
-    by_key
-}
 
 /// `count` from `numbers` to `counts` under exactly-once, as the static
 /// member `host-a` of its group: a host started again with the same
@@ -110,10 +79,10 @@ fn wait_complete(kafka: &partita_tests::kafka::Kafka, n: usize, host: &mut Parti
     .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", host.log_tail(60)));
 }
 
-#[test]
-fn a_host_killed_mid_stream_ends_with_exact_totals_and_one_output_per_input() {
-    let n = 6_000;
-    let mut noida = Noida::start().unwrap();
+/// noida-db with `count`'s topics, the first half of `n` numbers, and
+/// host 1 running until it has committed 1,000 outputs.
+fn first_half(n: usize) -> (Noida, Workspace, std::path::PathBuf, Partita) {
+    let noida = Noida::start().unwrap();
     let kafka = noida.kafka();
     for topic in ["numbers", "counts", "g.count.changelog"] {
         kafka.create_topic(topic, PARTITIONS).unwrap();
@@ -127,6 +96,14 @@ fn a_host_killed_mid_stream_ends_with_exact_totals_and_one_output_per_input() {
         Ok(consume_committed(&kafka, "counts")?.len() >= 1_000)
     })
     .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", host.log_tail(40)));
+    (noida, ws, file, host)
+}
+
+#[test]
+fn a_host_killed_mid_stream_ends_with_exact_totals_and_one_output_per_input() {
+    let n = 6_000;
+    let (mut noida, ws, file, mut host) = first_half(n);
+    let kafka = noida.kafka();
     host.kill9().unwrap();
     kafka.produce("numbers", numbers(n / 2, n)).unwrap();
 
@@ -161,20 +138,8 @@ fn a_host_killed_mid_stream_ends_with_exact_totals_and_one_output_per_input() {
 #[test]
 fn a_paused_host_is_fenced_by_its_replacement_and_writes_nothing_more() {
     let n = 6_000;
-    let noida = Noida::start().unwrap();
+    let (noida, ws, file, mut zombie) = first_half(n);
     let kafka = noida.kafka();
-    for topic in ["numbers", "counts", "g.count.changelog"] {
-        kafka.create_topic(topic, PARTITIONS).unwrap();
-    }
-    kafka.produce("numbers", numbers(0, n / 2)).unwrap();
-    let ws = Workspace::new().unwrap();
-    let file = pipeline(&ws, &noida.bootstrap());
-    let mut zombie = Partita::run("host 1", &file, &ws.log("host-1")).unwrap();
-    wait_until(Duration::from_secs(120), "1,000 committed outputs", || {
-        zombie.assert_running()?;
-        Ok(consume_committed(&kafka, "counts")?.len() >= 1_000)
-    })
-    .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", zombie.log_tail(40)));
     // Host 1 stops in its tracks (a long GC pause, a frozen VM): its
     // transaction stays open while a replacement takes its place.
     signal(&mut zombie, "STOP");
