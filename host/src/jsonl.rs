@@ -354,4 +354,31 @@ mod tests {
         obj.push('}');
         assert_eq!(obj, r#"{"key":null,"headers":{"a":"1","b":"2"}}"#);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// Any line, JSON or not: a record, or an error that says what is
+        /// wrong (the caller adds the file and line); never a panic.
+        #[test]
+        fn any_line_is_a_record_or_an_error_saying_why(text in "\\PC{0,80}", line in 1usize..1000) {
+            if let Err(e) = parse_record(&text, line) {
+                proptest::prop_assert!(!e.is_empty());
+            }
+        }
+
+        /// Lines shaped like records, with fields of any type.
+        #[test]
+        fn record_shaped_lines_never_panic(
+            key in proptest::option::of("\\PC{0,10}"),
+            value in proptest::option::of(proptest::prelude::any::<i64>()),
+            ts in proptest::option::of("[-0-9a-z.]{0,12}"),
+        ) {
+            let mut fields = Vec::new();
+            if let Some(k) = key { fields.push(format!("\"key\": {}", json_string(&k))); }
+            if let Some(v) = value { fields.push(format!("\"value\": {v}")); }
+            if let Some(t) = ts { fields.push(format!("\"timestamp\": {t}")); }
+            let _ = parse_record(&format!("{{{}}}", fields.join(", ")), 1);
+        }
+    }
 }

@@ -149,4 +149,22 @@ mod tests {
             );
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// Any bytes as a Connect envelope: unwrapped or refused, never a
+        /// panic.
+        #[test]
+        fn any_bytes_unwrap_or_are_refused(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..128), key in proptest::prelude::any::<bool>()) {
+            let _ = unwrap(&bytes, key);
+        }
+
+        /// Envelopes with a payload of any JSON shape.
+        #[test]
+        fn envelopes_of_any_payload_never_panic(payload in "[\\[\\]{}\":,a-z0-9 ]{0,40}", key in proptest::prelude::any::<bool>()) {
+            let text = format!("{{\"schema\": null, \"payload\": {payload}}}");
+            let _ = unwrap(text.as_bytes(), key);
+        }
+    }
 }

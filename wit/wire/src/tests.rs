@@ -170,3 +170,105 @@ fn timer_outputs_and_writes_round_trip() {
     assert_eq!(ws, vec![Write::Put(b"a", b"1"), Write::Delete(b"b")]);
     assert!(Writes::parse(&buf[..buf.len() - 1]).is_err());
 }
+
+/// What a processor returns is untrusted: no byte sequence may make a
+/// reader panic, a reader that accepts a buffer hands out views that can
+/// all be read, and an error points inside the buffer.
+mod hostile {
+    use alloc::string::String;
+    use alloc::vec::Vec;
+
+    use proptest::prelude::*;
+
+    use crate::*;
+
+    /// Reads everything a parsed results buffer offers.
+    fn walk_results(r: &Results<'_>) {
+        for result in r.iter() {
+            if let RecordResult::Ok(outputs) = result {
+                walk_outputs(&outputs);
+            }
+        }
+    }
+
+    fn walk_outputs(o: &Outputs<'_>) {
+        for out in o.iter() {
+            if let Some(h) = out.headers {
+                for (name, value) in h.iter() {
+                    let _ = (name.len(), value.len());
+                }
+            }
+        }
+    }
+
+    /// A valid results buffer built from arbitrary parts.
+    fn results(parts: &[(u32, Option<Vec<u8>>, Option<i64>, Option<String>)]) -> Vec<u8> {
+        let mut w = ResultWriter::with_capacity(64);
+        for (output, value, timestamp, reject) in parts {
+            w.begin();
+            match reject {
+                Some(reason) => w.reject(reason),
+                None => w.output(&OutputSpec {
+                    output: output % 3,
+                    value: Some(value.as_deref()),
+                    timestamp: *timestamp,
+                    ..OutputSpec::default()
+                }),
+            }
+        }
+        w.finish()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn random_bytes_never_panic_a_reader(buf in proptest::collection::vec(any::<u8>(), 0..256), n in 0usize..8) {
+            match Results::parse(&buf, n, 3) {
+                Ok(r) => walk_results(&r),
+                Err(e) => prop_assert!(e.at <= buf.len(), "{e}"),
+            }
+            match Outputs::parse(&buf, 3) {
+                Ok(o) => walk_outputs(&o),
+                Err(e) => prop_assert!(e.at <= buf.len(), "{e}"),
+            }
+            match Writes::parse(&buf) {
+                Ok(w) => for write in w.iter() { let _ = write; },
+                Err(e) => prop_assert!(e.at <= buf.len(), "{e}"),
+            }
+            if let Ok(b) = Batch::parse(&buf) {
+                for record in b.records() {
+                    let _ = record;
+                }
+            }
+        }
+
+        #[test]
+        fn a_damaged_results_buffer_is_read_whole_or_refused_with_a_place(
+            parts in proptest::collection::vec(
+                (any::<u32>(), proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16)),
+                 proptest::option::of(any::<i64>()), proptest::option::of("[a-z ]{0,12}")),
+                1..6),
+            cut in any::<usize>(),
+            flip in any::<(usize, u8)>(),
+        ) {
+            let good = results(&parts);
+            let parsed = Results::parse(&good, parts.len(), 3);
+            prop_assert!(parsed.is_ok(), "{:?}", parsed.err());
+            // Cut short: always refused, at a byte within what is left.
+            let short = &good[..cut % good.len()];
+            match Results::parse(short, parts.len(), 3) {
+                Ok(_) => prop_assert!(false, "a truncated buffer was accepted"),
+                Err(e) => prop_assert!(e.at <= short.len(), "{e}"),
+            }
+            // One byte changed: read whole, or refused with a place.
+            let mut bad = good.clone();
+            let at = flip.0 % bad.len();
+            bad[at] ^= flip.1 | 1;
+            match Results::parse(&bad, parts.len(), 3) {
+                Ok(r) => walk_results(&r),
+                Err(e) => prop_assert!(e.at <= bad.len(), "{e}"),
+            }
+        }
+    }
+}
