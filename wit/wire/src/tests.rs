@@ -201,8 +201,12 @@ mod hostile {
         }
     }
 
+    /// One record's result: output index, value, timestamp, or a
+    /// rejection reason.
+    type Part = (u32, Option<Vec<u8>>, Option<i64>, Option<String>);
+
     /// A valid results buffer built from arbitrary parts.
-    fn results(parts: &[(u32, Option<Vec<u8>>, Option<i64>, Option<String>)]) -> Vec<u8> {
+    fn results(parts: &[Part]) -> Vec<u8> {
         let mut w = ResultWriter::with_capacity(64);
         for (output, value, timestamp, reject) in parts {
             w.begin();
