@@ -763,7 +763,8 @@ fn run_refuses_missing_topics_before_starting() {
     assert!(!err.while_running(), "{err}");
     assert_eq!(
         err.to_string(),
-        "missing topics: in.dlq, nowhere (create them, or set create_topics = true in [kafka])"
+        "missing topic: nowhere (create it, or set create_topics = true in [kafka])",
+        "the default dead-letter topic in.dlq is Partita's to create"
     );
 }
 
