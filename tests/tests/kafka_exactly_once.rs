@@ -18,11 +18,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use partita_tests::kafka::wait_until;
-use partita_tests::mock::{MockKafka, consume_committed};
-use partita_tests::numbers::{numbers, outputs_by_key, truth};
+use partita_tests::mock::MockKafka;
+use partita_tests::numbers::{assert_exact, count_pipeline, numbers, outputs_by_key, truth};
 use partita_tests::partita::Partita;
-use partita_tests::pipeline::{Stage, Workspace, pipeline_toml};
-use partita_tests::wasm::component;
+use partita_tests::pipeline::Workspace;
 
 const PARTITIONS: i32 = 2;
 
@@ -38,26 +37,9 @@ fn mock_kafka() -> MockKafka {
     .unwrap()
 }
 
-/// The pipeline file: `count` from `numbers` to `counts`, with `extra`
-/// lines in `[kafka]`.
+/// The pipeline file, with `extra` lines in `[kafka]`.
 fn pipeline(ws: &Workspace, bootstrap: &str, extra: &str) -> std::path::PathBuf {
-    let processor = component("count");
-    let kafka_extra = format!(
-        "commit_interval_ms = 200\n{extra}\n[kafka.consumer]\n\"session.timeout.ms\" = 6000\n\"heartbeat.interval.ms\" = 1000\n"
-    );
-    let text = pipeline_toml(
-        bootstrap,
-        "g",
-        &kafka_extra,
-        &[Stage {
-            name: "count",
-            processor: &processor,
-            input: "numbers",
-            outputs: &[("default", "counts")],
-            extra: "on_error = \"stop\"",
-        }],
-    );
-    ws.write("pipeline.toml", &text).unwrap()
+    count_pipeline(ws, bootstrap, extra, "")
 }
 
 #[test]
@@ -78,19 +60,7 @@ fn exactly_once_count_gives_one_output_per_input_and_exact_totals() {
     let log = std::fs::read_to_string(ws.log("host")).unwrap();
     assert!(status.success(), "clean stop exited with {status}:\n{log}");
 
-    let outputs = consume_committed(&kafka, "counts").unwrap();
-    assert_eq!(outputs.len(), n, "one output per input");
-    let by_key = outputs_by_key(&outputs);
-    for (key, (count, sum)) in truth(n) {
-        let seq = &by_key[&key];
-        let counts: Vec<u64> = seq.iter().map(|(c, _)| *c).collect();
-        assert_eq!(
-            counts,
-            (1..=count).collect::<Vec<u64>>(),
-            "running counts of {key}"
-        );
-        assert_eq!(seq.last(), Some(&(count, sum)), "final totals of {key}");
-    }
+    assert_exact(&kafka, n);
     for p in 0..PARTITIONS {
         assert!(
             log.contains(&format!(

@@ -13,10 +13,9 @@ use std::time::Duration;
 use partita_tests::kafka::wait_until;
 use partita_tests::mock::consume_committed;
 use partita_tests::noida::Noida;
-use partita_tests::numbers::{numbers, outputs_by_key, truth};
+use partita_tests::numbers::{assert_exact, count_pipeline, numbers, outputs_by_key, truth};
 use partita_tests::partita::Partita;
-use partita_tests::pipeline::{Stage, Workspace, pipeline_toml};
-use partita_tests::wasm::component;
+use partita_tests::pipeline::Workspace;
 
 const PARTITIONS: i32 = 2;
 
@@ -25,38 +24,12 @@ const PARTITIONS: i32 = 2;
 /// instance id takes the place of the one it replaces at once (noida-db
 /// does not expire a killed member, docs/TESTING.md).
 fn pipeline(ws: &Workspace, bootstrap: &str) -> std::path::PathBuf {
-    let processor = component("count");
-    let text = pipeline_toml(
+    count_pipeline(
+        ws,
         bootstrap,
-        "g",
-        "commit_interval_ms = 200\nguarantee = \"exactly-once\"\n[kafka.consumer]\n\"session.timeout.ms\" = 6000\n\"heartbeat.interval.ms\" = 1000\n\"group.instance.id\" = \"host-a\"\n",
-        &[Stage {
-            name: "count",
-            processor: &processor,
-            input: "numbers",
-            outputs: &[("default", "counts")],
-            extra: "on_error = \"stop\"",
-        }],
-    );
-    ws.write("pipeline.toml", &text).unwrap()
-}
-
-/// Checks the committed outputs: exactly one per input of `0..n`, each
-/// key's running count going 1, 2, 3, ... and ending at the true totals.
-fn assert_exact(kafka: &partita_tests::kafka::Kafka, n: usize) {
-    let outputs = consume_committed(kafka, "counts").unwrap();
-    assert_eq!(outputs.len(), n, "one committed output per input");
-    let by_key = outputs_by_key(&outputs);
-    for (key, (count, sum)) in truth(n) {
-        let seq = &by_key[&key];
-        let counts: Vec<u64> = seq.iter().map(|(c, _)| *c).collect();
-        assert_eq!(
-            counts,
-            (1..=count).collect::<Vec<u64>>(),
-            "running counts of {key}"
-        );
-        assert_eq!(seq.last(), Some(&(count, sum)), "final totals of {key}");
-    }
+        "guarantee = \"exactly-once\"",
+        "\"group.instance.id\" = \"host-a\"",
+    )
 }
 
 /// Waits until the committed outputs reach every input of `0..n`.
