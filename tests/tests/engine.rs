@@ -494,6 +494,20 @@ fn state_writes_beyond_the_memory_cap_stop_the_call_and_keep_the_state() {
 }
 
 #[test]
+fn a_record_with_too_many_outputs_fails_alone_and_writes_nothing() {
+    let mut inst = instance(&[]);
+    let (seen, calls) = run(&mut inst, &[("a", "state"), ("b", "flood"), ("c", "state")]);
+    assert_eq!(calls, 4, "the batch, then each record alone");
+    assert_eq!(seen[0], "ok:1");
+    assert_eq!(
+        seen[1],
+        "failed:emitted 10001 outputs for one record (at most 10000)"
+    );
+    assert_eq!(seen[2], "ok:1");
+    assert_eq!(counter(&mut inst, "b"), None, "its state write was dropped");
+}
+
+#[test]
 fn processor_counters_count_only_calls_that_return() {
     let counters = Arc::new(Counters::new());
     let mut inst = misbehave(&shared())

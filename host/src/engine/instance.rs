@@ -160,7 +160,8 @@ impl Instance {
                     *results = buf;
                     let results: &'a [u8] = results;
                     match Results::parse(results, n, run.n_outputs()) {
-                        Ok(parsed) => run.commit(changes).map(|()| parsed),
+                        Ok(parsed) => check_outputs(&parsed)
+                            .and_then(|()| run.commit(changes).map(|()| parsed)),
                         Err(e) => Err(ProcessError::Malformed(format!("results: {e}"))),
                     }
                 }
@@ -386,8 +387,9 @@ impl GuestSlot {
         changes: &mut ChangeSet,
     ) -> Result<Vec<u8>, ProcessError> {
         let buf = self.call_process(input)?;
-        if let Err(e) = Results::parse(&buf, 1, self.n_outputs()) {
-            return Err(ProcessError::Malformed(format!("results: {e}")));
+        match Results::parse(&buf, 1, self.n_outputs()) {
+            Ok(parsed) => check_outputs(&parsed)?,
+            Err(e) => return Err(ProcessError::Malformed(format!("results: {e}"))),
         }
         self.commit(changes)?;
         Ok(buf)
@@ -558,6 +560,19 @@ fn start_guest(
             Err((InstanceError::Init { version, reason }, store))
         }
     }
+}
+
+/// Fails when a record of `results` has more than
+/// [`super::MAX_OUTPUTS_PER_RECORD`] outputs.
+fn check_outputs(results: &Results<'_>) -> Result<(), ProcessError> {
+    for result in results.iter() {
+        if let RecordResult::Ok(outputs) = result
+            && outputs.len() > super::MAX_OUTPUTS_PER_RECORD
+        {
+            return Err(ProcessError::TooManyOutputs(outputs.len()));
+        }
+    }
+    Ok(())
 }
 
 /// A one-line description of a guest failure, with the last words the

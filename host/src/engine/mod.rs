@@ -137,11 +137,21 @@ pub enum ProcessError {
     /// The state store failed.
     #[error("state store failed: {0}")]
     State(String),
+    /// The processor emitted more outputs for one record than
+    /// [`MAX_OUTPUTS_PER_RECORD`] (its outputs and state writes dropped).
+    #[error("emitted {0} outputs for one record (at most {MAX_OUTPUTS_PER_RECORD})")]
+    TooManyOutputs(usize),
     /// After an earlier failure the processor could not be started again
     /// (instantiation or `init` failed), so the record was not run.
     #[error("cannot restart the processor after a failure: {0}")]
     Restart(String),
 }
+
+/// The most outputs one record may have: a processor emitting more (a bug
+/// that loops, say) would flood the output topics and the producer's
+/// queue from one input. The record fails instead, with its state writes
+/// dropped, and goes to the error policy.
+pub const MAX_OUTPUTS_PER_RECORD: usize = 10_000;
 
 /// One instance's set-up: what `init` gets and what the instance may use.
 pub struct InstanceSetup {

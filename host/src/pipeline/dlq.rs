@@ -37,6 +37,8 @@ pub enum ErrorKind {
     State,
     /// The processor could not be restarted after an earlier failure.
     Restart,
+    /// It had more outputs than a record may have.
+    Outputs,
 }
 
 impl ErrorKind {
@@ -49,6 +51,7 @@ impl ErrorKind {
             ProcessError::Malformed(_) => ErrorKind::Malformed,
             ProcessError::State(_) => ErrorKind::State,
             ProcessError::Restart(_) => ErrorKind::Restart,
+            ProcessError::TooManyOutputs(_) => ErrorKind::Outputs,
         }
     }
 
@@ -62,6 +65,7 @@ impl ErrorKind {
             ErrorKind::Malformed => "malformed",
             ErrorKind::State => "state",
             ErrorKind::Restart => "restart",
+            ErrorKind::Outputs => "outputs",
         }
     }
 }
@@ -138,6 +142,7 @@ mod tests {
             (ProcessError::Malformed("x".into()), "malformed"),
             (ProcessError::State("x".into()), "state"),
             (ProcessError::Restart("x".into()), "restart"),
+            (ProcessError::TooManyOutputs(10_001), "outputs"),
         ];
         for (e, kind) in cases {
             assert_eq!(ErrorKind::of(&e).as_str(), kind);

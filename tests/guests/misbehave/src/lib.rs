@@ -12,6 +12,7 @@
 //! | `state`           | adds 1 to the counter `count:KEY`, outputs the count   |
 //! | `put-panic`       | sets `count:KEY` to 1000, then panics                  |
 //! | `state-bomb`      | writes 1 MiB values under new keys without end         |
+//! | `flood`           | sets `count:KEY` to 1, then emits 10,001 outputs       |
 //! | `write-batch`     | sets `wb:KEY` and deletes `count:KEY` in one write-batch |
 //! | `bad-write-batch` | sends a malformed write-batch, rejected with the error |
 //! | `scan`            | outputs every `count:` entry as `k=v;…`                 |
@@ -135,6 +136,12 @@ impl Guest for Misbehave {
                     let n = counter(key) + 1;
                     state::put(&counter_key(key), n.to_string().as_bytes());
                     out.output(&value_output(n.to_string().as_bytes()));
+                }
+                b"flood" => {
+                    state::put(&counter_key(key), b"1");
+                    for _ in 0..10_001 {
+                        out.output(&OutputSpec::default());
+                    }
                 }
                 b"state-bomb" => {
                     let big = vec![7u8; 1 << 20];
