@@ -478,7 +478,17 @@ fn state_of_a_failed_call_is_dropped() {
 
 #[test]
 fn state_writes_beyond_the_memory_cap_stop_the_call_and_keep_the_state() {
-    let mut inst = instance(&[]);
+    // A deadline long enough that only the memory cap can stop the call
+    // (copying each 1 MiB value takes a while in a debug build).
+    let mut inst = misbehave(&shared())
+        .instantiate(InstanceSetup {
+            limits: Limits {
+                memory_bytes: MEMORY,
+                deadline: Duration::from_secs(30),
+            },
+            ..setup(&[], Arc::new(MemoryTables::new()))
+        })
+        .expect("instantiate");
     run(&mut inst, &[("a", "state")]);
     // 1 MiB values under ever new keys: small in the guest, unbounded in
     // the host unless capped.

@@ -504,13 +504,16 @@ impl<C: ConsumerContext + 'static> Worker<C> {
     /// Waits until every batch in flight is acknowledged, logging while it
     /// takes long. After a record was lost for good, waits only for the
     /// records still in flight: the batches before the lost one settle,
-    /// the others never will.
+    /// the others never will. A failing exactly-once worker waits for
+    /// nothing: its open transaction is aborted.
     fn drain(&mut self) {
         let mut last_log = Instant::now();
         loop {
             self.settle();
+            let failing = self.fatal.is_some();
             if self.ledger.is_empty()
-                || (self.fatal.is_some() && self.ledger.pending_records() == 0)
+                || (failing && self.ledger.pending_records() == 0)
+                || (failing && !self.guarantee.keeps_acknowledged_on_failure())
             {
                 return;
             }

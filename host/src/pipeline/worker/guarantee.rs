@@ -108,6 +108,14 @@ impl Guarantee {
         }
     }
 
+    /// Whether batches acknowledged after the worker failed still count
+    /// (at-least-once commits them); under exactly-once the open
+    /// transaction is aborted, so a failing worker waits for nothing (a
+    /// fenced producer's records would never be acknowledged).
+    pub(super) fn keeps_acknowledged_on_failure(&self) -> bool {
+        matches!(self, Guarantee::AtLeastOnce(_))
+    }
+
     /// Batches settled and nothing is failing.
     pub(super) fn settled(&mut self) {
         if let Guarantee::AtLeastOnce(a) = self {
