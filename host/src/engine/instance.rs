@@ -565,14 +565,10 @@ fn start_guest(
 /// Fails when a record of `results` has more than
 /// [`super::MAX_OUTPUTS_PER_RECORD`] outputs.
 fn check_outputs(results: &Results<'_>) -> Result<(), ProcessError> {
-    for result in results.iter() {
-        if let RecordResult::Ok(outputs) = result
-            && outputs.len() > super::MAX_OUTPUTS_PER_RECORD
-        {
-            return Err(ProcessError::TooManyOutputs(outputs.len()));
-        }
+    match results.most_outputs() {
+        n if n > super::MAX_OUTPUTS_PER_RECORD => Err(ProcessError::TooManyOutputs(n)),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// A one-line description of a guest failure, with the last words the

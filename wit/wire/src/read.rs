@@ -507,6 +507,8 @@ pub struct Results<'a> {
     count: u32,
     body: &'a [u8],
     n_outputs: u32,
+    /// The most outputs any one record has.
+    most_outputs: usize,
 }
 
 #[inline]
@@ -540,9 +542,14 @@ impl<'a> Results<'a> {
             });
         }
         let start = cur.pos;
+        let mut most_outputs = 0;
         for i in 0..count {
             cur.item = Some(i);
-            read_result(&mut cur, n_outputs).ok_or_else(|| cur.error())?;
+            if let RecordResult::Ok(outputs) =
+                read_result(&mut cur, n_outputs).ok_or_else(|| cur.error())?
+            {
+                most_outputs = most_outputs.max(outputs.len());
+            }
         }
         cur.item = None;
         cur.end()?;
@@ -550,7 +557,13 @@ impl<'a> Results<'a> {
             count,
             body: &buf[start..],
             n_outputs,
+            most_outputs,
         })
+    }
+
+    /// The most outputs any one record has (0 when none has any).
+    pub fn most_outputs(&self) -> usize {
+        self.most_outputs
     }
 
     /// Number of results.

@@ -259,6 +259,8 @@ mod hostile {
             let good = results(&parts);
             let parsed = Results::parse(&good, parts.len(), 3);
             prop_assert!(parsed.is_ok(), "{:?}", parsed.err());
+            let accepted = parts.iter().any(|p| p.3.is_none());
+            prop_assert_eq!(parsed.unwrap().most_outputs(), usize::from(accepted));
             // Cut short: always refused, at a byte within what is left.
             let short = &good[..cut % good.len()];
             match Results::parse(short, parts.len(), 3) {
