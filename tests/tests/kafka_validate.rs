@@ -29,6 +29,19 @@ const EVERY_CLASS: &[&str] = &[
     "/amount=0.5%",
 ];
 
+/// The clean run's settings: orders matched by id, the processing
+/// timestamp ignored.
+const CLEAN: &[&str] = &[
+    "--left",
+    "legacy",
+    "--right",
+    "new",
+    "--key",
+    "/id",
+    "--ignore",
+    "/processed_at",
+];
+
 /// An order as JSON, with a processing timestamp that differs per side.
 fn order(id: u64, amount: f64, processed_at: i64) -> String {
     format!(
@@ -109,19 +122,7 @@ fn a_clean_run_matches_everything_across_keys_and_partition_counts() {
     produce_both(&kafka, "legacy", "new", |id| id as f64 * 1.5);
     let bs = broker.bootstrap();
 
-    let (run, summary) = validate(
-        &bs,
-        &[
-            "--left",
-            "legacy",
-            "--right",
-            "new",
-            "--key",
-            "/id",
-            "--ignore",
-            "/processed_at",
-        ],
-    );
+    let (run, summary) = validate(&bs, CLEAN);
     assert!(run.status.success(), "{}", run.output);
     assert_eq!(summary["total_left"], 200);
     assert_eq!(summary["total_right"], 200);
@@ -148,21 +149,7 @@ fn a_clean_run_matches_everything_across_keys_and_partition_counts() {
     // From the middle: the left orders 100 to 199, the right ones from 97
     // (300 ms later than their left twins).
     let from = (BASE + 100 * 100).to_string();
-    let (_, summary) = validate(
-        &bs,
-        &[
-            "--left",
-            "legacy",
-            "--right",
-            "new",
-            "--key",
-            "/id",
-            "--ignore",
-            "/processed_at",
-            "--from",
-            &from,
-        ],
-    );
+    let (_, summary) = validate(&bs, &[CLEAN, &["--from", &from]].concat());
     assert_eq!(summary["total_left"], 100, "{summary}");
     assert_eq!(summary["total_right"], 103, "{summary}");
     assert_eq!(summary["counts"]["match"], 200, "{summary}");
