@@ -20,7 +20,7 @@ use partita_tests::partita::Partita;
 use partita_tests::pipeline::{Stage, Workspace, pipeline_toml};
 use partita_tests::wasm::component;
 
-#[path = "../tests/reload/common.rs"]
+#[path = "../tests/reload_common.rs"]
 #[allow(dead_code)]
 mod common;
 

@@ -22,9 +22,7 @@
 //! with the harness's own producer: same result), while 15,000 read back
 //! fine; the header is checked in the ten-swap test.
 
-#[path = "reload/common.rs"]
-#[allow(dead_code)]
-mod common;
+use crate::reload_common as common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

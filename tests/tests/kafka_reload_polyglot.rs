@@ -8,13 +8,9 @@
 //! componentize-js), through scripts/build-polyglot.sh, as the other
 //! polyglot tests build them.
 
-#[path = "reload/common.rs"]
-#[allow(dead_code)]
-mod common;
+use crate::reload_common as common;
 
-#[path = "polyglot/setup.rs"]
-#[allow(dead_code)]
-mod setup;
+use crate::polyglot::setup;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

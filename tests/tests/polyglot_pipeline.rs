@@ -6,9 +6,7 @@
 //! and its dead-letter topics the same rejected records with the same
 //! reasons.
 
-#[path = "polyglot/setup.rs"]
-#[allow(dead_code)]
-mod setup;
+use crate::polyglot::setup;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
