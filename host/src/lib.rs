@@ -11,6 +11,8 @@
 //! - [`metrics`]: Prometheus metrics, the endpoint and the progress log.
 //! - [`kafka`]: Kafka clients: settings, admin, producer, table feeds.
 //! - [`pipeline`]: running a pipeline on Kafka: stages, workers, commits.
+//! - [`deploy`]: cluster-wide deploys through the pipeline's control
+//!   topic (`partita deploy`).
 //! - [`validate`]: comparing two topics by business key within a time
 //!   window (`partita validate`).
 //! - `cli`: the `partita` command line (feature `cli`, on by default:
@@ -27,6 +29,7 @@ mod bindings;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod engine;
 pub mod jsonl;
 pub mod kafka;

@@ -1,5 +1,5 @@
-//! The `partita` command line: `partita run`, `partita test` and
-//! `partita validate`.
+//! The `partita` command line: `partita run`, `partita test`,
+//! `partita validate` and `partita deploy`.
 
 use std::process::ExitCode;
 
@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Test(args) => partita::cli::test::main(args),
         Command::Run(args) => partita::cli::run::main(args),
+        Command::Deploy(args) => partita::cli::deploy::main(args),
         Command::Validate(args) => return partita::cli::validate::main(*args),
     };
     match result {

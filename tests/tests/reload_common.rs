@@ -52,7 +52,8 @@ pub struct Host {
 }
 
 impl Host {
-    /// Starts `partita run PIPELINE` with metrics on a free port.
+    /// Starts `partita run PIPELINE` with metrics on a free port, as host
+    /// `name` (`--host-name`).
     pub fn start(name: &str, ws: &Workspace, pipeline: &Path) -> Host {
         let metrics = format!("127.0.0.1:{}", free_port().unwrap());
         let log = ws.log(name);
@@ -61,6 +62,8 @@ impl Host {
             pipeline.to_str().unwrap(),
             "--metrics-addr",
             &metrics,
+            "--host-name",
+            name,
         ];
         let process = Partita::start(name, &args, &log).unwrap();
         Host {

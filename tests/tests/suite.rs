@@ -18,6 +18,7 @@ mod engine_window_sum;
 mod kafka_broker_restart;
 mod kafka_consumer_group;
 mod kafka_dead_letters;
+mod kafka_deploy;
 mod kafka_embed;
 mod kafka_exactly_once;
 mod kafka_exactly_once_noida;

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod deploy;
 pub mod run;
 pub mod test;
 pub mod validate;
@@ -28,6 +29,9 @@ pub enum Command {
     /// Compare two topics (legacy output, new output) by business key
     /// within a time window; exit 0 when they agree.
     Validate(Box<validate::ValidateArgs>),
+    /// Deploy a stage's processor to every host running the pipeline
+    /// (through its control topic), or list what is deployed where.
+    Deploy(deploy::DeployArgs),
 }
 
 /// Sets up `tracing` logging to stderr, filtered by `filter`, else by

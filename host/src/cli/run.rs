@@ -21,6 +21,10 @@ pub struct RunArgs {
     /// 127.0.0.1:9898.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// This host's name in its reports on deployments (`partita deploy
+    /// --list`); the default is the machine's host name and the process id.
+    #[arg(long, value_name = "NAME")]
+    pub host_name: Option<String>,
 }
 
 /// Runs `partita run`.
@@ -40,6 +44,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = RunOptions {
         metrics_addr: args.metrics_addr,
         cache_dir: super::compiled_cache_dir(),
+        host_name: args.host_name,
         ..RunOptions::default()
     };
     let reload = options.reload.clone();

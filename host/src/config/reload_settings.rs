@@ -1,9 +1,10 @@
-//! The hot-reload keys of a `[[stage]]`: `version_header` and `rollback`
-//! (docs/PIPELINE.md, "Hot reload").
+//! The hot-reload keys of a `[[stage]]`: `version_header`, `rollback` and
+//! `follow` (docs/PIPELINE.md, "Hot reload"; docs/DEPLOY.md).
 //!
 //! ```toml
 //! version_header = true                                    # partita.version on outputs
 //! rollback = { max_reject_share = 0.5, first_records = 1000 }
+//! follow = "deploy"                                        # new versions from `partita deploy`
 //! ```
 
 use toml::de::DeValue;
@@ -23,6 +24,20 @@ pub struct ReloadConfig {
     /// `rollback`: go back to the previous version when a new one rejects
     /// too many of its first records.
     pub rollback: Option<Rollback>,
+    /// `follow`: where new versions of the processor come from.
+    pub follow: Follow,
+}
+
+/// Where a stage's new processor versions come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Follow {
+    /// `"file"`: the processor file, watched (and reloaded on SIGHUP).
+    #[default]
+    File,
+    /// `"deploy"`: the pipeline's control topic, written by `partita
+    /// deploy`; the file is the version a host starts with when nothing
+    /// was deployed yet.
+    Deploy,
 }
 
 /// When a newly swapped-in version is rolled back.
@@ -73,9 +88,20 @@ pub(super) fn read(r: &mut TableReader<'_, '_>, p: &mut Problems<'_>) -> ReloadC
             None
         }
     });
+    let follow = match r.string("follow", p) {
+        None => Follow::File,
+        Some((s, _)) if s == "file" => Follow::File,
+        Some((s, _)) if s == "deploy" => Follow::Deploy,
+        Some((other, span)) => {
+            let msg = format!("expected \"file\" or \"deploy\", found \"{other}\"");
+            p.add(Some(span), r.key_place("follow"), msg);
+            Follow::File
+        }
+    };
     ReloadConfig {
         version_header,
         rollback,
+        follow,
     }
 }
 
@@ -145,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn both_keys_are_read() {
+    fn the_keys_are_read() {
         let (_dir, file) = dir();
         let extra =
             "version_header = true\nrollback = { max_reject_share = 0.25, first_records = 1_000 }";
@@ -158,11 +184,24 @@ mod tests {
                     max_reject_share: 0.25,
                     first_records: 1000
                 }),
+                follow: Follow::File,
             }
         );
+        let p = Pipeline::parse(&file, &text("follow = \"deploy\"")).unwrap();
+        assert_eq!(p.stages[0].reload.follow, Follow::Deploy);
         let whole = "rollback = { max_reject_share = 1, first_records = 1 }";
         let p = Pipeline::parse(&file, &text(whole)).unwrap();
         assert_eq!(p.stages[0].reload.rollback.unwrap().max_reject_share, 1.0);
+    }
+
+    #[test]
+    fn an_unknown_follow_is_refused() {
+        assert_eq!(
+            problems("follow = \"topic\""),
+            [
+                "DIR/pipeline.toml:10:10: stage \"s\": follow: expected \"file\" or \"deploy\", found \"topic\""
+            ]
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::FromClientConfigAndContext;
@@ -176,6 +176,71 @@ impl Admin {
             still.join(", ")
         )))
     }
+}
+
+/// Creates `missing` (topic, partitions) as compacted topics and waits
+/// until the metadata shows each with its partitions. `what` names them in
+/// messages ("changelog", "control").
+pub async fn create_compacted(
+    kafka: &KafkaConfig,
+    missing: &[(String, i32)],
+    what: &str,
+) -> Result<(), String> {
+    let admin: AdminClient<LogContext> =
+        AdminClient::from_config_and_context(&admin_config(kafka), LogContext::new("admin"))
+            .map_err(|e| format!("cannot create the Kafka admin client: {e}"))?;
+    let new: Vec<NewTopic<'_>> = missing
+        .iter()
+        .map(|(t, n)| {
+            NewTopic::new(t, *n, TopicReplication::Fixed(kafka.new_topic_replication))
+                .set("cleanup.policy", "compact")
+        })
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(&new, &opts)
+        .await
+        .map_err(|e| format!("cannot create the {what} topics: {e}"))?;
+    for r in results {
+        match r {
+            Ok(t) => tracing::info!("created {what} topic {t} (compacted)"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => return Err(format!("cannot create {what} topic {t}: {code}")),
+        }
+    }
+    // Creation is asynchronous on the broker: wait until the metadata
+    // shows each topic with its partitions.
+    let admin = Arc::new(admin);
+    for (topic, partitions) in missing.iter().cloned() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (client, t) = (admin.clone(), topic.clone());
+            let seen = tokio::task::spawn_blocking(move || {
+                client
+                    .inner()
+                    .fetch_metadata(Some(&t), Duration::from_secs(5))
+                    .map(|md| {
+                        md.topics()
+                            .iter()
+                            .find(|x| x.name() == t && x.error().is_none())
+                            .map_or(0, |x| x.partitions().len())
+                    })
+                    .unwrap_or(0)
+            })
+            .await
+            .unwrap_or(0);
+            if seen == usize::try_from(partitions).unwrap_or(0) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the created {what} topic {topic} does not appear in the metadata"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

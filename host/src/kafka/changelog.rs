@@ -17,16 +17,14 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::admin::TopicPartitions;
-use super::client::{LogContext, admin_config, table_reader_config};
+use super::client::{LogContext, table_reader_config};
 use super::produce::{Acks, OutRecord, Producer};
 use crate::config::{Guarantee, KafkaConfig};
 use crate::state::{ChangeSet, DiskState, LocalStores, OpenedStore, StateStore};
@@ -67,61 +65,7 @@ pub async fn ensure_topics(
     if missing.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<LogContext> =
-        AdminClient::from_config_and_context(&admin_config(kafka), LogContext::new("admin"))
-            .map_err(|e| format!("cannot create the Kafka admin client: {e}"))?;
-    let new: Vec<NewTopic<'_>> = missing
-        .iter()
-        .map(|(t, n)| {
-            NewTopic::new(t, *n, TopicReplication::Fixed(kafka.new_topic_replication))
-                .set("cleanup.policy", "compact")
-        })
-        .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .create_topics(&new, &opts)
-        .await
-        .map_err(|e| format!("cannot create the changelog topics: {e}"))?;
-    for r in results {
-        match r {
-            Ok(t) => tracing::info!("created changelog topic {t} (compacted)"),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => return Err(format!("cannot create changelog topic {t}: {code}")),
-        }
-    }
-    // Creation is asynchronous on the broker: wait until the metadata
-    // shows each topic with its partitions.
-    let admin = Arc::new(admin);
-    for (topic, partitions) in missing {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (client, t) = (admin.clone(), topic.clone());
-            let seen = tokio::task::spawn_blocking(move || {
-                client
-                    .inner()
-                    .fetch_metadata(Some(&t), Duration::from_secs(5))
-                    .map(|md| {
-                        md.topics()
-                            .iter()
-                            .find(|x| x.name() == t && x.error().is_none())
-                            .map_or(0, |x| x.partitions().len())
-                    })
-                    .unwrap_or(0)
-            })
-            .await
-            .unwrap_or(0);
-            if seen == usize::try_from(partitions).unwrap_or(0) {
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "the created changelog topic {topic} does not appear in the metadata"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    Ok(())
+    super::admin::create_compacted(kafka, &missing, "changelog").await
 }
 
 /// Sends a worker's change sets to its changelog partition and follows

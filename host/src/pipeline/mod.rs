@@ -33,7 +33,8 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::config::{self, ConfigError, KafkaConfig, Pipeline, StageConfig};
+use crate::config::{self, ConfigError, Follow, KafkaConfig, Pipeline, StageConfig};
+use crate::deploy;
 use crate::engine::{Engine, EngineConfig};
 use crate::kafka::admin::{Admin, TopicPartitions};
 use crate::kafka::produce::Producer;
@@ -72,6 +73,9 @@ pub struct RunOptions {
     pub metrics: Option<Arc<Metrics>>,
     /// Asks the run to reload every stage's processor (SIGHUP does).
     pub reload: reload::ReloadTrigger,
+    /// This host's name in its deploy reports (`partita deploy --list`);
+    /// `None`: the machine's host name and the process id.
+    pub host_name: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -84,6 +88,7 @@ impl Default for RunOptions {
             watch_files: true,
             metrics: None,
             reload: reload::ReloadTrigger::new(),
+            host_name: None,
         }
     }
 }
@@ -193,7 +198,7 @@ pub async fn run(
         None => Engine::new(EngineConfig::with_cache(options.cache_dir.clone()))
             .map_err(|e| RunError::Setup(format!("{e:#}")))?,
     };
-    let checked = {
+    let mut checked = {
         let (pipeline, engine) = (pipeline.clone(), engine.clone());
         tokio::task::spawn_blocking(move || config::check_processors(&pipeline, &engine))
             .await
@@ -241,6 +246,10 @@ pub async fn run(
         () = &mut shutdown => return Ok(()),
     }
     let durable = Arc::new(durable::Durable::new(&pipeline, metrics.clone()));
+    let deployed = tokio::select! {
+        r = start_with_deployed(&pipeline, &engine, &mut checked) => r?,
+        () = &mut shutdown => return Ok(()),
+    };
 
     let feeds = {
         let (kafka, stages, topics, metrics) = (
@@ -260,7 +269,8 @@ pub async fn run(
     }
     let mut stages: Vec<(StageConfig, Arc<dyn RunnerFactory>)> = Vec::new();
     let mut reloading = Vec::new();
-    for (stage, c) in pipeline.stages.iter().zip(checked) {
+    let mut followed = Vec::new();
+    for (i, (stage, c)) in pipeline.stages.iter().zip(checked).enumerate() {
         let tables = feeds.for_stage(stage);
         let runners = EngineRunners {
             live: reload::LiveProcessor::new(
@@ -274,6 +284,9 @@ pub async fn run(
             durable: Some(durable.clone()),
             metrics: metrics.clone(),
         };
+        if stage.reload.follow == Follow::Deploy {
+            followed.push((i, stage.name.clone(), runners.live.clone()));
+        }
         reloading.push(reload::ReloadStage {
             config: stage.clone(),
             tables: runners.tables.clone(),
@@ -287,6 +300,10 @@ pub async fn run(
         &options.reload,
         reload::ReloadSettings::default(),
         options.watch_files,
+        deployed.map(|d| {
+            let host = options.host_name.clone();
+            d.start(host.unwrap_or_else(deploy::default_host_name), followed)
+        }),
     )
     .map_err(|e| RunError::Setup(format!("cannot start the reload thread: {e}")))?;
     let result = run_stages(kafka, stages, metrics, options.progress_every, shutdown).await;
@@ -294,6 +311,42 @@ pub async fn run(
     drop(feeds);
     drop(server);
     result
+}
+
+/// For the stages that follow the control topic: creates the topic when
+/// missing, reads it, and puts each stage's deployed live version (when it
+/// passes its trial) in `checked` in place of its file's.
+async fn start_with_deployed(
+    pipeline: &Pipeline,
+    engine: &Engine,
+    checked: &mut [config::CheckedStage],
+) -> Result<Option<reload::Prepared>, RunError> {
+    if pipeline
+        .stages
+        .iter()
+        .all(|s| s.reload.follow != Follow::Deploy)
+    {
+        return Ok(None);
+    }
+    deploy::ensure_control_topic(&pipeline.kafka)
+        .await
+        .map_err(RunError::Setup)?;
+    let (kafka, engine, stages) = (
+        pipeline.kafka.clone(),
+        engine.clone(),
+        pipeline.stages.clone(),
+    );
+    let mut processors: Vec<_> = checked.iter().map(|c| c.processor.clone()).collect();
+    let (prepared, processors) = tokio::task::spawn_blocking(move || {
+        let prepared = reload::prepare(&kafka, &engine, &stages, &mut processors);
+        (prepared, processors)
+    })
+    .await
+    .map_err(|e| RunError::Setup(format!("reading the deployments: {e}")))?;
+    for (c, p) in checked.iter_mut().zip(processors) {
+        c.processor = p;
+    }
+    prepared.map_err(|e| RunError::Setup(format!("reading the deployments: {e}")))
 }
 
 /// Refuses a stage whose input topics have different partition counts.

@@ -13,13 +13,14 @@
 //! changed between the start-up check of the processors and the start of
 //! the watcher.
 
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use super::live::LiveProcessor;
-use super::trial::try_version;
-use crate::config::StageConfig;
+use super::trial::{Refused, try_version};
+use crate::config::{Follow, StageConfig};
 use crate::engine::Engine;
 use crate::tables::Tables;
 
@@ -35,8 +36,36 @@ pub(crate) enum Event {
     },
     /// Reload every stage now (SIGHUP).
     All,
+    /// A component deployed through the control topic.
+    Deployed(Deployed),
     /// End the coordinator.
     Stop,
+}
+
+/// A deployed component for a stage that follows the control topic.
+#[derive(Debug)]
+pub(crate) struct Deployed {
+    /// The stage's index.
+    pub stage: usize,
+    /// What to call it in logs and problems.
+    pub name: String,
+    /// Its content hash.
+    pub hash: String,
+    /// The component.
+    pub bytes: Vec<u8>,
+    /// Where to say how its trial went.
+    pub outcome: Sender<Outcome>,
+}
+
+/// How a deployed component's trial went.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    /// The stage's index.
+    pub stage: usize,
+    /// The component's content hash.
+    pub hash: String,
+    /// Published (or already live), or refused.
+    pub result: Result<(), Refused>,
 }
 
 /// Timings of the coordinator.
@@ -124,6 +153,7 @@ pub(crate) fn run(
         match event {
             Ok(Event::Changed { stage, at }) => c.changed(stage, at),
             Ok(Event::All) => c.all(),
+            Ok(Event::Deployed(d)) => c.deployed(d),
             Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {}
         }
@@ -193,6 +223,15 @@ impl Coordinator {
         };
         pending.attempts += 1;
         let stage = &self.stages[i];
+        if stage.config.reload.follow == Follow::Deploy {
+            if pending.explicit {
+                tracing::info!(
+                    "stage \"{}\" follows deployments (partita deploy): its file is not read again",
+                    stage.config.name
+                );
+            }
+            return;
+        }
         let Some(path) = stage.config.processor.file() else {
             // Built in code from bytes or a loaded component: no file to
             // read again.
@@ -267,6 +306,58 @@ impl Coordinator {
             }
             Err(refused) => self.failed(i, pending, Some(hash), refused.reason, refused.message),
         }
+    }
+
+    /// Tries a deployed component and swaps it in, or refuses it; says
+    /// which to the follower.
+    fn deployed(&mut self, d: Deployed) {
+        let Some(stage) = self.stages.get(d.stage) else {
+            return;
+        };
+        let name = &stage.config.name;
+        let live = stage.live.current();
+        let result = if live.content_hash() == d.hash {
+            tracing::info!(
+                "stage \"{name}\": the deployed version {} is live already",
+                live.version()
+            );
+            Ok(())
+        } else {
+            let at = Instant::now();
+            match try_version(
+                &self.engine,
+                &stage.config,
+                &stage.tables,
+                Path::new(&d.name),
+                &d.bytes,
+            ) {
+                Ok(processor) => {
+                    tracing::info!(
+                        "stage \"{name}\": {} passed its trial as version {}",
+                        d.name,
+                        processor.version()
+                    );
+                    stage.live.publish(processor, at);
+                    Ok(())
+                }
+                Err(refused) => {
+                    tracing::warn!(
+                        "stage \"{name}\": refusing the deployed {} ({}): {}; version {} keeps running",
+                        d.name,
+                        refused.reason.as_str(),
+                        refused.message,
+                        live.version()
+                    );
+                    stage.live.count_refusal(refused.reason);
+                    Err(refused)
+                }
+            }
+        };
+        let _ = d.outcome.send(Outcome {
+            stage: d.stage,
+            hash: d.hash,
+            result,
+        });
     }
 
     /// A failed attempt: tried again soon, or refused after the last one.

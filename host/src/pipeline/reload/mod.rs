@@ -14,6 +14,8 @@
 //! ```
 //!
 //! - `watch`: the file watcher.
+//! - `follow`: the control topic's follower, for stages with `follow =
+//!   "deploy"` (`partita deploy`, docs/DEPLOY.md).
 //! - `coordinator`: debounce, retries, refusals.
 //! - `trial`: what a version must pass before it is published.
 //! - `live`: the published version per stage, acknowledgements, rollback.
@@ -25,9 +27,11 @@ use std::thread::JoinHandle;
 
 use notify::RecommendedWatcher;
 
+use crate::config::Follow;
 use crate::engine::Engine;
 
 mod coordinator;
+mod follow;
 mod live;
 mod swap;
 mod trial;
@@ -35,9 +39,11 @@ mod watch;
 
 use coordinator::Event;
 pub use coordinator::{ReloadSettings, ReloadStage};
+pub use follow::{FollowStart, Followed, Prepared, prepare};
 pub use live::{LiveProcessor, Refusal};
 pub use swap::VERSION_HEADER;
 pub(crate) use swap::{SwapHook, routes, with_version};
+pub use trial::{Refused, try_version};
 
 /// Asks running pipelines to reload every stage's processor, as SIGHUP does
 /// for `partita run`. Cheap to clone; a run started with
@@ -75,23 +81,27 @@ pub struct Reloader {
     events: Sender<Event>,
     thread: Option<JoinHandle<()>>,
     _watcher: Option<RecommendedWatcher>,
+    follower: Option<follow::Follower>,
 }
 
 impl Reloader {
-    /// Starts watching the stages' files (when `watch_files`) and listening
-    /// to `trigger`.
+    /// Starts watching the stages' files (when `watch_files`; not those of
+    /// stages that follow deployments), following the control topic (when
+    /// `follow` is given) and listening to `trigger`.
     pub fn start(
         engine: Engine,
         stages: Vec<ReloadStage>,
         trigger: &ReloadTrigger,
         settings: ReloadSettings,
         watch_files: bool,
+        follow: Option<FollowStart>,
     ) -> std::io::Result<Reloader> {
         let (events, receiver) = mpsc::channel();
         let watcher = if watch_files {
             let files: Vec<(usize, &std::path::Path)> = stages
                 .iter()
                 .enumerate()
+                .filter(|(_, s)| s.config.reload.follow == Follow::File)
                 .filter_map(|(i, s)| Some((i, s.config.processor.file()?)))
                 .collect();
             watch::watch(&files, events.clone())
@@ -102,16 +112,22 @@ impl Reloader {
         let thread = std::thread::Builder::new()
             .name("reload".into())
             .spawn(move || coordinator::run(engine, stages, receiver, settings))?;
+        let follower = match follow {
+            Some(start) => Some(follow::Follower::start(start, events.clone())?),
+            None => None,
+        };
         Ok(Reloader {
             events,
             thread: Some(thread),
             _watcher: watcher,
+            follower,
         })
     }
 }
 
 impl Drop for Reloader {
     fn drop(&mut self) {
+        drop(self.follower.take());
         let _ = self.events.send(Event::Stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();

@@ -106,8 +106,15 @@ impl Stage {
             tables: Arc::new(MemoryTables::new()),
             live: live.clone(),
         };
-        let reloader =
-            Reloader::start(engine, vec![reload_stage], &trigger, settings(), watch).unwrap();
+        let reloader = Reloader::start(
+            engine,
+            vec![reload_stage],
+            &trigger,
+            settings(),
+            watch,
+            None,
+        )
+        .unwrap();
         Stage {
             _dir: dir,
             file,

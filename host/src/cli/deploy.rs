@@ -1,0 +1,276 @@
+//! `partita deploy`: publishes a stage's processor to the pipeline's
+//! control topic, which every host running the pipeline follows
+//! (docs/DEPLOY.md), and lists what is deployed and which host runs what.
+//!
+//! Exit status: 0 when every host that reported took the version (or for
+//! `--list`), 1 when one refused it or none answered within `--wait`, 2 on
+//! bad arguments or an invalid pipeline file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use crate::config::Pipeline;
+use crate::deploy::{self, ControlReader, ControlState, ControlWriter, Deployment, Role};
+
+/// Hosts whose last report is older than this are listed as not seen.
+const STALE_AFTER: Duration = Duration::from_secs(120);
+
+/// Arguments of `partita deploy`.
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    /// The pipeline file (its `[kafka]` settings and stages).
+    pub pipeline: PathBuf,
+    /// The stage to deploy to.
+    #[arg(long, required_unless_present = "list")]
+    pub stage: Option<String>,
+    /// The component to deploy.
+    #[arg(long, value_name = "FILE.wasm", conflicts_with_all = ["version", "list"])]
+    pub processor: Option<PathBuf>,
+    /// Deploy a version already in the control topic again (a content
+    /// hash, or its first 8 or more hex digits): how to roll back.
+    #[arg(long, value_name = "HASH", conflicts_with = "list")]
+    pub version: Option<String>,
+    /// Which processor of the stage the component becomes.
+    #[arg(long = "as", value_name = "live|candidate", default_value = "live")]
+    pub role: Role,
+    /// List each stage's deployments and which host runs which version.
+    #[arg(long)]
+    pub list: bool,
+    /// Seconds to wait for every host's answer (0: do not wait).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub wait: u64,
+}
+
+/// Runs `partita deploy`.
+pub fn main(args: DeployArgs) -> anyhow::Result<ExitCode> {
+    let pipeline = match Pipeline::load(&args.pipeline) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let kafka = &pipeline.kafka;
+    let stage = args.stage.as_deref().unwrap_or_default();
+    if !args.list && !pipeline.stages.iter().any(|s| s.name == stage) {
+        let names: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
+        eprintln!(
+            "error: --stage {stage}: {} has no such stage (its stages: {})",
+            args.pipeline.display(),
+            names.join(", ")
+        );
+        return Ok(ExitCode::from(2));
+    }
+    if !args.list && args.processor.is_none() && args.version.is_none() {
+        eprintln!("error: give --processor FILE.wasm or --version HASH");
+        return Ok(ExitCode::from(2));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime
+        .block_on(deploy::ensure_control_topic(kafka))
+        .map_err(|e| anyhow::anyhow!("preparing the control topic: {e}"))?;
+    if args.list {
+        let state = deploy::read(kafka)?;
+        print!("{}", list(&state, deploy::now_ms()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut reader = ControlReader::new(kafka)?;
+    let mut state = ControlState::new();
+    reader.catch_up(&mut state)?;
+    let (bytes, source) = match (&args.processor, &args.version) {
+        (Some(file), None) => {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let name = file.file_name().map_or_else(
+                || file.display().to_string(),
+                |n| n.to_string_lossy().into(),
+            );
+            (bytes, name)
+        }
+        (None, Some(version)) => {
+            let Some(d) = state.find(stage, version) else {
+                eprintln!(
+                    "error: --version {version}: no deployment of stage \"{stage}\" has a hash \
+                     starting with it (8 hex digits at least; see --list)"
+                );
+                return Ok(ExitCode::from(2));
+            };
+            let bytes = state.component(d)?;
+            (bytes, d.source.clone())
+        }
+        // clap refuses both; neither was refused above.
+        _ => unreachable!("--processor and --version are exclusive"),
+    };
+    let writer = ControlWriter::new(kafka)?;
+    let d = writer.deploy(stage, args.role, &bytes, &source, &deployer())?;
+    let hash = d.hash.clone().unwrap_or_default();
+    println!(
+        "deployed {source} to stage \"{stage}\" as {}: version {} ({} bytes in {} chunks)",
+        args.role.as_str(),
+        short(&hash),
+        d.size,
+        d.chunks
+    );
+    if args.wait == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ok = wait_for_hosts(&mut reader, &mut state, &d, Duration::from_secs(args.wait))?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Waits until every host that reported on the stage lately runs `d`'s
+/// version or refused it; prints each answer. True when all took it.
+fn wait_for_hosts(
+    reader: &mut ControlReader,
+    state: &mut ControlState,
+    d: &Deployment,
+    wait: Duration,
+) -> anyhow::Result<bool> {
+    let hash = d.hash.clone().unwrap_or_default();
+    let deadline = Instant::now() + wait;
+    loop {
+        reader.poll(state, Duration::from_millis(250))?;
+        let now = deploy::now_ms();
+        let hosts: Vec<_> = state
+            .reports()
+            .filter(|r| r.stage == d.stage && now - r.at_ms < STALE_AFTER.as_millis() as i64)
+            .collect();
+        let runs = |r: &deploy::HostReport| match d.role {
+            Role::Live => r.live == hash,
+            Role::Candidate => r.candidate.as_deref() == Some(hash.as_str()),
+        };
+        let refused = |r: &deploy::HostReport| r.refused.as_ref().is_some_and(|x| x.hash == hash);
+        let answered = hosts.iter().all(|r| runs(r) || refused(r));
+        if (answered && !hosts.is_empty()) || Instant::now() >= deadline {
+            if hosts.is_empty() {
+                println!(
+                    "no host has reported on stage \"{}\" in the last {} s",
+                    d.stage,
+                    STALE_AFTER.as_secs()
+                );
+                return Ok(false);
+            }
+            let mut all = true;
+            for r in hosts {
+                if runs(r) {
+                    println!("  {}: runs {}", r.host, short(&hash));
+                } else if let Some(x) = r.refused.as_ref().filter(|x| x.hash == hash) {
+                    all = false;
+                    println!("  {}: refused it ({}): {}", r.host, x.reason, x.message);
+                } else {
+                    all = false;
+                    println!("  {}: no answer yet (runs {})", r.host, short(&r.live));
+                }
+            }
+            return Ok(all);
+        }
+    }
+}
+
+/// `--list`: per stage, its deployments (newest first) and its hosts.
+pub fn list(state: &ControlState, now_ms: i64) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut stages: Vec<&str> = state
+        .deployments()
+        .iter()
+        .map(|d| d.stage.as_str())
+        .collect();
+    stages.extend(state.reports().map(|r| r.stage.as_str()));
+    stages.sort_unstable();
+    stages.dedup();
+    if stages.is_empty() {
+        out.push_str("nothing deployed yet\n");
+    }
+    for stage in stages {
+        let _ = writeln!(out, "stage \"{stage}\"");
+        for role in [Role::Live, Role::Candidate] {
+            let current = state.current(stage, role);
+            let _ = writeln!(
+                out,
+                "  {:<9}  {}",
+                role.as_str(),
+                current.map_or("-".to_string(), |d| describe(d, now_ms))
+            );
+        }
+        let _ = writeln!(out, "  history (newest first):");
+        for d in state
+            .deployments()
+            .iter()
+            .rev()
+            .filter(|d| d.stage == stage)
+        {
+            let _ = writeln!(out, "    {:<9}  {}", d.role.as_str(), describe(d, now_ms));
+        }
+        let _ = writeln!(out, "  hosts:");
+        for r in state.reports().filter(|r| r.stage == stage) {
+            let age = now_ms.saturating_sub(r.at_ms) / 1000;
+            let seen = if age * 1000 > STALE_AFTER.as_millis() as i64 {
+                format!("not seen for {age} s")
+            } else {
+                format!("{age} s ago")
+            };
+            let candidate = r
+                .candidate
+                .as_deref()
+                .map_or(String::new(), |c| format!(", candidate {}", short(c)));
+            let refused = r.refused.as_ref().map_or(String::new(), |x| {
+                format!(", refused {} ({}: {})", short(&x.hash), x.reason, x.message)
+            });
+            let _ = writeln!(
+                out,
+                "    {}: live {}{candidate}{refused} ({seen})",
+                r.host,
+                short(&r.live)
+            );
+        }
+    }
+    out
+}
+
+fn describe(d: &Deployment, now_ms: i64) -> String {
+    match &d.hash {
+        None => format!("withdrawn by {} {}", d.by, ago(d.at_ms, now_ms)),
+        Some(h) => format!(
+            "{} {} ({} bytes) by {} {}",
+            short(h),
+            d.source,
+            d.size,
+            d.by,
+            ago(d.at_ms, now_ms)
+        ),
+    }
+}
+
+fn ago(at_ms: i64, now_ms: i64) -> String {
+    let s = now_ms.saturating_sub(at_ms) / 1000;
+    match s {
+        0..120 => format!("{s} s ago"),
+        120..7200 => format!("{} min ago", s / 60),
+        _ => format!("{} h ago", s / 3600),
+    }
+}
+
+/// The first 12 hex digits of a hash, as versions are shown.
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+/// `user@host` of whoever runs the command.
+fn deployer() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = deploy::default_host_name();
+    let machine = host.rsplit_once(':').map_or(host.as_str(), |(m, _)| m);
+    format!("{user}@{machine}")
+}
