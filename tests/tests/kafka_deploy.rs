@@ -212,7 +212,7 @@ fn a_deploy_reaches_every_host_a_bad_one_is_refused_by_all_and_a_late_host_start
 }
 
 #[test]
-fn bad_arguments_are_refused_before_anything_is_written() {
+fn bad_arguments_deploy_nothing() {
     let v1_path = component("tag-v1");
     let (_broker, _kafka, _ws, file) = setup(&v1_path);
     let out = deploy(

@@ -4,6 +4,9 @@
 //! JavaScript port, and the totals carry on from the state the previous
 //! version left.
 //!
+//! A JavaScript component (12 MB and more) also deploys through the
+//! control topic, in chunks, and carries the totals on (docs/DEPLOY.md).
+//!
 //! The ports are built by their own toolchains (componentize-py,
 //! componentize-js), through scripts/build-polyglot.sh, as the other
 //! polyglot tests build them.
@@ -18,6 +21,7 @@ use std::time::Duration;
 use common::{Flow, Host, replace, version_of};
 use partita_tests::broker::Broker;
 use partita_tests::kafka::Kafka;
+use partita_tests::partita::run_to_end;
 use partita_tests::pipeline::{Stage, Workspace, pipeline_toml, wait_caught_up};
 use partita_tests::wasm::component;
 
@@ -83,17 +87,95 @@ fn rust_count_swaps_to_python_then_javascript_keeping_totals() {
         || host.process.assert_running(),
     )
     .unwrap_or_else(|e| panic!("{e:#}\nlog:\n{}", host.process.log_tail(40)));
-    let mut expected: BTreeMap<String, (u64, f64)> = BTreeMap::new();
-    for i in 0..total {
-        let e = expected.entry(format!("k{}", i % 40)).or_default();
-        e.0 += 1;
-        e.1 += i as f64;
-    }
-    assert_eq!(totals(&kafka, "out"), expected);
+    assert_eq!(totals(&kafka, "out"), expected_totals(total, 40));
     assert_eq!(kafka.count("in.dlq").unwrap(), 0);
     println!(
         "swap times (change to live, longest pause) in ms: {:?}",
         host.swap_times("count")
     );
+    host.process.stop(Duration::from_secs(30)).unwrap();
+}
+
+/// The (count, sum) per key of `total` records from [`Flow`] over `keys`
+/// keys.
+fn expected_totals(total: u64, keys: u64) -> BTreeMap<String, (u64, f64)> {
+    let mut expected: BTreeMap<String, (u64, f64)> = BTreeMap::new();
+    for i in 0..total {
+        let e = expected.entry(format!("k{}", i % keys)).or_default();
+        e.0 += 1;
+        e.1 += i as f64;
+    }
+    expected
+}
+
+#[test]
+fn a_javascript_count_deploys_through_chunks_keeping_totals() {
+    let js = setup::component("count_js");
+    let js_bytes = std::fs::read(&js).unwrap();
+    assert!(js_bytes.len() > 1 << 20, "a component larger than a record");
+    let broker = Broker::start().unwrap();
+    let kafka = broker.kafka();
+    kafka.create_topic("in", 4).unwrap();
+    kafka.create_topic("out", 4).unwrap();
+    kafka.create_topic("in.dlq", 1).unwrap();
+    let ws = Workspace::new().unwrap();
+    let text = pipeline_toml(
+        &broker.bootstrap(),
+        "fleet",
+        "commit_interval_ms = 200",
+        &[Stage {
+            name: "count",
+            processor: &component("count"),
+            input: "in",
+            outputs: &[("default", "out")],
+            extra: "follow = \"deploy\"",
+        }],
+    );
+    let file = ws.write("pipeline.toml", &text).unwrap();
+    let mut host = Host::start("host", &ws, &file);
+    let total = 6_000;
+    let flow = Flow::start(&kafka, "in", total, 40, Duration::from_millis(200));
+    flow.wait_produced(2_000);
+    let args = [
+        "deploy",
+        file.to_str().unwrap(),
+        "--stage",
+        "count",
+        "--processor",
+        js.to_str().unwrap(),
+        "--wait",
+        "300",
+    ];
+    let out = run_to_end(&args, Duration::from_secs(400)).unwrap();
+    let version = version_of(&js_bytes);
+    assert!(
+        out.status.success(),
+        "{}\nhost log:\n{}",
+        out.output,
+        host.process.log_tail(40)
+    );
+    let chunks = js_bytes.len().div_ceil(512 * 1024);
+    assert!(
+        out.output
+            .contains(&format!("({} bytes in {chunks} chunks)", js_bytes.len())),
+        "{}",
+        out.output
+    );
+    assert!(
+        out.output.contains(&format!("host: runs {version}")),
+        "{}",
+        out.output
+    );
+    assert_eq!(flow.join(), total);
+    wait_caught_up(
+        &kafka,
+        &[("fleet.count", "in")],
+        Duration::from_secs(300),
+        || host.process.assert_running(),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\nlog:\n{}", host.process.log_tail(40)));
+    assert_eq!(totals(&kafka, "out"), expected_totals(total, 40));
+    let info = [("stage", "count"), ("version", version.as_str())];
+    assert_eq!(host.metric("partita_processor_info", &info), 1.0);
     host.process.stop(Duration::from_secs(30)).unwrap();
 }

@@ -33,9 +33,6 @@ pub struct DeployArgs {
     /// hash, or its first 8 or more hex digits): how to roll back.
     #[arg(long, value_name = "HASH", conflicts_with = "list")]
     pub version: Option<String>,
-    /// Which processor of the stage the component becomes.
-    #[arg(long = "as", value_name = "live|candidate", default_value = "live")]
-    pub role: Role,
     /// List each stage's deployments and which host runs which version.
     #[arg(long)]
     pub list: bool,
@@ -107,11 +104,11 @@ pub fn main(args: DeployArgs) -> anyhow::Result<ExitCode> {
         _ => unreachable!("--processor and --version are exclusive"),
     };
     let writer = ControlWriter::new(kafka)?;
-    let d = writer.deploy(stage, args.role, &bytes, &source, &deployer())?;
+    let d = writer.deploy(stage, Role::Live, &bytes, &source, &deployer())?;
     let hash = d.hash.clone().unwrap_or_default();
     println!(
         "deployed {source} to stage \"{stage}\" as {}: version {} ({} bytes in {} chunks)",
-        args.role.as_str(),
+        d.role.as_str(),
         short(&hash),
         d.size,
         d.chunks
