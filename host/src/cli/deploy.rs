@@ -271,3 +271,70 @@ fn deployer() -> String {
     let machine = host.rsplit_once(':').map_or(host.as_str(), |(m, _)| m);
     format!("{user}@{machine}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::{ControlRecord, HostReport, Refused};
+
+    fn deployment(hash: Option<&str>, at_ms: i64) -> Deployment {
+        Deployment {
+            stage: "parse".into(),
+            role: Role::Live,
+            hash: hash.map(String::from),
+            size: 10,
+            chunks: 1,
+            by: "ana@build-1".into(),
+            at_ms,
+            source: "parse.wasm".into(),
+        }
+    }
+
+    fn report(host: &str, live: &str, at_ms: i64, refused: Option<Refused>) -> ControlRecord {
+        ControlRecord::Report(HostReport {
+            host: host.into(),
+            stage: "parse".into(),
+            live: live.into(),
+            candidate: None,
+            refused,
+            shadow: None,
+            at_ms,
+        })
+    }
+
+    #[test]
+    fn the_list_shows_versions_history_and_hosts_with_their_age() {
+        let now = 1_000_000_000;
+        let mut state = ControlState::new();
+        assert_eq!(list(&state, now), "nothing deployed yet\n");
+        let (v1, v2) = ("1".repeat(64), "2".repeat(64));
+        state.apply(ControlRecord::Deployment(deployment(
+            Some(&v1),
+            now - 3_600_000,
+        )));
+        state.apply(ControlRecord::Deployment(deployment(
+            Some(&v2),
+            now - 5_000,
+        )));
+        state.apply(report("a", &v2, now - 2_000, None));
+        let refused = Refused {
+            hash: v2.clone(),
+            reason: "init".into(),
+            message: "bad config".into(),
+        };
+        state.apply(report("b", &v1, now - 600_000, Some(refused)));
+        let shown = list(&state, now);
+        assert_eq!(
+            shown,
+            "stage \"parse\"\n\
+             \x20 live       222222222222 parse.wasm (10 bytes) by ana@build-1 5 s ago\n\
+             \x20 candidate  -\n\
+             \x20 history (newest first):\n\
+             \x20   live       222222222222 parse.wasm (10 bytes) by ana@build-1 5 s ago\n\
+             \x20   live       111111111111 parse.wasm (10 bytes) by ana@build-1 60 min ago\n\
+             \x20 hosts:\n\
+             \x20   a: live 222222222222 (2 s ago)\n\
+             \x20   b: live 111111111111, refused 222222222222 (init: bad config) (not seen for 600 s)\n"
+        );
+    }
+}
