@@ -7,11 +7,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::reload_common::{Flow, Host, check_exactly_once_in_order, tagged, version_of};
-use partita_tests::broker::Broker;
-use partita_tests::kafka::{Kafka, wait_until};
+use crate::reload_common::{Flow, Host, OneStage, check_exactly_once_in_order, tagged, version_of};
+use partita_tests::kafka::wait_until;
 use partita_tests::partita::{Finished, run_to_end};
-use partita_tests::pipeline::{Stage, Workspace, pipeline_toml, wait_caught_up};
+use partita_tests::pipeline::wait_caught_up;
 use partita_tests::wasm::component;
 
 const PARTITIONS: i32 = 4;
@@ -34,27 +33,10 @@ fn list(pipeline: &Path) -> String {
     out.output
 }
 
-fn setup(initial: &Path) -> (Broker, Kafka, Workspace, std::path::PathBuf) {
-    let broker = Broker::start().unwrap();
-    let kafka = broker.kafka();
-    kafka.create_topic("in", PARTITIONS).unwrap();
-    kafka.create_topic("out", PARTITIONS).unwrap();
-    kafka.create_topic("in.dlq", 1).unwrap();
-    let ws = Workspace::new().unwrap();
-    let text = pipeline_toml(
-        &broker.bootstrap(),
-        "fleet",
-        "commit_interval_ms = 200",
-        &[Stage {
-            name: "tag",
-            processor: initial,
-            input: "in",
-            outputs: &[("default", "out")],
-            extra: "follow = \"deploy\"",
-        }],
-    );
-    let file = ws.write("pipeline.toml", &text).unwrap();
-    (broker, kafka, ws, file)
+/// Stage `tag` of group `fleet` following deployments, starting on
+/// `initial`.
+fn setup(initial: &Path) -> OneStage {
+    OneStage::new(PARTITIONS, "fleet", "tag", initial, "follow = \"deploy\"")
 }
 
 /// Waits until `--list` shows `host` running `version` on stage `tag`.
@@ -74,7 +56,13 @@ fn a_deploy_reaches_every_host_a_bad_one_is_refused_by_all_and_a_late_host_start
     let v1 = std::fs::read(&v1_path).unwrap();
     let v2_path = component("tag-v2");
     let v2 = std::fs::read(&v2_path).unwrap();
-    let (_broker, kafka, ws, file) = setup(&v1_path);
+    // The broker runs as long as `_broker` lives.
+    let OneStage {
+        broker: _broker,
+        kafka,
+        ws,
+        file,
+    } = setup(&v1_path);
     let mut a = Host::start("a", &ws, &file);
     let mut b = Host::start("b", &ws, &file);
     wait_listed(&file, "a", &version_of(&v1));
@@ -214,7 +202,13 @@ fn a_deploy_reaches_every_host_a_bad_one_is_refused_by_all_and_a_late_host_start
 #[test]
 fn bad_arguments_deploy_nothing() {
     let v1_path = component("tag-v1");
-    let (_broker, _kafka, _ws, file) = setup(&v1_path);
+    // The broker and the folder last as long as `_broker` and `_ws`.
+    let OneStage {
+        broker: _broker,
+        ws: _ws,
+        file,
+        ..
+    } = setup(&v1_path);
     let out = deploy(
         &file,
         &["--stage", "nope", "--processor", v1_path.to_str().unwrap()],

@@ -12,6 +12,7 @@
 //! polyglot tests build them.
 
 use crate::reload_common as common;
+use common::OneStage;
 
 use crate::polyglot::setup;
 
@@ -113,25 +114,14 @@ fn a_javascript_count_deploys_through_chunks_keeping_totals() {
     let js = setup::component("count_js");
     let js_bytes = std::fs::read(&js).unwrap();
     assert!(js_bytes.len() > 1 << 20, "a component larger than a record");
-    let broker = Broker::start().unwrap();
-    let kafka = broker.kafka();
-    kafka.create_topic("in", 4).unwrap();
-    kafka.create_topic("out", 4).unwrap();
-    kafka.create_topic("in.dlq", 1).unwrap();
-    let ws = Workspace::new().unwrap();
-    let text = pipeline_toml(
-        &broker.bootstrap(),
-        "fleet",
-        "commit_interval_ms = 200",
-        &[Stage {
-            name: "count",
-            processor: &component("count"),
-            input: "in",
-            outputs: &[("default", "out")],
-            extra: "follow = \"deploy\"",
-        }],
-    );
-    let file = ws.write("pipeline.toml", &text).unwrap();
+    let rust = component("count");
+    // The broker runs as long as `_broker` lives.
+    let OneStage {
+        broker: _broker,
+        kafka,
+        ws,
+        file,
+    } = OneStage::new(4, "fleet", "count", &rust, "follow = \"deploy\"");
     let mut host = Host::start("host", &ws, &file);
     let total = 6_000;
     let flow = Flow::start(&kafka, "in", total, 40, Duration::from_millis(200));

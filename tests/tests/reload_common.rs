@@ -1,4 +1,5 @@
-//! What the hot-reload tests share: a host whose processor file lives in
+//! What the hot-reload and deploy tests share: a broker with one stage's
+//! topics and its pipeline file, a host whose processor file lives in
 //! the test's folder, a producer thread that keeps records flowing while
 //! the file changes, and the check of the tagged outputs (per input
 //! partition and offset: exactly one output, from which version).
@@ -10,11 +11,62 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use partita_tests::broker::free_port;
+use partita_tests::broker::{Broker, free_port};
 use partita_tests::kafka::{Consumed, Kafka, Record, wait_until};
 use partita_tests::metrics::{scrape, sum};
 use partita_tests::partita::Partita;
-use partita_tests::pipeline::Workspace;
+use partita_tests::pipeline::{Stage, Workspace, pipeline_toml};
+
+/// A broker with topics `in` and `out` (`partitions` each) and `in.dlq`,
+/// and a folder holding a pipeline file (group `group`, commits every
+/// 200 ms) with stage `stage` reading `in` and writing `out`.
+pub struct OneStage {
+    /// The broker.
+    pub broker: Broker,
+    /// A client of it.
+    pub kafka: Kafka,
+    /// The folder.
+    pub ws: Workspace,
+    /// The pipeline file.
+    pub file: PathBuf,
+}
+
+impl OneStage {
+    /// Sets it up; `extra` are more lines for the stage.
+    pub fn new(
+        partitions: i32,
+        group: &str,
+        stage: &str,
+        processor: &Path,
+        extra: &str,
+    ) -> OneStage {
+        let broker = Broker::start().unwrap();
+        let kafka = broker.kafka();
+        kafka.create_topic("in", partitions).unwrap();
+        kafka.create_topic("out", partitions).unwrap();
+        kafka.create_topic("in.dlq", 1).unwrap();
+        let ws = Workspace::new().unwrap();
+        let text = pipeline_toml(
+            &broker.bootstrap(),
+            group,
+            "commit_interval_ms = 200",
+            &[Stage {
+                name: stage,
+                processor,
+                input: "in",
+                outputs: &[("default", "out")],
+                extra,
+            }],
+        );
+        let file = ws.write("pipeline.toml", &text).unwrap();
+        OneStage {
+            broker,
+            kafka,
+            ws,
+            file,
+        }
+    }
+}
 
 /// The version name of a component's content, as Partita prints it.
 pub fn version_of(bytes: &[u8]) -> String {

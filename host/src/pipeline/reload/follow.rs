@@ -227,24 +227,31 @@ fn follow(start: FollowStart, events: Sender<Event>, stop: &AtomicBool) {
         .map(|s| Some(s.live.current().content_hash().to_string()))
         .collect();
     let mut last_report: Option<Instant> = None;
-    let mut failing_since: Option<Instant> = None;
+    // Logs a failure to read once, not at every attempt.
+    let mut failing = false;
     while !stop.load(Relaxed) {
-        match reader.poll(&mut state, Duration::from_millis(250)) {
-            Ok(_) => failing_since = None,
+        let applied = match reader.poll(&mut state, Duration::from_millis(250)) {
+            Ok(n) => {
+                failing = false;
+                n
+            }
             Err(e) => {
-                if failing_since.is_none() {
+                if !failing {
                     tracing::warn!("following deployments: {e}; trying again");
                 }
-                failing_since.get_or_insert_with(Instant::now);
+                failing = true;
                 std::thread::sleep(Duration::from_secs(1));
+                0
             }
-        }
+        };
         let mut changed = false;
-        for (s, last) in stages.iter_mut().zip(&mut handed) {
-            changed |= hand_over(s, last, &state, &events, &outcomes);
+        if applied > 0 {
+            for (s, last) in stages.iter_mut().zip(&mut handed) {
+                changed |= hand_over(s, last, &state, &events, &outcomes);
+            }
+            state.drop_unused_chunks(&stage_names);
         }
         changed |= take_answers(&answers, &mut stages);
-        state.drop_unused_chunks(&stage_names);
         if changed || last_report.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
             report(&writer, &host, &stages);
             last_report = Some(Instant::now());
