@@ -30,6 +30,7 @@ mod kafka_pipeline;
 mod kafka_reload;
 mod kafka_reload_polyglot;
 mod kafka_shadow_compare;
+mod kafka_shadow_run;
 mod kafka_state;
 mod kafka_tables;
 mod kafka_timers;

@@ -24,18 +24,33 @@ pub struct DeployArgs {
     /// The pipeline file (its `[kafka]` settings and stages).
     pub pipeline: PathBuf,
     /// The stage to deploy to.
-    #[arg(long, required_unless_present = "list")]
+    #[arg(long, required_unless_present_any = ["list", "status"])]
     pub stage: Option<String>,
     /// The component to deploy.
-    #[arg(long, value_name = "FILE.wasm", conflicts_with_all = ["version", "list"])]
+    #[arg(long, value_name = "FILE.wasm", conflicts_with_all = ["version", "list", "status", "promote", "withdraw"])]
     pub processor: Option<PathBuf>,
     /// Deploy a version already in the control topic again (a content
     /// hash, or its first 8 or more hex digits): how to roll back.
-    #[arg(long, value_name = "HASH", conflicts_with = "list")]
+    #[arg(long, value_name = "HASH", conflicts_with_all = ["list", "status", "promote", "withdraw"])]
     pub version: Option<String>,
+    /// Which processor of the stage the component becomes: `live`, or
+    /// `candidate` (run beside the live one on the same records, its
+    /// outputs to shadow topics and compared).
+    #[arg(long = "as", value_name = "ROLE", default_value = "live")]
+    pub role: Role,
+    /// Make the stage's candidate its live processor on every host (it
+    /// continues with the live state), and withdraw it as candidate.
+    #[arg(long, conflicts_with_all = ["list", "status", "withdraw"])]
+    pub promote: bool,
+    /// Stop running the stage's candidate.
+    #[arg(long, conflicts_with_all = ["list", "status"])]
+    pub withdraw: bool,
     /// List each stage's deployments and which host runs which version.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "status")]
     pub list: bool,
+    /// Print each candidate's comparison with the live processor, per host.
+    #[arg(long)]
+    pub status: bool,
     /// Seconds to wait for every host's answer (0: do not wait).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub wait: u64,
@@ -52,7 +67,8 @@ pub fn main(args: DeployArgs) -> anyhow::Result<ExitCode> {
     };
     let kafka = &pipeline.kafka;
     let stage = args.stage.as_deref().unwrap_or_default();
-    if !args.list && !pipeline.stages.iter().any(|s| s.name == stage) {
+    let report_only = args.list || args.status;
+    if !report_only && !pipeline.stages.iter().any(|s| s.name == stage) {
         let names: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
         eprintln!(
             "error: --stage {stage}: {} has no such stage (its stages: {})",
@@ -61,8 +77,9 @@ pub fn main(args: DeployArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
-    if !args.list && args.processor.is_none() && args.version.is_none() {
-        eprintln!("error: give --processor FILE.wasm or --version HASH");
+    let changes_candidate = args.promote || args.withdraw;
+    if !report_only && !changes_candidate && args.processor.is_none() && args.version.is_none() {
+        eprintln!("error: give --processor FILE.wasm or --version HASH (or --promote, --withdraw)");
         return Ok(ExitCode::from(2));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -71,48 +88,86 @@ pub fn main(args: DeployArgs) -> anyhow::Result<ExitCode> {
     runtime
         .block_on(deploy::ensure_control_topic(kafka))
         .map_err(|e| anyhow::anyhow!("preparing the control topic: {e}"))?;
-    if args.list {
-        let state = deploy::read(kafka)?;
-        print!("{}", list(&state, deploy::now_ms()));
-        return Ok(ExitCode::SUCCESS);
-    }
     let mut reader = ControlReader::new(kafka)?;
     let mut state = ControlState::new();
     reader.catch_up(&mut state)?;
-    let (bytes, source) = match (&args.processor, &args.version) {
-        (Some(file), None) => {
-            let bytes =
-                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            let name = file.file_name().map_or_else(
-                || file.display().to_string(),
-                |n| n.to_string_lossy().into(),
-            );
-            (bytes, name)
-        }
-        (None, Some(version)) => {
-            let Some(d) = state.find(stage, version) else {
-                eprintln!(
-                    "error: --version {version}: no deployment of stage \"{stage}\" has a hash \
-                     starting with it (8 hex digits at least; see --list)"
-                );
-                return Ok(ExitCode::from(2));
-            };
-            let bytes = state.component(d)?;
-            (bytes, d.source.clone())
-        }
-        // clap refuses both; neither was refused above.
-        _ => unreachable!("--processor and --version are exclusive"),
-    };
+    if args.list {
+        print!("{}", list(&state, deploy::now_ms()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.status {
+        print!("{}", status(&state, deploy::now_ms()));
+        return Ok(ExitCode::SUCCESS);
+    }
     let writer = ControlWriter::new(kafka)?;
-    let d = writer.deploy(stage, Role::Live, &bytes, &source, &deployer())?;
-    let hash = d.hash.clone().unwrap_or_default();
-    println!(
-        "deployed {source} to stage \"{stage}\" as {}: version {} ({} bytes in {} chunks)",
-        d.role.as_str(),
-        short(&hash),
-        d.size,
-        d.chunks
-    );
+    let d = if changes_candidate {
+        let Some(candidate) = state.current(stage, Role::Candidate).cloned() else {
+            eprintln!("error: stage \"{stage}\" has no candidate (see --list)");
+            return Ok(ExitCode::from(2));
+        };
+        let withdrawn = Deployment {
+            role: Role::Candidate,
+            hash: None,
+            by: deployer(),
+            at_ms: deploy::now_ms(),
+            ..candidate.clone()
+        };
+        if args.promote {
+            // Its chunks are in the topic already: only the deployment.
+            let live = Deployment {
+                role: Role::Live,
+                hash: candidate.hash.clone(),
+                ..withdrawn.clone()
+            };
+            writer.deployment(&live)?;
+            writer.deployment(&withdrawn)?;
+            writer.flush()?;
+            println!(
+                "promoted the candidate {} of stage \"{stage}\" to live",
+                short(live.hash.as_deref().unwrap_or_default())
+            );
+            live
+        } else {
+            writer.deployment(&withdrawn)?;
+            writer.flush()?;
+            println!("withdrew the candidate of stage \"{stage}\"");
+            withdrawn
+        }
+    } else {
+        let (bytes, source) = match (&args.processor, &args.version) {
+            (Some(file), None) => {
+                let bytes = std::fs::read(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let name = file.file_name().map_or_else(
+                    || file.display().to_string(),
+                    |n| n.to_string_lossy().into(),
+                );
+                (bytes, name)
+            }
+            (None, Some(version)) => {
+                let Some(d) = state.find(stage, version) else {
+                    eprintln!(
+                        "error: --version {version}: no deployment of stage \"{stage}\" has a hash \
+                         starting with it (8 hex digits at least; see --list)"
+                    );
+                    return Ok(ExitCode::from(2));
+                };
+                let bytes = state.component(d)?;
+                (bytes, d.source.clone())
+            }
+            // clap refuses both; neither was refused above.
+            _ => unreachable!("--processor and --version are exclusive"),
+        };
+        let d = writer.deploy(stage, args.role, &bytes, &source, &deployer())?;
+        println!(
+            "deployed {source} to stage \"{stage}\" as {}: version {} ({} bytes in {} chunks)",
+            d.role.as_str(),
+            short(d.hash.as_deref().unwrap_or_default()),
+            d.size,
+            d.chunks
+        );
+        d
+    };
     if args.wait == 0 {
         return Ok(ExitCode::SUCCESS);
     }
@@ -133,6 +188,11 @@ fn wait_for_hosts(
     wait: Duration,
 ) -> anyhow::Result<bool> {
     let hash = d.hash.clone().unwrap_or_default();
+    let shown = if hash.is_empty() {
+        "no candidate"
+    } else {
+        short(&hash)
+    };
     let deadline = Instant::now() + wait;
     loop {
         reader.poll(state, Duration::from_millis(250))?;
@@ -143,9 +203,11 @@ fn wait_for_hosts(
             .collect();
         let runs = |r: &deploy::HostReport| match d.role {
             Role::Live => r.live == hash,
-            Role::Candidate => r.candidate.as_deref() == Some(hash.as_str()),
+            Role::Candidate => r.candidate == d.hash,
         };
-        let refused = |r: &deploy::HostReport| r.refused.as_ref().is_some_and(|x| x.hash == hash);
+        let refused = |r: &deploy::HostReport| {
+            !hash.is_empty() && r.refused.as_ref().is_some_and(|x| x.hash == hash)
+        };
         let answered = hosts.iter().all(|r| runs(r) || refused(r));
         if (answered && !hosts.is_empty()) || Instant::now() >= deadline {
             if hosts.is_empty() {
@@ -159,7 +221,7 @@ fn wait_for_hosts(
             let mut all = true;
             for r in hosts {
                 if runs(r) {
-                    println!("  {}: runs {}", r.host, short(&hash));
+                    println!("  {}: runs {shown}", r.host);
                 } else if let Some(x) = r.refused.as_ref().filter(|x| x.hash == hash) {
                     all = false;
                     println!("  {}: refused it ({}): {}", r.host, x.reason, x.message);
@@ -232,6 +294,56 @@ pub fn list(state: &ControlState, now_ms: i64) -> String {
         }
     }
     out
+}
+
+/// `--status`: per stage with a candidate, its comparison with the live
+/// processor on each host that reported lately, and over them all.
+pub fn status(state: &ControlState, now_ms: i64) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut stages: Vec<&str> = state.reports().map(|r| r.stage.as_str()).collect();
+    stages.dedup();
+    for stage in stages {
+        let Some(candidate) = state.current(stage, Role::Candidate) else {
+            continue;
+        };
+        let hash = candidate.hash.as_deref().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "stage \"{stage}\": candidate {} ({})",
+            short(hash),
+            candidate.source
+        );
+        let mut all = deploy::ShadowCounts::default();
+        for r in state.reports().filter(|r| r.stage == stage) {
+            let fresh = now_ms.saturating_sub(r.at_ms) <= STALE_AFTER.as_millis() as i64;
+            let (Some(c), true) = (&r.shadow, fresh) else {
+                continue;
+            };
+            if r.candidate.as_deref() != Some(hash) {
+                let _ = writeln!(out, "  {}: does not run it", r.host);
+                continue;
+            }
+            let _ = writeln!(out, "  {}: {}", r.host, counts(c));
+            all.same += c.same;
+            all.differ += c.differ;
+            all.candidate_failed += c.candidate_failed;
+            all.live_failed += c.live_failed;
+            all.skipped += c.skipped;
+        }
+        let _ = writeln!(out, "  all hosts: {}", counts(&all));
+    }
+    if out.is_empty() {
+        out.push_str("no stage has a candidate\n");
+    }
+    out
+}
+
+fn counts(c: &deploy::ShadowCounts) -> String {
+    format!(
+        "same {}, differ {}, candidate failed {}, live failed {}, skipped {}",
+        c.same, c.differ, c.candidate_failed, c.live_failed, c.skipped
+    )
 }
 
 fn describe(d: &Deployment, now_ms: i64) -> String {

@@ -138,6 +138,18 @@ impl KafkaConfig {
     pub fn group_id(&self, stage: &str) -> String {
         format!("{}.{stage}", self.group)
     }
+
+    /// `<group>.<stage>.diffs`: where a stage's candidate writes a sample
+    /// of its differences from the live processor.
+    pub fn diffs_topic(&self, stage: &str) -> String {
+        format!("{}.diffs", self.group_id(stage))
+    }
+}
+
+/// `<topic>.shadow`: where a candidate's outputs for output topic `topic`
+/// go.
+pub fn shadow_topic(topic: &str) -> String {
+    format!("{topic}.shadow")
 }
 
 /// What a stage does with a record its processor rejects or fails on.
@@ -383,8 +395,11 @@ impl Pipeline {
     }
 
     /// The topics Partita names itself and so creates when missing, as it
-    /// does the changelogs: the default dead-letter topics (`<input>.dlq`).
-    /// A topic the pipeline names must exist, unless `create_topics`.
+    /// does the changelogs: the default dead-letter topics (`<input>.dlq`),
+    /// and for a stage that follows deployments the shadow topics of its
+    /// candidate (`<output topic>.shadow`) and its differences
+    /// (`<group>.<stage>.diffs`). A topic the pipeline names must exist,
+    /// unless `create_topics`.
     pub fn own_topics(&self) -> Vec<String> {
         let mut topics: Vec<String> = self
             .stages
@@ -392,6 +407,14 @@ impl Pipeline {
             .filter(|s| matches!(s.on_error, OnError::Dlq { topic: None }))
             .flat_map(|s| s.inputs.iter().filter_map(|i| s.dlq_topic(i)))
             .collect();
+        for s in self
+            .stages
+            .iter()
+            .filter(|s| s.reload.follow == Follow::Deploy)
+        {
+            topics.extend(s.outputs.iter().map(|(_, t)| shadow_topic(t)));
+            topics.push(self.kafka.diffs_topic(&s.name));
+        }
         topics.sort();
         topics.dedup();
         topics

@@ -107,6 +107,9 @@ pub struct ShadowCounts {
     /// Records the candidate failed on (trap, deadline, rejection) and
     /// the live processor did not.
     pub candidate_failed: u64,
+    /// Records the live processor failed on and the candidate did not.
+    #[serde(default)]
+    pub live_failed: u64,
     /// Records the candidate did not see (paused, behind).
     pub skipped: u64,
 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::engine::Counters;
+use crate::pipeline::shadow::ShadowTotals;
 
 mod progress;
 mod render;
@@ -76,6 +77,9 @@ pub struct StageMetrics {
     /// The group's lag and health as last probed; `None` before the first
     /// probe or while the cluster cannot be probed.
     group: Mutex<Option<GroupStatus>>,
+    /// The comparison of the stage's candidate with its live processor,
+    /// for a stage that can have a candidate.
+    shadow: Mutex<Option<Arc<ShadowTotals>>>,
 }
 
 /// A stage's consumer group as last probed (`pipeline::health`).
@@ -143,6 +147,16 @@ impl StageMetrics {
     /// The group's lag and health as last probed.
     pub fn group_status(&self) -> Option<GroupStatus> {
         lock(&self.group).clone()
+    }
+
+    /// Exports the comparison of the stage's candidate.
+    pub fn set_shadow(&self, totals: Arc<ShadowTotals>) {
+        *lock(&self.shadow) = Some(totals);
+    }
+
+    /// The comparison of the stage's candidate, if it can have one.
+    pub fn shadow(&self) -> Option<Arc<ShadowTotals>> {
+        lock(&self.shadow).clone()
     }
 
     /// Counts a version a hot reload refused or rolled back, by `reason`.
@@ -296,6 +310,7 @@ impl Metrics {
                     reload_failures: Mutex::new(BTreeMap::new()),
                     rejoins: AtomicU64::new(0),
                     group: Mutex::new(None),
+                    shadow: Mutex::new(None),
                 })
             })
             .clone()

@@ -113,6 +113,7 @@ impl Metrics {
         }
 
         render_group(&mut out, &r.stages);
+        render_shadow(&mut out, &r.stages);
 
         let name = "partita_batch_seconds";
         header(
@@ -261,6 +262,46 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// The comparison of each stage's candidate with its live processor: records
+/// by class, and the JSON fields that differed.
+fn render_shadow(out: &mut String, stages: &BTreeMap<String, Arc<StageMetrics>>) {
+    let shadows: Vec<(String, Arc<crate::pipeline::shadow::ShadowTotals>)> = stages
+        .iter()
+        .filter_map(|(name, s)| Some((escape(name), s.shadow()?)))
+        .collect();
+    if shadows.is_empty() {
+        return;
+    }
+    let name = "partita_shadow_records_total";
+    header(
+        out,
+        name,
+        "Records of the stage's candidate by how they compare with the live processor's (same, differ, candidate_failed, live_failed, skipped).",
+        "counter",
+    );
+    for (stage, t) in &shadows {
+        for (class, n) in t.by_class() {
+            let _ = writeln!(out, "{name}{{stage=\"{stage}\",class=\"{class}\"}} {n}");
+        }
+    }
+    let name = "partita_shadow_field_diffs_total";
+    header(
+        out,
+        name,
+        "Records whose output differed between the candidate and the live processor in this JSON field.",
+        "counter",
+    );
+    for (stage, t) in &shadows {
+        for (field, n) in t.by_field() {
+            let _ = writeln!(
+                out,
+                "{name}{{stage=\"{stage}\",field=\"{}\"}} {n}",
+                escape(&field)
+            );
+        }
     }
 }
 

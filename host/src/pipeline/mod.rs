@@ -23,6 +23,7 @@
 //! - `timers`: when a worker calls the processor's `on-timer`.
 //! - `health`: the stage's group seen from outside: lag, partitions
 //!   nobody owns (then a rejoin), partitions that stop advancing.
+//! - [`shadow`]: a stage's candidate run beside the live processor.
 //! - `worker`: one (stage, partition).
 //! - `stage`: one stage's consumer and its rebalance callbacks.
 
@@ -48,6 +49,7 @@ mod health;
 pub(crate) mod ledger;
 pub mod reload;
 mod runner;
+pub mod shadow;
 mod stage;
 mod timers;
 mod worker;
@@ -235,7 +237,14 @@ pub async fn run(
     let kafka = &pipeline.kafka;
     let admin = Admin::new(kafka).map_err(|e| RunError::Setup(e.to_string()))?;
     tracing::info!("connecting to Kafka at {}", kafka.bootstrap);
-    let (needed, own) = (pipeline.topics(), pipeline.own_topics());
+    let own = pipeline.own_topics();
+    let mut needed = pipeline.topics();
+    needed.extend(
+        own.iter()
+            .filter(|t| !needed.contains(t))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     let topics = tokio::select! {
         t = admin.ensure_topics(kafka, &needed, &own) => t.map_err(|e| RunError::Setup(e.to_string()))?,
         () = &mut shutdown => return Ok(()),
@@ -271,7 +280,23 @@ pub async fn run(
     let mut reloading = Vec::new();
     let mut followed = Vec::new();
     for (i, (stage, c)) in pipeline.stages.iter().zip(checked).enumerate() {
-        let tables = feeds.for_stage(stage);
+        let tables: Arc<dyn crate::tables::Tables> = Arc::new(feeds.for_stage(stage));
+        let shadow = match stage.reload.follow {
+            Follow::Deploy => Some(shadow::Shadow::start(stage, kafka, tables.clone()).map_err(
+                |e| {
+                    RunError::Setup(format!(
+                        "stage \"{}\": cannot start its candidate lane: {e:#}",
+                        stage.name
+                    ))
+                },
+            )?),
+            Follow::File => None,
+        };
+        if let Some(shadow) = &shadow {
+            metrics
+                .stage(&stage.name, &stage.inputs)
+                .set_shadow(shadow.totals().clone());
+        }
         let runners = EngineRunners {
             live: reload::LiveProcessor::new(
                 &stage.name,
@@ -280,17 +305,19 @@ pub async fn run(
                 metrics.stage(&stage.name, &stage.inputs),
             ),
             stage: stage.clone(),
-            tables: Arc::new(tables),
+            tables,
             durable: Some(durable.clone()),
             metrics: metrics.clone(),
+            shadow: shadow.clone(),
         };
-        if stage.reload.follow == Follow::Deploy {
-            followed.push((i, stage.name.clone(), runners.live.clone()));
+        if let Some(shadow) = &shadow {
+            followed.push((i, stage.name.clone(), runners.live.clone(), shadow.clone()));
         }
         reloading.push(reload::ReloadStage {
             config: stage.clone(),
             tables: runners.tables.clone(),
             live: runners.live.clone(),
+            shadow,
         });
         stages.push((stage.clone(), Arc::new(runners)));
     }

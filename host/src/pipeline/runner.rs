@@ -7,6 +7,7 @@ use partita_wire::{BatchWriter, OutputRef, RecordRef};
 
 use super::durable::Durable;
 use super::reload::LiveProcessor;
+use super::shadow::Shadow;
 use crate::config::StageConfig;
 use crate::engine::{Instance, InstanceSetup, ProcessError, Processor, RecordOutcome};
 use crate::metrics::Metrics;
@@ -127,6 +128,11 @@ pub(crate) trait RunnerFactory: Send + Sync {
     fn changelog(&self) -> Option<String> {
         None
     }
+
+    /// The stage's candidate (shadow runs), when it can have one.
+    fn shadow(&self) -> Option<Arc<Shadow>> {
+        None
+    }
 }
 
 /// Runners backed by a loaded processor.
@@ -142,6 +148,8 @@ pub(crate) struct EngineRunners {
     pub durable: Option<Arc<Durable>>,
     /// Where each partition's processor counters are exported.
     pub metrics: Arc<Metrics>,
+    /// The stage's candidate, for a stage that follows deployments.
+    pub shadow: Option<Arc<Shadow>>,
 }
 
 impl EngineRunners {
@@ -166,6 +174,10 @@ impl RunnerFactory for EngineRunners {
 
     fn changelog(&self) -> Option<String> {
         self.durable.as_ref().map(|d| d.topic(&self.stage.name))
+    }
+
+    fn shadow(&self) -> Option<Arc<Shadow>> {
+        self.shadow.clone()
     }
 
     fn start(&self, partition: i32) -> anyhow::Result<Box<dyn BatchRunner>> {

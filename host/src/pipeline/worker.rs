@@ -20,6 +20,7 @@ use rdkafka::topic_partition_list::Offset;
 use super::StageShared;
 use super::batch::BatchBuilder;
 use super::ledger::{Ledger, Sent, StopAt};
+use super::shadow::{Plan, RecordResult};
 use super::timers::{TimerSink, Timers};
 use crate::kafka::produce::Acks;
 use crate::kafka::transactions::TXN_CALL_TIMEOUT;
@@ -342,11 +343,26 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             stop: None,
             fatal: None,
         };
+        let plan = self.processing.shadow_plan();
+        // The live results, kept only while the stage has a candidate.
+        let mut live = match plan {
+            Plan::Offer { .. } => Some((
+                Vec::with_capacity(self.batch.writer().len()),
+                self.processing.runner.outputs().to_vec(),
+            )),
+            _ => None,
+        };
         self.processing
             .runner
             .run(self.batch.writer(), &mut |record, outcome| {
+                if let Some((results, names)) = &mut live {
+                    results.push(RecordResult::of(&record, &outcome, names));
+                }
                 sink.record(record, outcome)
             });
+        let live = live.map(|(results, _)| results).unwrap_or_default();
+        self.processing
+            .shadow_offer(plan, self.partition, self.batch.writer(), live);
         if let Err(e) = self.processing.send_changes(sink.producer, &acks) {
             sink.fatal.get_or_insert(e);
         }

@@ -18,9 +18,11 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
+use super::super::shadow::Shadow;
 use super::live::LiveProcessor;
 use super::trial::{Refused, try_version};
 use crate::config::{Follow, StageConfig};
+use crate::deploy::Role;
 use crate::engine::Engine;
 use crate::tables::Tables;
 
@@ -38,6 +40,11 @@ pub(crate) enum Event {
     All,
     /// A component deployed through the control topic.
     Deployed(Deployed),
+    /// The candidate of stage `stage` was withdrawn.
+    Withdrawn {
+        /// The stage's index.
+        stage: usize,
+    },
     /// End the coordinator.
     Stop,
 }
@@ -47,6 +54,8 @@ pub(crate) enum Event {
 pub(crate) struct Deployed {
     /// The stage's index.
     pub stage: usize,
+    /// Live or candidate.
+    pub role: Role,
     /// What to call it in logs and problems.
     pub name: String,
     /// Its content hash.
@@ -97,6 +106,8 @@ pub struct ReloadStage {
     pub tables: Arc<dyn Tables>,
     /// Its live processor.
     pub live: Arc<LiveProcessor>,
+    /// Its candidate, when it follows deployments.
+    pub shadow: Option<Arc<Shadow>>,
 }
 
 /// A change waiting for its turn.
@@ -154,6 +165,11 @@ pub(crate) fn run(
             Ok(Event::Changed { stage, at }) => c.changed(stage, at),
             Ok(Event::All) => c.all(),
             Ok(Event::Deployed(d)) => c.deployed(d),
+            Ok(Event::Withdrawn { stage }) => {
+                if let Some(shadow) = c.stages.get(stage).and_then(|s| s.shadow.as_ref()) {
+                    shadow.publish(None);
+                }
+            }
             Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {}
         }
@@ -316,11 +332,13 @@ impl Coordinator {
         };
         let name = &stage.config.name;
         let live = stage.live.current();
-        let result = if live.content_hash() == d.hash {
-            tracing::info!(
-                "stage \"{name}\": the deployed version {} is live already",
-                live.version()
-            );
+        let running = match d.role {
+            Role::Live => Some(live.clone()),
+            Role::Candidate => stage.shadow.as_ref().and_then(|s| s.current()),
+        };
+        let role = d.role.as_str();
+        let result = if running.is_some_and(|p| p.content_hash() == d.hash) {
+            tracing::info!("stage \"{name}\": the deployed {role} version runs already");
             Ok(())
         } else {
             let at = Instant::now();
@@ -333,16 +351,23 @@ impl Coordinator {
             ) {
                 Ok(processor) => {
                     tracing::info!(
-                        "stage \"{name}\": {} passed its trial as version {}",
+                        "stage \"{name}\": {} passed its trial as {role} version {}",
                         d.name,
                         processor.version()
                     );
-                    stage.live.publish(processor, at);
+                    match (d.role, &stage.shadow) {
+                        (Role::Live, _) => {
+                            stage.live.publish(processor, at);
+                        }
+                        (Role::Candidate, Some(shadow)) => shadow.publish(Some(processor)),
+                        (Role::Candidate, None) => {}
+                    }
                     Ok(())
                 }
                 Err(refused) => {
                     tracing::warn!(
-                        "stage \"{name}\": refusing the deployed {} ({}): {}; version {} keeps running",
+                        "stage \"{name}\": refusing the deployed {role} {} ({}): {}; \
+                         version {} keeps running",
                         d.name,
                         refused.reason.as_str(),
                         refused.message,

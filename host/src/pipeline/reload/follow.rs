@@ -9,8 +9,9 @@
 //! content hash) and hands it to the coordinator, which runs the same trial
 //! as for a changed file and swaps it in, or refuses it. The thread writes
 //! this host's report on each followed stage after each outcome and every
-//! [`REPORT_EVERY`], so that `partita deploy --list` shows which host runs
-//! what.
+//! [`REPORT_EVERY`] ([`REPORT_SHADOW_EVERY`] while a candidate runs, with
+//! its comparison so far), so that `partita deploy --list` shows which host
+//! runs what and `--status` how its candidate compares.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use std::path::Path;
 
+use super::super::shadow::Shadow;
 use super::coordinator::{Deployed, Event, Outcome};
 use super::live::LiveProcessor;
 use super::trial::try_version;
@@ -33,6 +35,8 @@ use crate::tables::{MemoryTables, Tables};
 
 /// How often a host repeats its reports when nothing changes.
 pub const REPORT_EVERY: Duration = Duration::from_secs(30);
+/// How often while a stage runs a candidate (its comparison moves on).
+pub const REPORT_SHADOW_EVERY: Duration = Duration::from_secs(5);
 
 /// A stage that follows the control topic.
 pub struct Followed {
@@ -42,6 +46,8 @@ pub struct Followed {
     pub name: String,
     /// Its live processor.
     pub live: Arc<LiveProcessor>,
+    /// Its candidate.
+    pub shadow: Arc<Shadow>,
     /// A deployed version refused at start, for the first report.
     pub refused: Option<Refused>,
 }
@@ -152,15 +158,15 @@ pub fn prepare(
 
 impl Prepared {
     /// The follower's start, as host `host`, for the followed stages among
-    /// `stages` (index, name, live processor).
+    /// `stages` (index, name, live processor, candidate).
     pub fn start(
         mut self,
         host: String,
-        stages: Vec<(usize, String, Arc<LiveProcessor>)>,
+        stages: Vec<(usize, String, Arc<LiveProcessor>, Arc<Shadow>)>,
     ) -> FollowStart {
         let stages = stages
             .into_iter()
-            .map(|(index, name, live)| Followed {
+            .map(|(index, name, live, shadow)| Followed {
                 refused: self
                     .refused
                     .iter()
@@ -169,6 +175,7 @@ impl Prepared {
                 index,
                 name,
                 live,
+                shadow,
             })
             .collect();
         FollowStart {
@@ -221,10 +228,11 @@ fn follow(start: FollowStart, events: Sender<Event>, stop: &AtomicBool) {
     } = start;
     let (outcomes, answers) = mpsc::channel();
     let stage_names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
-    // The component last handed over (or found live) per followed stage.
-    let mut handed: Vec<Option<String>> = stages
+    // The component last handed over (or found running) per followed
+    // stage, live and candidate.
+    let mut handed: Vec<[Option<String>; 2]> = stages
         .iter()
-        .map(|s| Some(s.live.current().content_hash().to_string()))
+        .map(|s| [Some(s.live.current().content_hash().to_string()), None])
         .collect();
     let mut last_report: Option<Instant> = None;
     // Logs a failure to read once, not at every attempt.
@@ -245,14 +253,22 @@ fn follow(start: FollowStart, events: Sender<Event>, stop: &AtomicBool) {
             }
         };
         let mut changed = false;
-        if applied > 0 {
-            for (s, last) in stages.iter_mut().zip(&mut handed) {
-                changed |= hand_over(s, last, &state, &events, &outcomes);
+        // The first round also starts a candidate deployed before this
+        // host started.
+        if applied > 0 || last_report.is_none() {
+            for (s, [live, candidate]) in stages.iter_mut().zip(&mut handed) {
+                changed |= hand_over(s, Role::Live, live, &state, &events, &outcomes);
+                changed |= hand_over(s, Role::Candidate, candidate, &state, &events, &outcomes);
             }
             state.drop_unused_chunks(&stage_names);
         }
         changed |= take_answers(&answers, &mut stages);
-        if changed || last_report.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
+        let every = if stages.iter().any(|s| s.shadow.current().is_some()) {
+            REPORT_SHADOW_EVERY
+        } else {
+            REPORT_EVERY
+        };
+        if changed || last_report.is_none_or(|at| at.elapsed() >= every) {
             report(&writer, &host, &stages);
             last_report = Some(Instant::now());
         }
@@ -264,26 +280,32 @@ fn follow(start: FollowStart, events: Sender<Event>, stop: &AtomicBool) {
     }
 }
 
-/// Hands stage `s`'s current live deployment to the coordinator when it is
-/// new. True when something changed for the report.
+/// Hands stage `s`'s current `role` deployment to the coordinator when it
+/// is new (or says that its candidate was withdrawn). True when something
+/// changed for the report.
 fn hand_over(
     s: &mut Followed,
+    role: Role,
     last: &mut Option<String>,
     state: &ControlState,
     events: &Sender<Event>,
     outcomes: &Sender<Outcome>,
 ) -> bool {
-    let Some(d) = state.current(&s.name, Role::Live) else {
-        return false;
-    };
-    if d.hash == *last {
+    let current = state.current(&s.name, role);
+    let hash = current.and_then(|d| d.hash.clone());
+    if hash == *last {
         return false;
     }
-    *last = d.hash.clone();
-    let hash = d.hash.clone().unwrap_or_default();
+    *last = hash.clone();
+    let (Some(d), Some(hash)) = (current, hash) else {
+        // Only a candidate can be withdrawn.
+        let _ = events.send(Event::Withdrawn { stage: s.index });
+        return true;
+    };
     tracing::info!(
-        "stage \"{}\": deployment of {} ({}, {} bytes) by {}",
+        "stage \"{}\": {} deployment of {} ({}, {} bytes) by {}",
         s.name,
+        role.as_str(),
         &hash[..hash.len().min(12)],
         d.source,
         d.size,
@@ -293,6 +315,7 @@ fn hand_over(
         Ok(bytes) => {
             let _ = events.send(Event::Deployed(Deployed {
                 stage: s.index,
+                role,
                 name: format!("{} (deployed {})", d.source, &hash[..hash.len().min(12)]),
                 hash,
                 bytes,
@@ -346,9 +369,9 @@ fn report(writer: &ControlWriter, host: &str, stages: &[Followed]) {
             host: host.to_string(),
             stage: s.name.clone(),
             live: s.live.current().content_hash().to_string(),
-            candidate: None,
+            candidate: s.shadow.current().map(|p| p.content_hash().to_string()),
             refused: s.refused.clone(),
-            shadow: None,
+            shadow: Some(s.shadow.totals().counts()),
             at_ms,
         };
         if let Err(e) = writer.report(&r) {

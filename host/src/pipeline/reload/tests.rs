@@ -105,6 +105,7 @@ impl Stage {
             config: config.clone(),
             tables: Arc::new(MemoryTables::new()),
             live: live.clone(),
+            shadow: None,
         };
         let reloader = Reloader::start(
             engine,

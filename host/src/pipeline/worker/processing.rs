@@ -14,10 +14,12 @@ use std::sync::Arc;
 use super::super::StageShared;
 use super::super::reload::{self, SwapHook};
 use super::super::runner::BatchRunner;
+use super::super::shadow::{Feed, Plan, RecordResult, Shadow};
 use crate::config::StageConfig;
 use crate::kafka::changelog::ChangelogWriter;
 use crate::kafka::produce::{Acks, Producer};
 use crate::metrics::PartitionMetrics;
+use partita_wire::BatchWriter;
 
 /// A partition's processor and where its outputs and state changes go.
 pub(super) struct Processing {
@@ -30,6 +32,9 @@ pub(super) struct Processing {
     reload: Option<SwapHook>,
     /// Where the state changes go (durable state).
     changelog: Option<ChangelogWriter>,
+    /// The stage's candidate, when it can have one, and this partition's
+    /// feed of it.
+    shadow: Option<(Arc<Shadow>, Feed)>,
 }
 
 impl Processing {
@@ -46,11 +51,13 @@ impl Processing {
             .runners
             .changelog()
             .map(|topic| ChangelogWriter::new(&topic, partition));
+        let shadow = shared.runners.shadow().map(|s| (s, Feed::default()));
         Ok(Processing {
             runner,
             routes,
             reload,
             changelog,
+            shadow,
         })
     }
 
@@ -60,6 +67,28 @@ impl Processing {
             && let Some(routes) = hook.at_boundary(&mut *self.runner, stage)
         {
             self.routes = routes.into();
+        }
+    }
+
+    /// Before a batch: what the stage's candidate gets of it (a copy of
+    /// the state first, when it must start again).
+    pub fn shadow_plan(&mut self) -> Plan {
+        match &mut self.shadow {
+            Some((shadow, feed)) => feed.plan(shadow, &mut *self.runner),
+            None => Plan::None,
+        }
+    }
+
+    /// After a batch: hands it and its live results to the candidate.
+    pub fn shadow_offer(
+        &mut self,
+        plan: Plan,
+        partition: i32,
+        batch: &BatchWriter,
+        live: Vec<RecordResult>,
+    ) {
+        if let Some((shadow, feed)) = &mut self.shadow {
+            feed.offer(shadow, plan, partition, batch, live);
         }
     }
 
