@@ -34,7 +34,7 @@ pub use builder::{PipelineBuilder, Stage};
 pub use guarantee::Guarantee;
 pub use problems::{ConfigError, Location, Problem};
 pub use processors::{CheckedStage, check_processors};
-pub use reload_settings::{Follow, ReloadConfig, Rollback};
+pub use reload_settings::{Follow, ReloadConfig, Rollback, ShadowRules};
 pub use state::{DEFAULT_STATE_DIR, DEFAULT_STATE_MEMORY_MB, StateConfig};
 pub use table_specs::{TableFormat, TableSpec};
 

@@ -5,8 +5,10 @@
 //! version_header = true                                    # partita.version on outputs
 //! rollback = { max_reject_share = 0.5, first_records = 1000 }
 //! follow = "deploy"                                        # new versions from `partita deploy`
+//! shadow = { ignore = ["/processed_at"], tolerance = ["/amount=0.5%"] }
 //! ```
 
+use partita_compare::diff::Rules;
 use toml::de::DeValue;
 
 use super::problems::Problems;
@@ -16,7 +18,7 @@ use super::reader::{Span, TableReader};
 const MAX_FIRST_RECORDS: u64 = 100_000_000;
 
 /// A stage's hot-reload settings.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReloadConfig {
     /// `version_header`: add a `partita.version` header (the processor
     /// version that produced it) to every output record.
@@ -26,6 +28,33 @@ pub struct ReloadConfig {
     pub rollback: Option<Rollback>,
     /// `follow`: where new versions of the processor come from.
     pub follow: Follow,
+    /// `shadow`: how a candidate's outputs are compared with the live ones.
+    pub shadow: ShadowRules,
+}
+
+/// How a candidate's outputs are compared with the live processor's, as
+/// `partita validate` compares two topics (docs/DEPLOY.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShadowRules {
+    /// `ignore`: JSON pointers of fields left out of the comparison.
+    pub ignore: Vec<String>,
+    /// `tolerance`: `VALUE` for every number or `/pointer=VALUE` for one
+    /// field, absolute (`0.01`) or relative (`0.5%`).
+    pub tolerance: Vec<String>,
+}
+
+impl ShadowRules {
+    /// The comparison rules (each was checked when the file was read).
+    pub fn rules(&self) -> Rules {
+        let mut rules = Rules::default();
+        for i in &self.ignore {
+            let _ = rules.add_ignore(i);
+        }
+        for t in &self.tolerance {
+            let _ = rules.add_tolerance(t);
+        }
+        rules
+    }
 }
 
 /// Where a stage's new processor versions come from.
@@ -102,7 +131,47 @@ pub(super) fn read(r: &mut TableReader<'_, '_>, p: &mut Problems<'_>) -> ReloadC
         version_header,
         rollback,
         follow,
+        shadow: shadow(r, p),
     }
+}
+
+/// `shadow = { ignore = [...], tolerance = [...] }`, each entry checked as
+/// `partita validate` checks its `--ignore` and `--tolerance`.
+fn shadow(r: &mut TableReader<'_, '_>, p: &mut Problems<'_>) -> ShadowRules {
+    let place = r.key_place("shadow");
+    let Some(v) = r.value("shadow") else {
+        return ShadowRules::default();
+    };
+    let DeValue::Table(t) = v.get_ref() else {
+        let msg = format!(
+            "expected a table such as {{ ignore = [\"/processed_at\"], tolerance = [\"/amount=0.5%\"] }}, found {}",
+            v.get_ref().type_str()
+        );
+        p.add(Some(v.span()), place, msg);
+        return ShadowRules::default();
+    };
+    let mut inner = TableReader::new(t, v.span(), place);
+    let mut rules = Rules::default();
+    let mut out = ShadowRules::default();
+    for key in ["ignore", "tolerance"] {
+        if inner.span_of(key).is_none() {
+            continue;
+        }
+        for (entry, span) in inner.strings(key, p).unwrap_or_default() {
+            let checked = if key == "ignore" {
+                rules.add_ignore(&entry)
+            } else {
+                rules.add_tolerance(&entry)
+            };
+            match checked {
+                Ok(()) if key == "ignore" => out.ignore.push(entry),
+                Ok(()) => out.tolerance.push(entry),
+                Err(e) => p.add(Some(span), inner.key_place(key), e),
+            }
+        }
+    }
+    inner.finish(p);
+    out
 }
 
 /// `max_reject_share`: a number from 0 to 1 (an integer 0 or 1 too).
@@ -185,6 +254,7 @@ mod tests {
                     first_records: 1000
                 }),
                 follow: Follow::File,
+                shadow: ShadowRules::default(),
             }
         );
         let p = Pipeline::parse(&file, &text("follow = \"deploy\"")).unwrap();
@@ -192,6 +262,38 @@ mod tests {
         let whole = "rollback = { max_reject_share = 1, first_records = 1 }";
         let p = Pipeline::parse(&file, &text(whole)).unwrap();
         assert_eq!(p.stages[0].reload.rollback.unwrap().max_reject_share, 1.0);
+    }
+
+    #[test]
+    fn shadow_rules_are_read_and_checked_as_validate_checks_them() {
+        let (_dir, file) = dir();
+        let extra = "shadow = { ignore = [\"/at\"], tolerance = [\"0.01\", \"/amount=0.5%\"] }";
+        let p = Pipeline::parse(&file, &text(extra)).unwrap();
+        assert_eq!(
+            p.stages[0].reload.shadow,
+            ShadowRules {
+                ignore: vec!["/at".into()],
+                tolerance: vec!["0.01".into(), "/amount=0.5%".into()],
+            }
+        );
+        assert_eq!(
+            problems("shadow = { ignore = [\"at\"], tolerance = [\"/a=x\"], other = 1 }"),
+            [
+                "DIR/pipeline.toml:10:22: stage \"s\": shadow: ignore: `at` is not a JSON pointer: \
+                 it must start with /",
+                "DIR/pipeline.toml:10:42: stage \"s\": shadow: tolerance: /a=x: `x` is not a number \
+                 or a percentage",
+                "DIR/pipeline.toml:10:51: stage \"s\": shadow: unknown key `other` (expected one of: \
+                 ignore, tolerance)"
+            ]
+        );
+        assert_eq!(
+            problems("shadow = true"),
+            [
+                "DIR/pipeline.toml:10:10: stage \"s\": shadow: expected a table such as \
+              { ignore = [\"/processed_at\"], tolerance = [\"/amount=0.5%\"] }, found boolean"
+            ]
+        );
     }
 
     #[test]

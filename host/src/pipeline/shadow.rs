@@ -277,7 +277,7 @@ impl Shadow {
             totals: totals.clone(),
             producer,
             partitions: HashMap::new(),
-            rules: Rules::default(),
+            rules: stage.reload.shadow.rules(),
             diffs: (Instant::now(), 0),
         };
         std::thread::Builder::new()
@@ -756,6 +756,20 @@ mod tests {
         assert_eq!(
             (class, fields),
             (Class::Differ, vec!["/amount".to_string()])
+        );
+        // The stage's rules, as partita validate applies them.
+        let tolerant = crate::config::ShadowRules {
+            ignore: vec!["/at".into()],
+            tolerance: vec!["/amount=0.01".into()],
+        }
+        .rules();
+        assert_eq!(
+            classify(
+                &ok(r#"{"amount":12.345,"at":1}"#),
+                &ok(r#"{"amount":12.35,"at":2}"#),
+                &tolerant
+            ),
+            (Class::Same, vec![])
         );
         // Same JSON written another way is the same.
         assert_eq!(
