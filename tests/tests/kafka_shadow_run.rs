@@ -186,3 +186,81 @@ fn a_candidate_differs_exactly_where_its_logic_does_and_is_promoted() {
     );
     host.process.stop(Duration::from_secs(30)).unwrap();
 }
+
+/// Waits until `--list` shows `needle`.
+fn wait_listed(file: &std::path::Path, needle: &str) {
+    let mut last = String::new();
+    wait_until(Duration::from_secs(90), needle, || {
+        last = deploy(file, &["--list"]).output;
+        Ok(last.contains(needle))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\nlast list:\n{last}"));
+}
+
+#[test]
+fn every_host_runs_the_candidate_a_late_one_too_and_promote_switches_them_all() {
+    let v1 = component("tag-v1");
+    let v2 = component("tag-v2");
+    let (v1_version, v2_version) = (
+        version_of(&std::fs::read(&v1).unwrap()),
+        version_of(&std::fs::read(&v2).unwrap()),
+    );
+    let OneStage {
+        broker: _broker,
+        ws,
+        file,
+        ..
+    } = OneStage::new(4, "fleet", "tag", &v1, "follow = \"deploy\"");
+    let mut a = Host::start("a", &ws, &file);
+    let mut b = Host::start("b", &ws, &file);
+    wait_listed(&file, &format!("a: live {v1_version}"));
+    wait_listed(&file, &format!("b: live {v1_version}"));
+    let v2_arg = v2.to_str().unwrap();
+    let args = [
+        "--stage",
+        "tag",
+        "--processor",
+        v2_arg,
+        "--as",
+        "candidate",
+        "--wait",
+        "90",
+    ];
+    let out = deploy(&file, &args);
+    assert!(out.status.success(), "{}", out.output);
+    for host in ["a", "b"] {
+        assert!(
+            out.output.contains(&format!("{host}: runs {v2_version}")),
+            "{}",
+            out.output
+        );
+    }
+    // A host started now runs the live version and the candidate.
+    let mut c = Host::start("c", &ws, &file);
+    wait_listed(
+        &file,
+        &format!("c: live {v1_version}, candidate {v2_version}"),
+    );
+
+    let out = deploy(&file, &["--stage", "tag", "--promote", "--wait", "90"]);
+    assert!(out.status.success(), "{}", out.output);
+    for host in ["a", "b", "c"] {
+        assert!(
+            out.output.contains(&format!("{host}: runs {v2_version}")),
+            "{}",
+            out.output
+        );
+        wait_listed(&file, &format!("{host}: live {v2_version} ("));
+    }
+    // Nothing left to withdraw.
+    let out = deploy(&file, &["--stage", "tag", "--withdraw"]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.output);
+    assert!(
+        out.output.contains("stage \"tag\" has no candidate"),
+        "{}",
+        out.output
+    );
+    for h in [&mut a, &mut b, &mut c] {
+        h.process.stop(Duration::from_secs(30)).unwrap();
+    }
+}
