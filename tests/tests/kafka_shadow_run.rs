@@ -9,10 +9,10 @@
 
 use std::time::Duration;
 
-use crate::reload_common::{Host, OneStage, version_of};
+use crate::reload_common::{Host, OneStage, tagged, version_of};
 use partita_tests::kafka::{Record, wait_until};
 use partita_tests::partita::{Finished, run_to_end};
-use partita_tests::pipeline::wait_caught_up;
+use partita_tests::pipeline::{toml_path, wait_caught_up};
 use partita_tests::wasm::component;
 
 const RECORDS: u64 = 2_000;
@@ -263,4 +263,46 @@ fn every_host_runs_the_candidate_a_late_one_too_and_promote_switches_them_all() 
     for h in [&mut a, &mut b, &mut c] {
         h.process.stop(Duration::from_secs(30)).unwrap();
     }
+}
+
+#[test]
+fn a_candidate_key_in_the_pipeline_file_runs_on_a_single_host() {
+    let v1 = component("tag-v1");
+    let v2 = component("tag-v2");
+    let candidate = format!("candidate = {}", toml_path(&v2));
+    let OneStage {
+        broker: _broker,
+        kafka,
+        ws,
+        file,
+    } = OneStage::new(2, "single", "tag", &v1, &candidate);
+    let mut host = Host::start("host", &ws, &file);
+    let records = (0..500).map(|i| Record::new(&format!("k{i}"), &i.to_string()));
+    kafka.produce("in", records).unwrap();
+    wait_caught_up(
+        &kafka,
+        &[("single.tag", "in")],
+        Duration::from_secs(120),
+        || host.process.assert_running(),
+    )
+    .unwrap();
+    let filter = [("stage", "tag"), ("class", "differ")];
+    wait_until(Duration::from_secs(60), "500 records compared", || {
+        Ok(host.metric("partita_shadow_records_total", &filter) >= 500.0)
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", host.log()));
+    // Every output differs (its tag; the values are not JSON, so the field
+    // is the whole value, ""); the live ones are v1's.
+    let whole = [("stage", "tag"), ("field", "")];
+    assert_eq!(
+        host.metric("partita_shadow_field_diffs_total", &whole),
+        500.0
+    );
+    let live = tagged(&kafka.consume_all("out").unwrap());
+    assert_eq!(live.len(), 500);
+    assert!(live.values().flatten().all(|t| t.tag == "tag-v1"));
+    let shadow = tagged(&kafka.consume_all("out.shadow").unwrap());
+    assert_eq!(shadow.len(), 500);
+    assert!(shadow.values().flatten().all(|t| t.tag == "tag-v2"));
+    host.process.stop(Duration::from_secs(30)).unwrap();
 }

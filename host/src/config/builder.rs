@@ -49,6 +49,7 @@ pub struct PipelineBuilder {
 pub struct Stage {
     name: String,
     processor: Option<ProcessorSource>,
+    candidate: Option<ProcessorSource>,
     inputs: Vec<String>,
     outputs: Vec<(String, String)>,
     config: Vec<(String, String)>,
@@ -138,6 +139,7 @@ impl Stage {
         Stage {
             name: name.into(),
             processor: None,
+            candidate: None,
             inputs: Vec::new(),
             outputs: Vec::new(),
             config: Vec::new(),
@@ -157,6 +159,13 @@ impl Stage {
     /// [`crate::engine::Processor`].
     pub fn processor(mut self, processor: impl Into<ProcessorSource>) -> Self {
         self.processor = Some(processor.into());
+        self
+    }
+
+    /// A candidate run beside the processor on the same records, its
+    /// outputs to shadow topics and compared (docs/DEPLOY.md, Candidates).
+    pub fn candidate(mut self, candidate: impl Into<ProcessorSource>) -> Self {
+        self.candidate = Some(candidate.into());
         self
     }
 
@@ -221,10 +230,15 @@ impl Stage {
             add(format!("{place}: {key}"), message);
             ok = false;
         };
-        if let Some(ProcessorSource::File(path)) = &self.processor
-            && !path.is_file()
-        {
-            problem("processor", format!("file {} not found", path.display()));
+        for (key, source) in [
+            ("processor", &self.processor),
+            ("candidate", &self.candidate),
+        ] {
+            if let Some(ProcessorSource::File(path)) = source
+                && !path.is_file()
+            {
+                problem(key, format!("file {} not found", path.display()));
+            }
         }
         if self.processor.is_none() {
             problem("processor", "missing key `processor`".into());
@@ -268,6 +282,7 @@ impl Stage {
         Some(StageConfig {
             name: self.name,
             processor: self.processor?,
+            candidate: self.candidate,
             inputs: self.inputs,
             outputs: self.outputs,
             config: self.config,

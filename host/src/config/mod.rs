@@ -194,6 +194,8 @@ pub struct StageLocations {
     pub stage: Option<Location>,
     /// The `processor` value.
     pub processor: Option<Location>,
+    /// The `candidate` value.
+    pub candidate: Option<Location>,
     /// The `outputs` value.
     pub outputs: Option<Location>,
     /// The `config` value.
@@ -304,6 +306,10 @@ pub struct StageConfig {
     pub name: String,
     /// `processor`: where the component comes from.
     pub processor: ProcessorSource,
+    /// `candidate`: a component run beside the processor on the same
+    /// records, its outputs to shadow topics and compared (docs/DEPLOY.md,
+    /// Candidates); read at start.
+    pub candidate: Option<ProcessorSource>,
     /// `input`: one topic, or several co-partitioned topics.
     pub inputs: Vec<String>,
     /// `outputs`: output name → topic, in file order.
@@ -328,6 +334,12 @@ pub struct StageConfig {
 }
 
 impl StageConfig {
+    /// True when the stage may run a candidate: it has a `candidate`, or
+    /// it follows deployments (which may bring one).
+    pub fn may_have_candidate(&self) -> bool {
+        self.candidate.is_some() || self.reload.follow == Follow::Deploy
+    }
+
     /// The topic of output `name`, if the stage maps one.
     pub fn output_topic(&self, name: &str) -> Option<&str> {
         self.outputs
@@ -407,11 +419,7 @@ impl Pipeline {
             .filter(|s| matches!(s.on_error, OnError::Dlq { topic: None }))
             .flat_map(|s| s.inputs.iter().filter_map(|i| s.dlq_topic(i)))
             .collect();
-        for s in self
-            .stages
-            .iter()
-            .filter(|s| s.reload.follow == Follow::Deploy)
-        {
+        for s in self.stages.iter().filter(|s| s.may_have_candidate()) {
             topics.extend(s.outputs.iter().map(|(_, t)| shadow_topic(t)));
             topics.push(self.kafka.diffs_topic(&s.name));
         }

@@ -261,18 +261,13 @@ fn read_stage(
     }
     let processor = r.required_string("processor", p);
     let processor_path = processor.as_ref().map(|(f, _)| dir.join(f));
-    if let (Some((file, span)), Some(path)) = (&processor, &processor_path)
-        && !path.is_file()
-    {
-        let msg = if path.exists() {
-            format!(
-                "{file} is not a file ({} from the pipeline file)",
-                path.display()
-            )
-        } else {
-            format!("file {file} not found (looked for {})", path.display())
-        };
-        p.add(Some(span.clone()), r.key_place("processor"), msg);
+    if let (Some((file, span)), Some(path)) = (&processor, &processor_path) {
+        check_file(file, path, span.clone(), &r.key_place("processor"), p);
+    }
+    let candidate = r.string("candidate", p);
+    let candidate_path = candidate.as_ref().map(|(f, _)| dir.join(f));
+    if let (Some((file, span)), Some(path)) = (&candidate, &candidate_path) {
+        check_file(file, path, span.clone(), &r.key_place("candidate"), p);
     }
 
     let inputs = r.strings("input", p);
@@ -362,6 +357,7 @@ fn read_stage(
     let at = StageLocations {
         stage: Some(p.locate(span.start)),
         processor: r.span_of("processor").map(|s| p.locate(s.start)),
+        candidate: r.span_of("candidate").map(|s| p.locate(s.start)),
         outputs: r.span_of("outputs").map(|s| p.locate(s.start)),
         config: r.span_of("config").map(|s| p.locate(s.start)),
     };
@@ -372,6 +368,7 @@ fn read_stage(
     Some(StageConfig {
         name: name?.0,
         processor: ProcessorSource::File(processor_path?),
+        candidate: candidate_path.map(ProcessorSource::File),
         inputs: inputs?.into_iter().map(|(t, _)| t).collect(),
         outputs: outputs.into_iter().map(|(n, t, _)| (n, t)).collect(),
         config: config.into_iter().map(|(k, v, _)| (k, v)).collect(),
@@ -390,6 +387,23 @@ fn read_stage(
         reload,
         at,
     })
+}
+
+/// Records a problem when `file` (at `path`, resolved against the pipeline
+/// file's folder) is not a file.
+fn check_file(file: &str, path: &Path, span: Span, place: &str, p: &mut Problems<'_>) {
+    if path.is_file() {
+        return;
+    }
+    let msg = if path.exists() {
+        format!(
+            "{file} is not a file ({} from the pipeline file)",
+            path.display()
+        )
+    } else {
+        format!("file {file} not found (looked for {})", path.display())
+    };
+    p.add(Some(span), place.to_string(), msg);
 }
 
 fn to_usize(n: u64) -> usize {

@@ -43,6 +43,15 @@ fn unmapped_message(name: &str) -> String {
     format!("processor emits \"{name}\" but the stage maps no topic to it")
 }
 
+/// Loads a processor from where it comes from.
+fn load(engine: &Engine, source: &ProcessorSource) -> Result<Processor, crate::engine::LoadError> {
+    match source {
+        ProcessorSource::File(path) => engine.load(path),
+        ProcessorSource::Bytes { name, bytes } => engine.load_bytes(Path::new(name), bytes),
+        ProcessorSource::Loaded(p) => Ok(p.clone()),
+    }
+}
+
 /// Starts `processor` once with `stage`'s configuration (partition -1,
 /// empty state, `tables`) and checks that every output it declares has a
 /// topic; returns the declared outputs, in order.
@@ -87,6 +96,8 @@ pub struct CheckedStage {
     pub processor: Processor,
     /// The output names its `init` declared, in declaration order.
     pub outputs: Vec<String>,
+    /// The loaded candidate, when the stage has one.
+    pub candidate: Option<Processor>,
 }
 
 /// Loads and starts every stage's processor once, in stage order, and
@@ -111,12 +122,7 @@ pub fn check_processors(
             ));
         };
         let place = |key: &str| format!("stage \"{}\": {key}", stage.name);
-        let loaded = match &stage.processor {
-            ProcessorSource::File(path) => engine.load(path),
-            ProcessorSource::Bytes { name, bytes } => engine.load_bytes(Path::new(name), bytes),
-            ProcessorSource::Loaded(p) => Ok(p.clone()),
-        };
-        let processor = match loaded {
+        let processor = match load(engine, &stage.processor) {
             Ok(p) => p,
             Err(e) => {
                 add(stage.at.processor, place("processor"), e.to_string());
@@ -157,8 +163,35 @@ pub fn check_processors(
                 ok = false;
             }
         }
+        // A candidate passes the same trial, its problems at its own key.
+        let candidate = match &stage.candidate {
+            None => None,
+            Some(source) => {
+                let tried = load(engine, source)
+                    .map_err(|e| vec![e.to_string()])
+                    .and_then(|c| {
+                        trial(&c, stage, Arc::new(MemoryTables::new()))
+                            .map(|_| c)
+                            .map_err(|e| e.messages())
+                    });
+                match tried {
+                    Ok(c) => Some(c),
+                    Err(messages) => {
+                        for m in messages {
+                            add(stage.at.candidate, place("candidate"), m);
+                        }
+                        ok = false;
+                        None
+                    }
+                }
+            }
+        };
         if ok {
-            checked.push(CheckedStage { processor, outputs });
+            checked.push(CheckedStage {
+                processor,
+                outputs,
+                candidate,
+            });
         }
     }
     if problems.is_empty() {

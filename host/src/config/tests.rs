@@ -781,3 +781,44 @@ fn under_exactly_once_the_commit_interval_must_be_shorter_than_the_transaction_t
     let at_least_once = with("commit_interval_ms = 60000");
     assert!(d.parse(&at_least_once).is_ok());
 }
+
+#[test]
+fn a_candidate_is_checked_like_the_processor_with_problems_at_its_key() {
+    let d = Dir::new();
+    let misbehave = format!("{:?}", component("misbehave").display().to_string());
+    let wrong_world = format!("{:?}", component("wrong-world").display().to_string());
+    let text = |candidate: &str| {
+        format!(
+            "[kafka]\nbootstrap = \"b\"\ngroup = \"g\"\n\n[[stage]]\nname = \"m\"\nprocessor = {misbehave}\n\
+             candidate = {candidate}\ninput = \"in\"\noutputs = {{ out = \"o\" }}\n"
+        )
+    };
+    // A candidate that starts is loaded.
+    let p = d.parse(&text(&misbehave)).unwrap();
+    assert!(p.stages[0].may_have_candidate());
+    let checked = check_processors(&p, &engine()).unwrap();
+    assert_eq!(
+        checked[0].candidate.as_ref().map(|c| c.version()),
+        Some(checked[0].processor.version())
+    );
+    // Its file must exist.
+    let err = d.parse(&text("\"missing.wasm\"")).expect_err("refused");
+    let shown = err
+        .to_string()
+        .replace(&d.dir.path().display().to_string(), "DIR");
+    assert_eq!(
+        shown,
+        "DIR/pipeline.toml:8:13: stage \"m\": candidate: file missing.wasm not found \
+         (looked for DIR/missing.wasm)"
+    );
+    // And it must pass the trial.
+    let p = d.parse(&text(&wrong_world)).unwrap();
+    let err = check_processors(&p, &engine()).err().expect("problems");
+    assert_eq!(err.problems.len(), 1, "{err}");
+    let line = err.problems[0].to_string();
+    assert!(line.contains(":8:13: stage \"m\": candidate: "), "{line}");
+    assert!(
+        line.contains("does not implement the partita:processor@0.1.0 stage world"),
+        "{line}"
+    );
+}

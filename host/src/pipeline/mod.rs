@@ -281,16 +281,19 @@ pub async fn run(
     let mut followed = Vec::new();
     for (i, (stage, c)) in pipeline.stages.iter().zip(checked).enumerate() {
         let tables: Arc<dyn crate::tables::Tables> = Arc::new(feeds.for_stage(stage));
-        let shadow = match stage.reload.follow {
-            Follow::Deploy => Some(shadow::Shadow::start(stage, kafka, tables.clone()).map_err(
-                |e| {
-                    RunError::Setup(format!(
-                        "stage \"{}\": cannot start its candidate lane: {e:#}",
-                        stage.name
-                    ))
-                },
-            )?),
-            Follow::File => None,
+        let shadow = if stage.may_have_candidate() {
+            let shadow = shadow::Shadow::start(stage, kafka, tables.clone()).map_err(|e| {
+                RunError::Setup(format!(
+                    "stage \"{}\": cannot start its candidate lane: {e:#}",
+                    stage.name
+                ))
+            })?;
+            if c.candidate.is_some() {
+                shadow.publish(c.candidate.clone());
+            }
+            Some(shadow)
+        } else {
+            None
         };
         if let Some(shadow) = &shadow {
             metrics
@@ -310,7 +313,7 @@ pub async fn run(
             metrics: metrics.clone(),
             shadow: shadow.clone(),
         };
-        if let Some(shadow) = &shadow {
+        if let (Follow::Deploy, Some(shadow)) = (stage.reload.follow, &shadow) {
             followed.push((i, stage.name.clone(), runners.live.clone(), shadow.clone()));
         }
         reloading.push(reload::ReloadStage {

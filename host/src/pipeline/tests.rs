@@ -118,6 +118,7 @@ fn stage(name: &str, input: &str, outputs: &[(&str, &str)], on_error: OnError) -
     StageConfig {
         name: name.into(),
         processor: "fake.wasm".into(),
+        candidate: None,
         inputs: vec![input.into()],
         outputs: outputs
             .iter()
