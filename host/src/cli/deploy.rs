@@ -302,6 +302,7 @@ pub fn status(state: &ControlState, now_ms: i64) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let mut stages: Vec<&str> = state.reports().map(|r| r.stage.as_str()).collect();
+    stages.sort_unstable();
     stages.dedup();
     for stage in stages {
         let Some(candidate) = state.current(stage, Role::Candidate) else {
@@ -447,6 +448,46 @@ mod tests {
              \x20 hosts:\n\
              \x20   a: live 222222222222 (2 s ago)\n\
              \x20   b: live 111111111111, refused 222222222222 (init: bad config) (not seen for 600 s)\n"
+        );
+    }
+
+    #[test]
+    fn the_status_sums_the_comparison_of_every_host_running_the_candidate() {
+        let now = 1_000_000_000;
+        let mut state = ControlState::new();
+        assert_eq!(status(&state, now), "no stage has a candidate\n");
+        let (live, candidate) = ("1".repeat(64), "2".repeat(64));
+        state.apply(ControlRecord::Deployment(Deployment {
+            role: Role::Candidate,
+            ..deployment(Some(&candidate), now - 5_000)
+        }));
+        let counts = |same, differ| deploy::ShadowCounts {
+            same,
+            differ,
+            ..Default::default()
+        };
+        for (host, runs, c) in [
+            ("a", Some(&candidate), counts(10, 2)),
+            ("b", Some(&candidate), counts(5, 1)),
+            ("c", None, counts(0, 0)),
+        ] {
+            state.apply(ControlRecord::Report(HostReport {
+                host: host.into(),
+                stage: "parse".into(),
+                live: live.clone(),
+                candidate: runs.cloned(),
+                refused: None,
+                shadow: Some(c),
+                at_ms: now - 1_000,
+            }));
+        }
+        assert_eq!(
+            status(&state, now),
+            "stage \"parse\": candidate 222222222222 (parse.wasm)\n\
+             \x20 a: same 10, differ 2, candidate failed 0, live failed 0, skipped 0\n\
+             \x20 b: same 5, differ 1, candidate failed 0, live failed 0, skipped 0\n\
+             \x20 c: does not run it\n\
+             \x20 all hosts: same 15, differ 3, candidate failed 0, live failed 0, skipped 0\n"
         );
     }
 }

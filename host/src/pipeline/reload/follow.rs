@@ -293,7 +293,9 @@ fn hand_over(
 ) -> bool {
     let current = state.current(&s.name, role);
     let hash = current.and_then(|d| d.hash.clone());
-    if hash == *last {
+    // A live version is never withdrawn: with nothing deployed the stage
+    // runs its file's.
+    if hash == *last || (role == Role::Live && hash.is_none()) {
         return false;
     }
     *last = hash.clone();
