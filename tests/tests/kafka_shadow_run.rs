@@ -243,7 +243,13 @@ fn every_host_runs_the_candidate_a_late_one_too_and_promote_switches_them_all() 
     );
 
     let out = deploy(&file, &["--stage", "tag", "--promote", "--wait", "90"]);
-    assert!(out.status.success(), "{}", out.output);
+    assert!(
+        out.status.success(),
+        "{}\nhost a:\n{}\nhost b:\n{}",
+        out.output,
+        a.process.log_tail(30),
+        b.process.log_tail(30)
+    );
     for host in ["a", "b", "c"] {
         assert!(
             out.output.contains(&format!("{host}: runs {v2_version}")),

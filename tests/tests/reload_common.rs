@@ -105,10 +105,21 @@ pub struct Host {
 
 impl Host {
     /// Starts `partita run PIPELINE` with metrics on a free port, as host
-    /// `name` (`--host-name`).
+    /// `name` (`--host-name`), with a state folder of its own as separate
+    /// machines have (hosts sharing one would contend for a partition's
+    /// store while it moves between them).
     pub fn start(name: &str, ws: &Workspace, pipeline: &Path) -> Host {
         let metrics = format!("127.0.0.1:{}", free_port().unwrap());
         let log = ws.log(name);
+        let text = std::fs::read_to_string(pipeline).unwrap();
+        let own = pipeline.with_file_name(format!("pipeline-{name}.toml"));
+        let text = if text.contains("\n[state]") {
+            text
+        } else {
+            format!("{text}\n[state]\ndir = \"state-{name}\"\n")
+        };
+        std::fs::write(&own, text).unwrap();
+        let pipeline = own.as_path();
         let args = [
             "run",
             pipeline.to_str().unwrap(),
