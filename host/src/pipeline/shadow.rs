@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -452,16 +452,27 @@ struct Lane {
 
 impl Lane {
     fn run(&mut self, jobs: Receiver<Job>) {
-        while let Ok(job) = jobs.recv() {
-            self.job(job);
+        loop {
+            match jobs.recv_timeout(Duration::from_secs(1)) {
+                Ok(job) => self.job(job),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            // A withdrawn candidate's instances are let go.
+            if !self.partitions.is_empty() && self.candidate_now().1.is_none() {
+                self.partitions.clear();
+            }
         }
     }
 
+    /// The candidate's generation and processor.
+    fn candidate_now(&self) -> (u64, Option<Processor>) {
+        let c = self.candidate.lock().unwrap_or_else(|e| e.into_inner());
+        (c.0, c.1.clone())
+    }
+
     fn job(&mut self, job: Job) {
-        let (generation, processor) = {
-            let c = self.candidate.lock().unwrap_or_else(|e| e.into_inner());
-            (c.0, c.1.clone())
-        };
+        let (generation, processor) = self.candidate_now();
         let records = job.batch.len() as u64;
         let Some(processor) = processor.filter(|_| generation == job.generation) else {
             // Withdrawn or replaced since the batch was offered.
