@@ -75,7 +75,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             match &e {
                 // One problem per line, each naming file, line and key.
                 pipeline::RunError::Invalid(problems) => eprintln!("{problems}"),
-                other => eprintln!("error: {other}"),
+                other => eprintln!("error: {}", other.chain()),
             }
             Ok(ExitCode::from(if e.while_running() { 1 } else { 2 }))
         }

@@ -34,10 +34,10 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::config::{self, ConfigError, Follow, KafkaConfig, Pipeline, StageConfig};
+use crate::config::{self, Follow, KafkaConfig, Pipeline, StageConfig};
 use crate::deploy;
 use crate::engine::{Engine, EngineConfig};
-use crate::kafka::admin::{Admin, TopicPartitions};
+use crate::kafka::admin::{Admin, TopicPartitions, TopicsError};
 use crate::kafka::produce::Producer;
 use crate::kafka::table_feeds::TableFeeds;
 use crate::metrics::{self, Metrics, StageMetrics};
@@ -45,6 +45,7 @@ use crate::metrics::{self, Metrics, StageMetrics};
 pub(crate) mod batch;
 pub mod dlq;
 mod durable;
+mod failure;
 mod health;
 pub(crate) mod ledger;
 pub mod reload;
@@ -54,6 +55,7 @@ mod stage;
 mod timers;
 mod worker;
 
+pub use failure::{BoxError, RunError, RunFailure, SetupError, StageFailure};
 use runner::{EngineRunners, RunnerFactory};
 
 /// How to run, beyond the pipeline file.
@@ -95,34 +97,11 @@ impl Default for RunOptions {
     }
 }
 
-/// Why a run ended with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The pipeline file or a processor is invalid: every problem.
-    #[error("{0}")]
-    Invalid(#[from] ConfigError),
-    /// The run could not start (missing topics, a port in use...).
-    #[error("{0}")]
-    Setup(String),
-    /// A stage stopped the run (`on_error = "stop"`, a record the broker
-    /// refuses for good, a worker that could not start).
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl RunError {
-    /// True when the run failed while running; false when it could not
-    /// start (an invalid pipeline, a setup failure).
-    pub fn while_running(&self) -> bool {
-        matches!(self, RunError::Failed(_))
-    }
-}
-
 /// Stop and failure, shared by every thread of a run.
 #[derive(Default)]
 pub(crate) struct RunControl {
     stopping: AtomicBool,
-    failure: Mutex<Option<String>>,
+    failure: Mutex<Option<RunFailure>>,
     wake: tokio::sync::Notify,
 }
 
@@ -138,21 +117,28 @@ impl RunControl {
         self.wake.notify_one();
     }
 
-    /// Stops the run with an error (the first one is kept).
-    pub(crate) fn fail(&self, error: String) {
-        tracing::error!("{error}");
+    /// Stops the run because `stage` failed on `partition` (`None`: its
+    /// consumer); the first failure is kept.
+    pub(crate) fn fail(&self, stage: &str, partition: Option<i32>, failure: StageFailure) {
+        let failure = RunFailure {
+            stage: stage.to_string(),
+            partition,
+            failure,
+        };
+        tracing::error!("{}", failure::chain(&failure));
         self.failure
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert(error);
+            .get_or_insert(failure);
         self.stop();
     }
 
-    fn failure(&self) -> Option<String> {
+    /// The failure that stopped the run, taken out.
+    fn take_failure(&self) -> Option<RunFailure> {
         self.failure
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .take()
     }
 
     async fn stopped(&self) {
@@ -198,13 +184,13 @@ pub async fn run(
     let engine = match options.engine.clone() {
         Some(e) => e,
         None => Engine::new(EngineConfig::with_cache(options.cache_dir.clone()))
-            .map_err(|e| RunError::Setup(format!("{e:#}")))?,
+            .map_err(|e| SetupError::caused("cannot start the engine", e))?,
     };
     let mut checked = {
         let (pipeline, engine) = (pipeline.clone(), engine.clone());
         tokio::task::spawn_blocking(move || config::check_processors(&pipeline, &engine))
             .await
-            .map_err(|e| RunError::Setup(format!("checking the processors: {e}")))??
+            .map_err(|e| SetupError::caused("checking the processors", e))??
     };
     for (stage, c) in pipeline.stages.iter().zip(&checked) {
         tracing::info!(
@@ -221,7 +207,7 @@ pub async fn run(
         Some(addr) => {
             let listener = metrics::bind(addr)
                 .await
-                .map_err(|e| RunError::Setup(format!("cannot serve metrics on {addr}: {e}")))?;
+                .map_err(|e| SetupError::caused(format!("cannot serve metrics on {addr}"), e))?;
             tracing::info!(
                 "metrics at http://{}/metrics",
                 listener.local_addr().unwrap_or(addr)
@@ -235,7 +221,7 @@ pub async fn run(
     };
 
     let kafka = &pipeline.kafka;
-    let admin = Admin::new(kafka).map_err(|e| RunError::Setup(e.to_string()))?;
+    let admin = Admin::new(kafka).map_err(topics_not_ready)?;
     tracing::info!("connecting to Kafka at {}", kafka.bootstrap);
     let own = pipeline.own_topics();
     let mut needed = pipeline.topics();
@@ -246,12 +232,12 @@ pub async fn run(
             .collect::<Vec<_>>(),
     );
     let topics = tokio::select! {
-        t = admin.ensure_topics(kafka, &needed, &own) => t.map_err(|e| RunError::Setup(e.to_string()))?,
+        t = admin.ensure_topics(kafka, &needed, &own) => t.map_err(topics_not_ready)?,
         () = &mut shutdown => return Ok(()),
     };
     check_copartitioned(&pipeline, &topics)?;
     tokio::select! {
-        r = durable::ensure_changelogs(&pipeline, &topics) => r.map_err(RunError::Setup)?,
+        r = durable::ensure_changelogs(&pipeline, &topics) => r.map_err(|e| SetupError::broker("the changelog topics are not ready", e))?,
         () = &mut shutdown => return Ok(()),
     }
     let durable = Arc::new(durable::Durable::new(&pipeline, metrics.clone()));
@@ -269,8 +255,8 @@ pub async fn run(
         );
         tokio::task::spawn_blocking(move || TableFeeds::start(&kafka, &stages, &topics, &metrics))
             .await
-            .map_err(|e| RunError::Setup(format!("starting the reference tables: {e}")))?
-            .map_err(RunError::Setup)?
+            .map_err(|e| SetupError::caused("starting the reference tables", e))?
+            .map_err(|e| SetupError::broker("starting the reference tables", e))?
     };
     tokio::select! {
         () = feeds.wait(&pipeline.stages) => {}
@@ -283,10 +269,10 @@ pub async fn run(
         let tables: Arc<dyn crate::tables::Tables> = Arc::new(feeds.for_stage(stage));
         let shadow = if stage.may_have_candidate() {
             let shadow = shadow::Shadow::start(stage, kafka, tables.clone()).map_err(|e| {
-                RunError::Setup(format!(
-                    "stage \"{}\": cannot start its candidate lane: {e:#}",
-                    stage.name
-                ))
+                SetupError::caused(
+                    format!("stage \"{}\": cannot start its candidate lane", stage.name),
+                    e,
+                )
             })?;
             if c.candidate.is_some() {
                 shadow.publish(c.candidate.clone());
@@ -335,7 +321,7 @@ pub async fn run(
             d.start(host.unwrap_or_else(deploy::default_host_name), followed)
         }),
     )
-    .map_err(|e| RunError::Setup(format!("cannot start the reload thread: {e}")))?;
+    .map_err(|e| SetupError::caused("cannot start the reload thread", e))?;
     let result = run_stages(kafka, stages, metrics, options.progress_every, shutdown).await;
     drop(reloader);
     drop(feeds);
@@ -360,7 +346,7 @@ async fn start_with_deployed(
     }
     deploy::ensure_control_topic(&pipeline.kafka)
         .await
-        .map_err(RunError::Setup)?;
+        .map_err(|e| SetupError::broker("the control topic is not ready", e))?;
     let (kafka, engine, stages) = (
         pipeline.kafka.clone(),
         engine.clone(),
@@ -372,11 +358,11 @@ async fn start_with_deployed(
         (prepared, processors)
     })
     .await
-    .map_err(|e| RunError::Setup(format!("reading the deployments: {e}")))?;
+    .map_err(|e| SetupError::caused("reading the deployments", e))?;
     for (c, p) in checked.iter_mut().zip(processors) {
         c.processor = p;
     }
-    prepared.map_err(|e| RunError::Setup(format!("reading the deployments: {e}")))
+    prepared.map_err(|e| SetupError::broker("reading the deployments", e).into())
 }
 
 /// Refuses a stage whose input topics have different partition counts.
@@ -400,7 +386,18 @@ fn check_copartitioned(pipeline: &Pipeline, topics: &TopicPartitions) -> Result<
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(RunError::Setup(problems.join("\n")))
+        Err(SetupError::permanent(problems.join("\n")).into())
+    }
+}
+
+/// A topic check that failed: retryable when the cluster could not be
+/// asked, not when topics are missing or cannot be created.
+fn topics_not_ready(e: TopicsError) -> SetupError {
+    // Its variants carry the cluster's answers as text: nothing is lost.
+    SetupError {
+        retryable: matches!(e, TopicsError::Client(_)),
+        what: e.to_string(),
+        source: None,
     }
 }
 
@@ -422,8 +419,8 @@ pub(crate) async fn run_stages(
     progress_every: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let producer = Producer::new(kafka)
-        .map_err(|e| RunError::Setup(format!("cannot create the producer: {e}")))?;
+    let producer =
+        Producer::new(kafka).map_err(|e| SetupError::caused("cannot create the producer", e))?;
     let control = Arc::new(RunControl::default());
     let mut drivers = Vec::new();
     for (config, runners) in stages {
@@ -448,9 +445,10 @@ pub(crate) async fn run_stages(
             .name(format!("{name}-consumer"))
             .spawn(move || stage::drive(driven))
             .map_err(|e| {
-                RunError::Setup(format!(
-                    "stage \"{name}\": cannot start its consumer thread: {e}"
-                ))
+                SetupError::caused(
+                    format!("stage \"{name}\": cannot start its consumer thread"),
+                    e,
+                )
             })?;
         drivers.push(thread);
         // Not joined: a probe waiting on an unreachable cluster (5 s per
@@ -460,9 +458,10 @@ pub(crate) async fn run_stages(
             .name(format!("{name}-health"))
             .spawn(move || health::watch(shared))
             .map_err(|e| {
-                RunError::Setup(format!(
-                    "stage \"{name}\": cannot start its group watcher thread: {e}"
-                ))
+                SetupError::caused(
+                    format!("stage \"{name}\": cannot start its group watcher thread"),
+                    e,
+                )
             })?;
     }
     let _progress = AbortOnDrop(tokio::spawn(metrics::log_progress(
@@ -485,8 +484,8 @@ pub(crate) async fn run_stages(
     if let Err(e) = producer.flush(Duration::from_secs(10)) {
         tracing::warn!("producer flush: {e}");
     }
-    match control.failure() {
-        Some(f) => Err(RunError::Failed(f)),
+    match control.take_failure() {
+        Some(f) => Err(f.into()),
         None => {
             tracing::info!("stopped cleanly");
             Ok(())

@@ -25,8 +25,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
-use super::StageShared;
 use super::worker::{self, WorkerSetup};
+use super::{StageFailure, StageShared};
 use crate::kafka::client::{self, consumer_config};
 
 /// A running worker.
@@ -53,10 +53,14 @@ impl StageContext {
     /// all its input topics first.
     fn start_workers(&self, tpl: &TopicPartitionList) {
         let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
-            self.shared.control.fail(format!(
-                "stage \"{}\": the consumer is gone during an assignment",
-                self.name()
-            ));
+            self.shared.control.fail(
+                self.name(),
+                None,
+                StageFailure::Consumer {
+                    what: "the consumer is gone during an assignment".into(),
+                    source: None,
+                },
+            );
             return;
         };
         let mut by_partition: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
@@ -90,10 +94,16 @@ impl StageContext {
                 match consumer.split_partition_queue(topic, partition) {
                     Some(q) => queues.push((input, q)),
                     None => {
-                        self.shared.control.fail(format!(
-                            "stage \"{}\": cannot read partition {partition} of {topic} on its own queue",
-                            self.name()
-                        ));
+                        self.shared.control.fail(
+                            self.name(),
+                            Some(partition),
+                            StageFailure::Consumer {
+                                what: format!(
+                                    "cannot read partition {partition} of {topic} on its own queue"
+                                ),
+                                source: None,
+                            },
+                        );
                         return;
                     }
                 }
@@ -114,10 +124,9 @@ impl StageContext {
                     workers.insert(partition, WorkerHandle { stop, thread });
                 }
                 Err(e) => {
-                    self.shared.control.fail(format!(
-                        "stage \"{}\": cannot start a worker thread: {e}",
-                        self.name()
-                    ));
+                    self.shared
+                        .control
+                        .fail(self.name(), Some(partition), StageFailure::Thread(e));
                     return;
                 }
             }
@@ -190,10 +199,14 @@ impl ClientContext for StageContext {
             error.rdkafka_error_code(),
             Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::FencedInstanceId)
         ) {
-            self.shared.control.fail(format!(
-                "stage \"{}\": the consumer failed for good: {reason}",
-                self.name()
-            ));
+            self.shared.control.fail(
+                self.name(),
+                None,
+                StageFailure::Consumer {
+                    what: format!("the consumer failed for good: {reason}"),
+                    source: Some(error),
+                },
+            );
         }
     }
 }
@@ -265,19 +278,28 @@ fn join(shared: &Arc<StageShared>) -> Option<Arc<BaseConsumer<StageContext>>> {
     let consumer = match BaseConsumer::from_config_and_context(&config, context) {
         Ok(c) => Arc::new(c),
         Err(e) => {
-            shared
-                .control
-                .fail(format!("stage \"{name}\": cannot create its consumer: {e}"));
+            shared.control.fail(
+                name,
+                None,
+                StageFailure::Consumer {
+                    what: "cannot create its consumer".into(),
+                    source: Some(e),
+                },
+            );
             return None;
         }
     };
     let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
     let inputs: Vec<&str> = shared.config.inputs.iter().map(String::as_str).collect();
     if let Err(e) = consumer.subscribe(&inputs) {
-        shared.control.fail(format!(
-            "stage \"{name}\": cannot subscribe to {}: {e}",
-            inputs.join(", ")
-        ));
+        shared.control.fail(
+            name,
+            None,
+            StageFailure::Consumer {
+                what: format!("cannot subscribe to {}", inputs.join(", ")),
+                source: Some(e),
+            },
+        );
         return None;
     }
     tracing::info!(
@@ -300,12 +322,19 @@ fn poll(shared: &StageShared, consumer: &BaseConsumer<StageContext>) {
                 // the partition is assigned, so records never come here; if
                 // one did, its partition's order could not be kept.
                 use rdkafka::message::Message;
-                shared.control.fail(format!(
-                    "stage \"{name}\": record {}/{} offset {} reached the group queue instead of its worker",
-                    m.topic(),
-                    m.partition(),
-                    m.offset()
-                ));
+                shared.control.fail(
+                    name,
+                    Some(m.partition()),
+                    StageFailure::Consumer {
+                        what: format!(
+                            "record {}/{} offset {} reached the group queue instead of its worker",
+                            m.topic(),
+                            m.partition(),
+                            m.offset()
+                        ),
+                        source: None,
+                    },
+                );
             }
             // Already logged by the context's error callback.
             Some(Err(e)) => tracing::debug!("stage \"{name}\": {e}"),

@@ -16,6 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::StageFailure;
 use super::runner::BatchRunner;
 use crate::kafka::produce::{self, Acks, OutRecord, Producer};
 
@@ -37,14 +38,14 @@ pub(crate) struct TimerSink<'a> {
 }
 
 /// What a timer call came to.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub(crate) struct Fired {
     /// Outputs handed to the producer.
     pub outputs: u64,
     /// The call failed (logged already).
     pub failed: bool,
     /// An output could not be queued at all: the run cannot go on.
-    pub fatal: Option<String>,
+    pub fatal: Option<StageFailure>,
 }
 
 impl Timers {
@@ -117,7 +118,12 @@ impl Timers {
             };
             match sink.producer.send(topic, out, sink.acks) {
                 Ok(()) => fired.outputs += 1,
-                Err(e) => fired.fatal = Some(format!("cannot produce to {topic}: {e}")),
+                Err(source) => {
+                    fired.fatal = Some(StageFailure::Produce {
+                        topic: topic.clone(),
+                        source,
+                    })
+                }
             }
         };
         if let Err(e) = runner.on_timer(stream_time, wall_clock(), &mut each) {
@@ -221,14 +227,8 @@ mod tests {
         let mut runner = ticking(false);
         assert_eq!(timers.stream_time(), -1);
         let f = timers.fire(&mut runner, &sink, "s", 0);
-        assert_eq!(
-            f,
-            Fired {
-                outputs: 1,
-                failed: false,
-                fatal: None
-            }
-        );
+        assert_eq!((f.outputs, f.failed), (1, false));
+        assert!(f.fatal.is_none());
         timers.after_batch(Some(1_000), &mut runner, &sink, "s", 0);
         timers.after_batch(Some(500), &mut runner, &sink, "s", 0);
         timers.after_batch(None, &mut runner, &sink, "s", 0);
@@ -257,14 +257,8 @@ mod tests {
         };
         let mut timers = Timers::new(Duration::from_secs(3600));
         let f = timers.after_batch(Some(7), &mut ticking(true), &sink, "s", 0);
-        assert_eq!(
-            f,
-            Fired {
-                outputs: 0,
-                failed: true,
-                fatal: None
-            }
-        );
+        assert_eq!((f.outputs, f.failed), (0, true));
+        assert!(f.fatal.is_none());
         acks.close();
         assert_eq!(acks.pending(), 0);
     }
@@ -304,6 +298,10 @@ mod tests {
         let f = Timers::new(Duration::from_secs(1)).fire(&mut runner, &sink, "s", 0);
         assert_eq!(f.outputs, 0);
         let fatal = f.fatal.expect("a fatal error");
-        assert!(fatal.starts_with("cannot produce to out: "), "{fatal}");
+        assert!(
+            matches!(&fatal, StageFailure::Produce { topic, .. } if topic == "out"),
+            "{fatal:?}"
+        );
+        assert!(!fatal.retryable(), "too large for the producer: {fatal:?}");
     }
 }

@@ -17,11 +17,11 @@ use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::topic_partition_list::Offset;
 
-use super::StageShared;
 use super::batch::BatchBuilder;
 use super::ledger::{Ledger, Sent, StopAt};
 use super::shadow::{Plan, RecordResult};
 use super::timers::{TimerSink, Timers};
+use super::{StageFailure, StageShared};
 use crate::kafka::produce::Acks;
 use crate::kafka::transactions::TXN_CALL_TIMEOUT;
 use crate::metrics::PartitionMetrics;
@@ -61,7 +61,7 @@ struct Worker<C: ConsumerContext + 'static> {
     next_queue: usize,
     last_commit_at: Instant,
     /// A failure that ends the run (a record the broker refuses for good).
-    fatal: Option<String>,
+    fatal: Option<StageFailure>,
     /// The `on_error = "stop"` record that stopped this worker.
     halted: Option<StopAt>,
     /// When to call the processor's `on-timer`, and the stream time.
@@ -101,23 +101,23 @@ pub(crate) fn run<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || start(setup)));
     match result {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => shared
-            .control
-            .fail(format!("stage \"{name}\", partition {partition}: {e:#}")),
+        Ok(Err(failure)) => shared.control.fail(&name, Some(partition), failure),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<String>()
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("unknown panic");
-            shared.control.fail(format!(
-                "stage \"{name}\", partition {partition}: worker panicked: {what}"
-            ));
+            shared.control.fail(
+                &name,
+                Some(partition),
+                StageFailure::Panicked(what.to_string()),
+            );
         }
     }
 }
 
-fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<()> {
+fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> Result<(), StageFailure> {
     let WorkerSetup {
         shared,
         partition,
@@ -128,7 +128,10 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> anyhow::Result<
     // Exactly-once: fence the partition's previous owner (its open
     // transaction aborted) before the state is restored from the changelog.
     let guarantee = Guarantee::start(&shared, partition)?;
-    let processing = Processing::start(&shared, partition)?;
+    let processing = Processing::start(&shared, partition).map_err(|e| StageFailure::Start {
+        what: "cannot start the partition's processor",
+        source: e.into(),
+    })?;
     let shared_timer_interval = shared.config.timer_interval;
     let me = thread::current();
     for (_, q) in &mut queues {
@@ -170,7 +173,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             || self.fatal.is_some()
     }
 
-    fn work(&mut self) -> anyhow::Result<()> {
+    fn work(&mut self) -> Result<(), StageFailure> {
         while !self.stopping() {
             self.swap_if_due();
             self.fill();
@@ -197,16 +200,15 @@ impl<C: ConsumerContext + 'static> Worker<C> {
                 .close(&self.shared.config.name, self.partition);
         }
         if let Some(fatal) = self.fatal.take() {
-            anyhow::bail!("{fatal}");
+            return Err(fatal);
         }
         if let Some(stop) = self.stopped_at() {
-            anyhow::bail!(
-                "stopped at {}/{} offset {} (on_error = \"stop\"): {}",
-                stop.topic,
-                stop.partition,
-                stop.offset,
-                stop.reason
-            );
+            return Err(StageFailure::StoppedAt {
+                topic: stop.topic.clone(),
+                partition: stop.partition,
+                offset: stop.offset,
+                reason: stop.reason.clone(),
+            });
         }
         Ok(())
     }
@@ -461,7 +463,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
 
     /// Does what the guarantee answered: fail, or go back to the last
     /// commit.
-    fn follow(&mut self, next: Result<Next, String>) {
+    fn follow(&mut self, next: Result<Next, StageFailure>) {
         match next {
             Ok(Next::Continue) => {}
             Ok(Next::Rewind(base)) => self.rewind(&base),
@@ -472,7 +474,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
     }
 
     /// A batch (or timer call) could not queue a record.
-    fn batch_failed(&mut self, why: String) {
+    fn batch_failed(&mut self, why: StageFailure) {
         if self.fatal.is_some() {
             self.fatal.get_or_insert(why);
             return;
@@ -496,8 +498,9 @@ impl<C: ConsumerContext + 'static> Worker<C> {
                 self.consumer
                     .seek(topic, partition, Offset::Offset(*offset), TXN_CALL_TIMEOUT)
             {
-                self.fatal.get_or_insert_with(|| {
-                    format!("cannot go back to offset {offset} of {topic} after an abort: {e}")
+                self.fatal.get_or_insert_with(|| StageFailure::Consumer {
+                    what: format!("cannot go back to offset {offset} of {topic} after an abort"),
+                    source: Some(e),
                 });
                 return;
             }
@@ -510,8 +513,9 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         match Processing::start(&self.shared, partition) {
             Ok(p) => self.processing = p,
             Err(e) => {
-                self.fatal.get_or_insert_with(|| {
-                    format!("cannot start the processor again after an abort: {e:#}")
+                self.fatal.get_or_insert_with(|| StageFailure::Start {
+                    what: "cannot start the processor again after an abort",
+                    source: e.into(),
                 });
             }
         }

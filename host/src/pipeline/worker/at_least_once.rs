@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+use super::super::StageFailure;
 use super::guarantee::{Next, Scope};
 use crate::kafka::produce;
 
@@ -81,7 +82,7 @@ impl AtLeastOnce {
     pub(super) fn deliveries_failed<C: ConsumerContext + 'static>(
         &mut self,
         scope: &Scope<'_, C>,
-    ) -> Result<Next, String> {
+    ) -> Result<Next, StageFailure> {
         if Instant::now() < self.retry_at {
             return Ok(Next::Continue);
         }
@@ -92,18 +93,18 @@ impl AtLeastOnce {
             for f in sent.acks.take_failures() {
                 if produce::is_permanent(&f.error) {
                     sent.acks.lose();
-                    fatal.get_or_insert_with(|| {
-                        format!(
-                            "the broker refuses a record for {}: {}",
-                            rdkafka::message::Message::topic(&f.message),
-                            f.error
-                        )
+                    fatal.get_or_insert_with(|| StageFailure::Refused {
+                        topic: rdkafka::message::Message::topic(&f.message).to_string(),
+                        source: f.error.clone(),
                     });
                     continue;
                 }
-                if let Err(e) = shared.producer.resend(&f.message, &sent.acks) {
+                if let Err(source) = shared.producer.resend(&f.message, &sent.acks) {
                     sent.acks.lose();
-                    fatal.get_or_insert_with(|| format!("cannot produce again a record: {e}"));
+                    fatal.get_or_insert_with(|| StageFailure::Produce {
+                        topic: rdkafka::message::Message::topic(&f.message).to_string(),
+                        source,
+                    });
                     continue;
                 }
                 if retried == 0 {

@@ -22,14 +22,13 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use anyhow::anyhow;
 use partita_wire::Batch;
 use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::super::StageShared;
 use super::super::batch::BatchBuilder;
 use super::super::ledger::Ledger;
+use super::super::{StageFailure, StageShared};
 use super::guarantee::{Next, Scope};
 use crate::config::KafkaConfig;
 use crate::kafka::produce::{self, Failure, Producer};
@@ -54,9 +53,9 @@ pub(crate) fn transactional_id(kafka: &KafkaConfig, stage: &str, partition: i32)
 
 impl ExactlyOnce {
     /// Registers the worker's transactional producer.
-    pub(super) fn start(shared: &StageShared, partition: i32) -> anyhow::Result<ExactlyOnce> {
+    pub(super) fn start(shared: &StageShared, partition: i32) -> Result<ExactlyOnce, StageFailure> {
         let id = transactional_id(&shared.kafka, &shared.config.name, partition);
-        let txn = Transactions::start(&shared.kafka, &id).map_err(|e| anyhow!("{e}"))?;
+        let txn = Transactions::start(&shared.kafka, &id)?;
         tracing::info!(
             "stage \"{}\", partition {partition}: exactly-once, transactional id {id}",
             shared.config.name
@@ -76,7 +75,7 @@ impl ExactlyOnce {
     /// Before records are produced for the batch in hand (or for idle
     /// timer outputs): opens a transaction unless one is open, and notes
     /// where the first transaction starts.
-    pub(super) fn begin(&mut self, batch: &BatchBuilder) -> Result<(), String> {
+    pub(super) fn begin(&mut self, batch: &BatchBuilder) -> Result<(), StageFailure> {
         if self.base.iter().any(|b| *b < 0) && !batch.is_empty() {
             // Only until every input has had a record: parsing the batch
             // again is cheap next to producing it.
@@ -90,7 +89,7 @@ impl ExactlyOnce {
                 }
             }
         }
-        self.txn.begin().map_err(|e| e.to_string())
+        Ok(self.txn.begin()?)
     }
 
     /// Commits the open transaction with the offsets after every batch
@@ -100,7 +99,7 @@ impl ExactlyOnce {
         &mut self,
         scope: &Scope<'_, C>,
         failing: bool,
-    ) -> Result<Next, String> {
+    ) -> Result<Next, StageFailure> {
         let shared = scope.shared;
         if failing {
             if let Err(e) = self.txn.abort() {
@@ -127,7 +126,10 @@ impl ExactlyOnce {
             }
         }
         let Some(group) = scope.consumer.group_metadata() else {
-            return Err("the consumer has no group metadata to commit with".into());
+            return Err(StageFailure::Consumer {
+                what: "the consumer has no group metadata to commit with".into(),
+                source: None,
+            });
         };
         match self.txn.commit(&tpl, &group) {
             Ok(()) => {
@@ -148,7 +150,7 @@ impl ExactlyOnce {
                 Ok(Next::Continue)
             }
             Err(TxnError::Abortable(why)) => self.abort(scope, &why),
-            Err(TxnError::Fatal(why)) => Err(why),
+            Err(fatal) => Err(fatal.into()),
         }
     }
 
@@ -160,31 +162,27 @@ impl ExactlyOnce {
     pub(super) fn deliveries_failed<C: ConsumerContext + 'static>(
         &mut self,
         scope: &Scope<'_, C>,
-    ) -> Result<Next, String> {
+    ) -> Result<Next, StageFailure> {
         let failures: Vec<Failure> = scope
             .ledger
             .iter()
             .flat_map(|s| s.acks.take_failures())
             .collect();
-        let describe = |f: &Failure| {
-            (
-                rdkafka::message::Message::topic(&f.message).to_string(),
-                f.error.to_string(),
-            )
-        };
         if let Some(f) = failures.iter().find(|f| produce::is_permanent(&f.error)) {
-            let (topic, error) = describe(f);
             // Nothing of the transaction counts as delivered any more.
             for sent in scope.ledger.iter() {
                 sent.acks.lose();
             }
-            return Err(format!("the broker refuses a record for {topic}: {error}"));
+            return Err(StageFailure::Refused {
+                topic: rdkafka::message::Message::topic(&f.message).to_string(),
+                source: f.error.clone(),
+            });
         }
         let why = failures
             .first()
             .map(|f| {
-                let (topic, error) = describe(f);
-                format!("a record for {topic} could not be produced: {error}")
+                let topic = rdkafka::message::Message::topic(&f.message);
+                format!("a record for {topic} could not be produced: {}", f.error)
             })
             .unwrap_or_else(|| "a record could not be produced".into());
         self.abort(scope, &why)
@@ -197,8 +195,8 @@ impl ExactlyOnce {
     pub(super) fn batch_failed<C: ConsumerContext + 'static>(
         &mut self,
         scope: &Scope<'_, C>,
-        why: String,
-    ) -> Result<Next, String> {
+        why: StageFailure,
+    ) -> Result<Next, StageFailure> {
         if !self.txn.producer().take_refused_in_transaction() {
             return Err(why);
         }
@@ -217,7 +215,7 @@ impl ExactlyOnce {
         &mut self,
         scope: &Scope<'_, C>,
         why: &str,
-    ) -> Result<Next, String> {
+    ) -> Result<Next, StageFailure> {
         tracing::warn!(
             "stage \"{}\", partition {}: transaction aborted ({why}); \
              processing again from the last commit",
@@ -229,7 +227,7 @@ impl ExactlyOnce {
             .metrics
             .transaction_aborts
             .fetch_add(1, Relaxed);
-        self.txn.abort().map_err(|e| e.to_string())?;
+        self.txn.abort()?;
         Ok(Next::Rewind(self.base.clone()))
     }
 }

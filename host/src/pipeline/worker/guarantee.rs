@@ -8,9 +8,9 @@
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, ConsumerContext};
 
-use super::super::StageShared;
 use super::super::batch::BatchBuilder;
 use super::super::ledger::Ledger;
+use super::super::{StageFailure, StageShared};
 use super::at_least_once::AtLeastOnce;
 use super::exactly_once::ExactlyOnce;
 use crate::config;
@@ -51,7 +51,7 @@ impl Guarantee {
     /// The stage's guarantee for `partition`. Exactly-once registers the
     /// worker's transactional producer, fencing the partition's previous
     /// owner, so call it before the state is restored.
-    pub(super) fn start(shared: &StageShared, partition: i32) -> anyhow::Result<Guarantee> {
+    pub(super) fn start(shared: &StageShared, partition: i32) -> Result<Guarantee, StageFailure> {
         Ok(match shared.kafka.guarantee {
             config::Guarantee::AtLeastOnce => {
                 Guarantee::AtLeastOnce(AtLeastOnce::new(shared.config.inputs.len()))
@@ -73,7 +73,7 @@ impl Guarantee {
 
     /// Before the records of the batch in hand (or of an idle timer call)
     /// are produced. An error stops the worker.
-    pub(super) fn begin(&mut self, batch: &BatchBuilder) -> Result<(), String> {
+    pub(super) fn begin(&mut self, batch: &BatchBuilder) -> Result<(), StageFailure> {
         match self {
             Guarantee::AtLeastOnce(_) => Ok(()),
             Guarantee::ExactlyOnce(e) => e.begin(batch),
@@ -87,7 +87,7 @@ impl Guarantee {
         scope: &Scope<'_, C>,
         mode: CommitMode,
         failing: bool,
-    ) -> Result<Next, String> {
+    ) -> Result<Next, StageFailure> {
         match self {
             Guarantee::AtLeastOnce(a) => {
                 a.commit(scope, mode);
@@ -101,7 +101,7 @@ impl Guarantee {
     pub(super) fn deliveries_failed<C: ConsumerContext + 'static>(
         &mut self,
         scope: &Scope<'_, C>,
-    ) -> Result<Next, String> {
+    ) -> Result<Next, StageFailure> {
         match self {
             Guarantee::AtLeastOnce(a) => a.deliveries_failed(scope),
             Guarantee::ExactlyOnce(e) => e.deliveries_failed(scope),
@@ -129,8 +129,8 @@ impl Guarantee {
     pub(super) fn batch_failed<C: ConsumerContext + 'static>(
         &mut self,
         scope: &Scope<'_, C>,
-        why: String,
-    ) -> Result<Next, String> {
+        why: StageFailure,
+    ) -> Result<Next, StageFailure> {
         match self {
             Guarantee::AtLeastOnce(_) => Err(why),
             Guarantee::ExactlyOnce(e) => e.batch_failed(scope, why),

@@ -11,10 +11,10 @@
 
 use std::sync::Arc;
 
-use super::super::StageShared;
 use super::super::reload::{self, SwapHook};
 use super::super::runner::BatchRunner;
 use super::super::shadow::{Feed, Plan, RecordResult, Shadow};
+use super::super::{StageFailure, StageShared};
 use crate::config::StageConfig;
 use crate::kafka::changelog::ChangelogWriter;
 use crate::kafka::produce::{Acks, Producer};
@@ -102,7 +102,11 @@ impl Processing {
     /// Sends the state changes of the runner's last call to the
     /// changelog, as part of the batch `acks`. An error is the reason the
     /// run must stop.
-    pub fn send_changes(&mut self, producer: &Producer, acks: &Arc<Acks>) -> Result<(), String> {
+    pub fn send_changes(
+        &mut self,
+        producer: &Producer,
+        acks: &Arc<Acks>,
+    ) -> Result<(), StageFailure> {
         let (Some(writer), Some(changes)) = (&mut self.changelog, self.runner.last_changes())
         else {
             return Ok(());
@@ -110,7 +114,10 @@ impl Processing {
         writer
             .send(producer, changes, acks)
             .map(|_| ())
-            .map_err(|e| format!("cannot produce to the changelog {}: {e}", writer.topic()))
+            .map_err(|source| StageFailure::Produce {
+                topic: writer.topic().to_string(),
+                source,
+            })
     }
 
     /// Moves the store's checkpoint to the changelog offset acknowledged by

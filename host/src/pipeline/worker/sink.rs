@@ -12,7 +12,7 @@ use partita_wire::RecordRef;
 use super::super::batch::BatchBuilder;
 use super::super::dlq::{self, ErrorKind};
 use super::super::ledger::StopAt;
-use super::super::reload;
+use super::super::{StageFailure, reload};
 use crate::config::OnError;
 use crate::engine::RecordOutcome;
 use crate::kafka::produce::{self, Acks, OutRecord, Producer};
@@ -47,7 +47,7 @@ pub(super) struct Sink<'w> {
     pub(super) index: usize,
     pub(super) counts: Counts,
     pub(super) stop: Option<StopAt>,
-    pub(super) fatal: Option<String>,
+    pub(super) fatal: Option<StageFailure>,
 }
 
 impl Sink<'_> {
@@ -77,8 +77,11 @@ impl Sink<'_> {
                         timestamp: Some(o.timestamp.unwrap_or(record.timestamp)),
                         partition: None,
                     };
-                    if let Err(e) = self.producer.send(topic, out, self.acks) {
-                        self.fatal = Some(format!("cannot produce to {topic}: {e}"));
+                    if let Err(source) = self.producer.send(topic, out, self.acks) {
+                        self.fatal = Some(StageFailure::Produce {
+                            topic: topic.clone(),
+                            source,
+                        });
                         return;
                     }
                     self.counts.outputs += 1;
@@ -138,10 +141,11 @@ impl Sink<'_> {
                     timestamp: Some(record.timestamp),
                     partition: None,
                 };
-                if let Err(e) = self.producer.send(topic, out, self.acks) {
-                    self.fatal = Some(format!(
-                        "cannot produce to the dead-letter topic {topic}: {e}"
-                    ));
+                if let Err(source) = self.producer.send(topic, out, self.acks) {
+                    self.fatal = Some(StageFailure::Produce {
+                        topic: topic.to_string(),
+                        source,
+                    });
                     return false;
                 }
                 self.counts.dlq += 1;

@@ -306,11 +306,12 @@ fn a_fenced_producer_stops_the_run_naming_the_stage_and_partition() {
     let run = Running::start(kafka(bs.clone(), Guarantee::ExactlyOnce));
     let err = run.wait().unwrap_err();
     assert!(err.while_running(), "{err}");
-    let text = err.to_string();
+    let text = err.chain();
     assert!(
         text.starts_with("stage \"eos\", partition 0: g.eos.0: commit_transaction: "),
         "{text}"
     );
+    assert!(!err.retryable(), "a fenced producer: {text}");
 }
 
 #[test]
@@ -351,11 +352,12 @@ fn a_record_the_broker_refuses_for_good_stops_the_run_instead_of_aborting_again_
     let started = run.started.clone();
     let err = run.wait().unwrap_err();
     assert!(err.while_running(), "{err}");
-    let text = err.to_string();
+    let text = err.chain();
     assert!(
         text.starts_with("stage \"eos\", partition 0: the broker refuses a record for out: "),
         "{text}"
     );
+    assert!(!err.retryable(), "{text}");
     assert_eq!(*started.lock().unwrap(), 1, "no abort and restart");
 }
 
@@ -371,9 +373,10 @@ fn a_processor_that_cannot_start_again_after_an_abort_stops_the_run() {
     let err = run.wait().unwrap_err();
     assert!(err.while_running(), "{err}");
     assert_eq!(
-        err.to_string(),
+        err.chain(),
         "stage \"eos\", partition 0: cannot start the processor again after an abort: no second start"
     );
+    assert!(err.retryable(), "a new run starts the processor afresh");
 }
 
 #[test]
