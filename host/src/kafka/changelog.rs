@@ -7,13 +7,12 @@
 //!   differs from its stage's input.
 //! - [`ChangelogWriter`]: a worker sends each batch's change set as records
 //!   (key = state key, value = state value, no value = deleted) with the
-//!   batch's outputs and under the batch's [`Acks`], and learns which
-//!   changelog offset is acknowledged, in batch order, for the store's
-//!   checkpoint.
+//!   batch's outputs and under the batch's [`Acks`], which track the
+//!   highest changelog offset acknowledged; the worker's ledger turns
+//!   those into the store's checkpoint, in batch order.
 //! - [`restore`]: on assignment, reads the changelog from the store's
 //!   checkpoint + 1 to the end and applies it.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,15 +67,10 @@ pub async fn ensure_topics(
     super::admin::create_compacted(kafka, &missing, "changelog").await
 }
 
-/// Sends a worker's change sets to its changelog partition and follows
-/// their acknowledgements.
+/// Sends a worker's change sets to its changelog partition.
 pub struct ChangelogWriter {
     topic: Arc<str>,
     partition: i32,
-    /// Batches with changelog records, oldest first, until acknowledged.
-    waiting: VecDeque<Arc<Acks>>,
-    /// The highest offset [`ChangelogWriter::acknowledged`] returned.
-    last: Option<i64>,
 }
 
 impl ChangelogWriter {
@@ -85,8 +79,6 @@ impl ChangelogWriter {
         ChangelogWriter {
             topic: topic.into(),
             partition,
-            waiting: VecDeque::new(),
-            last: None,
         }
     }
 
@@ -97,7 +89,8 @@ impl ChangelogWriter {
 
     /// Sends `changes` as changelog records, part of the batch `acks` (so
     /// the batch's offsets are committed only once they are acknowledged
-    /// too). Returns how many records were sent.
+    /// too, and track the changelog offset acknowledged). Returns how many
+    /// records were sent.
     pub fn send(
         &mut self,
         producer: &Producer,
@@ -108,9 +101,6 @@ impl ChangelogWriter {
             return Ok(0);
         }
         acks.track_offsets_of(&self.topic);
-        if !self.waiting.back().is_some_and(|a| Arc::ptr_eq(a, acks)) {
-            self.waiting.push_back(acks.clone());
-        }
         for (key, value) in changes {
             let record = OutRecord {
                 key: Some(key),
@@ -122,41 +112,6 @@ impl ChangelogWriter {
             producer.send(&self.topic, record, acks)?;
         }
         Ok(changes.len())
-    }
-
-    /// The highest changelog offset acknowledged by batches that are done,
-    /// taken in the order they were sent (a batch still waiting holds back
-    /// the later ones); `None` when no new batch is done.
-    pub fn acknowledged(&mut self) -> Option<i64> {
-        let mut best = None;
-        while self.waiting.front().is_some_and(|a| a.is_done()) {
-            if let Some(acks) = self.waiting.pop_front() {
-                let offset = acks.tracked_offset();
-                if offset >= 0 {
-                    best = Some(best.map_or(offset, |b: i64| b.max(offset)));
-                }
-            }
-        }
-        if best.is_some() {
-            self.last = self.last.max(best);
-        }
-        best
-    }
-
-    /// The highest changelog offset acknowledged so far, in batch order.
-    pub fn last_acknowledged(&self) -> Option<i64> {
-        self.last
-    }
-
-    /// Stops waiting for the batches sent so far (they were dropped: an
-    /// aborted transaction).
-    pub fn forget_waiting(&mut self) {
-        self.waiting.clear();
-    }
-
-    /// Batches whose changelog records are not all acknowledged yet.
-    pub fn waiting(&self) -> usize {
-        self.waiting.len()
     }
 }
 

@@ -71,7 +71,8 @@ impl Acks {
         self.tracked_offset.load(Ordering::Acquire)
     }
 
-    fn delivered(&self, topic: &str, offset: i64) {
+    /// A record of the batch was acknowledged at `offset` of `topic`.
+    pub(crate) fn delivered(&self, topic: &str, offset: i64) {
         if self.tracked.get().is_some_and(|t| &**t == topic) {
             self.tracked_offset.fetch_max(offset, Ordering::AcqRel);
         }

@@ -56,6 +56,10 @@ pub(crate) struct Ledger {
     in_flight: VecDeque<Sent>,
     /// Per input: the committable offset (-1: nothing yet).
     done: Vec<i64>,
+    /// The highest changelog offset acknowledged by the settled batches
+    /// (each batch's [`Acks`] tracks its changelog records): the state
+    /// store's checkpoint.
+    changelog: Option<i64>,
 }
 
 impl Ledger {
@@ -64,6 +68,7 @@ impl Ledger {
         Ledger {
             in_flight: VecDeque::new(),
             done: vec![-1; inputs],
+            changelog: None,
         }
     }
 
@@ -108,6 +113,10 @@ impl Ledger {
                     *done = (*done).max(*next);
                 }
             }
+            let changelog = sent.acks.tracked_offset();
+            if changelog >= 0 {
+                self.changelog = self.changelog.max(Some(changelog));
+            }
             s.batches += 1;
             s.outputs += sent.outputs;
             s.dlq += sent.dlq;
@@ -121,6 +130,12 @@ impl Ledger {
     /// Per input, the offset to commit (-1: nothing to commit).
     pub(crate) fn committable(&self) -> &[i64] {
         &self.done
+    }
+
+    /// The highest changelog offset acknowledged by the batches settled so
+    /// far, in batch order (a batch in flight holds back the later ones).
+    pub(crate) fn changelog_acknowledged(&self) -> Option<i64> {
+        self.changelog
     }
 }
 
@@ -181,6 +196,34 @@ mod tests {
         assert_eq!(l.settle().batches, 1);
         assert_eq!(l.committable(), [10]);
         assert_eq!(l.len(), 1);
+    }
+
+    #[test]
+    fn the_changelog_offset_advances_only_over_a_finished_prefix() {
+        let changelog: Arc<str> = "g.s.changelog".into();
+        let mut l = Ledger::new(1);
+        let (s1, a1) = sent(&[10], 1);
+        let (s2, a2) = sent(&[20], 1);
+        let (s3, a3) = sent(&[30], 1);
+        for (s, a) in [(s1, &a1), (s2, &a2), (s3, &a3)] {
+            a.track_offsets_of(&changelog);
+            l.push(s);
+        }
+        // The second batch's changelog records are acknowledged first.
+        a2.delivered("g.s.changelog", 5);
+        a2.delivered("out", 99);
+        a2.close();
+        l.settle();
+        assert_eq!(l.changelog_acknowledged(), None, "held back by the first");
+        a1.delivered("g.s.changelog", 2);
+        a1.close();
+        l.settle();
+        assert_eq!(l.changelog_acknowledged(), Some(5), "only its changelog");
+        // A batch without changelog records leaves the offset as it was.
+        a3.close();
+        l.settle();
+        assert_eq!(l.changelog_acknowledged(), Some(5));
+        assert!(l.is_empty());
     }
 
     #[test]

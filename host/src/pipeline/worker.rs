@@ -195,7 +195,8 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         self.drain();
         self.commit(CommitMode::Sync);
         if self.fatal.is_none() {
-            self.processing.checkpoint(&self.metrics, false);
+            self.processing
+                .checkpoint(&self.metrics, self.ledger.changelog_acknowledged());
             self.processing
                 .close(&self.shared.config.name, self.partition);
         }
@@ -443,7 +444,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         }
         let settled = self.ledger.settle();
         self.processing
-            .checkpoint(&self.metrics, self.ledger.is_empty());
+            .checkpoint(&self.metrics, self.ledger.changelog_acknowledged());
         if settled.batches > 0 {
             self.metrics.records_out.fetch_add(settled.outputs, Relaxed);
             self.metrics.dlq.fetch_add(settled.dlq, Relaxed);

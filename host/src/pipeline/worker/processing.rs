@@ -120,25 +120,19 @@ impl Processing {
             })
     }
 
-    /// Moves the store's checkpoint to the changelog offset acknowledged by
-    /// the batches done so far, and updates the keys gauge (the count as of
-    /// the store's last flush). `none_left`: no batch is in flight any more
-    /// (those the writer still waits for were dropped, by an aborted
-    /// transaction).
-    pub fn checkpoint(&mut self, metrics: &PartitionMetrics, none_left: bool) {
-        let Some(writer) = &mut self.changelog else {
+    /// Moves the store's checkpoint to `acknowledged`, the changelog
+    /// offset acknowledged by the batches settled so far (the ledger's),
+    /// and updates the keys gauge (the count as of the store's last flush).
+    pub fn checkpoint(&mut self, metrics: &PartitionMetrics, acknowledged: Option<i64>) {
+        let Some(writer) = &self.changelog else {
             return;
         };
-        writer.acknowledged();
-        if none_left {
-            writer.forget_waiting();
-        }
         let Some(store) = self.runner.state() else {
             return;
         };
         // Offered again while idle, so that the last checkpoint is written
         // once the flush interval has passed (a no-op once it is).
-        if let Some(offset) = writer.last_acknowledged()
+        if let Some(offset) = acknowledged
             && let Err(e) = store.set_checkpoint(offset)
         {
             tracing::warn!(
