@@ -1,7 +1,10 @@
 //! Partita embedded in another program: a two-stage pipeline built in code
 //! from component bytes (legacy CSV orders parsed to JSON, then a running
 //! count and sum per customer), run against a broker until a deadline,
-//! then its state and metrics read from code.
+//! then its state and metrics read from code. Once the first orders are
+//! parsed, the parsing stage is hot-swapped from code for another
+//! component (`ReloadTrigger::swap`), its records neither lost nor
+//! repeated.
 //!
 //! ```sh
 //! cargo run -p partita --example embed -- BOOTSTRAP COMPONENTS_DIR SECONDS
@@ -9,7 +12,8 @@
 //!
 //! It reads topic `embed.orders` (CSV lines `id,customer,amount`, keyed by
 //! customer) and writes `embed.json` and `embed.totals`, creating missing
-//! topics. `COMPONENTS_DIR` holds `csv_to_json.wasm` and `count.wasm`
+//! topics. `COMPONENTS_DIR` holds `csv_to_json.wasm`,
+//! `csv_to_json_round_to_cents.wasm` and `count.wasm`
 //! (`scripts/build-wasm.sh` writes them to `target/wasm/components`).
 
 use std::path::PathBuf;
@@ -18,6 +22,7 @@ use std::time::Duration;
 
 use partita::config::{KafkaConfig, Pipeline, ProcessorSource, Stage, StateConfig};
 use partita::metrics::Metrics;
+use partita::pipeline::reload::ReloadTrigger;
 use partita::pipeline::{self, RunOptions};
 
 fn main() -> anyhow::Result<()> {
@@ -27,10 +32,14 @@ fn main() -> anyhow::Result<()> {
     };
     let components = PathBuf::from(components);
     let seconds: u64 = seconds.parse()?;
-    let component = |file: &str| -> anyhow::Result<ProcessorSource> {
-        let bytes = std::fs::read(components.join(file))?;
-        Ok(ProcessorSource::bytes(file, bytes))
+    let read = |file: &str| -> anyhow::Result<Vec<u8>> {
+        std::fs::read(components.join(file))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", components.join(file).display()))
     };
+    let component = |file: &str| -> anyhow::Result<ProcessorSource> {
+        Ok(ProcessorSource::bytes(file, read(file)?))
+    };
+    let fixed = read("csv_to_json_round_to_cents.wasm")?;
 
     let mut kafka = KafkaConfig::new(bootstrap.as_str(), "embed");
     kafka.create_topics = true;
@@ -59,14 +68,17 @@ fn main() -> anyhow::Result<()> {
         .build()?;
 
     let metrics = Arc::new(Metrics::default());
+    let trigger = ReloadTrigger::new();
     let options = RunOptions {
         metrics: Some(metrics.clone()),
+        // Swaps processors from code (and reloads files, as SIGHUP does).
+        reload: trigger.clone(),
         // The processors come from bytes: no files to watch.
         watch_files: false,
         ..RunOptions::default()
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    let watched = metrics.clone();
+    let (watched, swapped) = (metrics.clone(), metrics.clone());
     runtime.block_on(async move {
         // What a running pipeline looks like from code, once a second.
         let report = tokio::spawn(async move {
@@ -83,6 +95,24 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         });
+        // Once the first orders are parsed, swap the parsing stage's
+        // processor; the workers take it at their next batch boundary.
+        let swap = tokio::spawn(async move {
+            let parsed = || {
+                let totals = swapped.totals();
+                totals.iter().any(|(s, t)| s == "parse" && t.records_in > 0)
+            };
+            while !parsed() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            match trigger
+                .swap("parse", "csv_to_json_round_to_cents.wasm", fixed)
+                .await
+            {
+                Ok(version) => eprintln!("parse: swapped to version {version}"),
+                Err(e) => eprintln!("parse: not swapped: {e}"),
+            }
+        });
         let result = pipeline::run(
             pipeline,
             options,
@@ -90,12 +120,13 @@ fn main() -> anyhow::Result<()> {
         )
         .await;
         report.abort();
+        swap.abort();
         result
     })?;
     for (stage, t) in metrics.totals() {
         println!(
-            "{stage}: {} records in, {} out",
-            t.records_in, t.records_out
+            "{stage}: {} records in, {} out, version {}",
+            t.records_in, t.records_out, t.version
         );
     }
     let _ = std::fs::remove_dir_all(state_dir);

@@ -1,6 +1,7 @@
 //! `host/examples/embed.rs` against the real broker: a two-stage pipeline
-//! built in code from component bytes processes every order, stops at its
-//! deadline, and reports its totals from code.
+//! built in code from component bytes processes every order, has its
+//! parsing stage hot-swapped from code, stops at its deadline, and reports
+//! its totals from code.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -55,6 +56,19 @@ fn the_embedding_example_runs_a_pipeline_built_in_code() {
     );
     assert!(
         stdout.contains("totals: 100 records in, 100 out"),
+        "{stdout}\n{stderr}"
+    );
+    // Swapped from code: the new version is the stage's at the end.
+    let fixed = std::fs::read(components.join("csv_to_json_round_to_cents.wasm")).unwrap();
+    let version = &blake3::hash(&fixed).to_hex()[..12];
+    assert!(
+        stderr.contains(&format!("parse: swapped to version {version}")),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "parse: 100 records in, 100 out, version {version}"
+        )),
         "{stdout}\n{stderr}"
     );
 

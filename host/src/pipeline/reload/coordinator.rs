@@ -19,6 +19,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use super::super::shadow::Shadow;
+use super::SwapError;
 use super::live::LiveProcessor;
 use super::trial::{Refused, try_version};
 use crate::config::{Follow, StageConfig};
@@ -40,6 +41,8 @@ pub(crate) enum Event {
     All,
     /// A component deployed through the control topic.
     Deployed(Deployed),
+    /// A component handed over from code ([`super::ReloadTrigger::swap`]).
+    Swap(SwapRequest),
     /// The candidate of stage `stage` was withdrawn.
     Withdrawn {
         /// The stage's index.
@@ -64,6 +67,19 @@ pub(crate) struct Deployed {
     pub bytes: Vec<u8>,
     /// Where to say how its trial went.
     pub outcome: Sender<Outcome>,
+}
+
+/// A component to swap in, from code.
+#[derive(Debug)]
+pub(crate) struct SwapRequest {
+    /// The stage's name.
+    pub stage: String,
+    /// What to call the component in logs.
+    pub name: String,
+    /// The component.
+    pub bytes: Arc<[u8]>,
+    /// Where to answer: the version published, or why not.
+    pub reply: tokio::sync::oneshot::Sender<Result<String, SwapError>>,
 }
 
 /// How a deployed component's trial went.
@@ -165,6 +181,10 @@ pub(crate) fn run(
             Ok(Event::Changed { stage, at }) => c.changed(stage, at),
             Ok(Event::All) => c.all(),
             Ok(Event::Deployed(d)) => c.deployed(d),
+            Ok(Event::Swap(request)) => {
+                let answer = c.swap(&request);
+                let _ = request.reply.send(answer);
+            }
             Ok(Event::Withdrawn { stage }) => {
                 if let Some(shadow) = c.stages.get(stage).and_then(|s| s.shadow.as_ref()) {
                     shadow.publish(None);
@@ -321,6 +341,64 @@ impl Coordinator {
                 stage.live.publish(processor, pending.changed_at);
             }
             Err(refused) => self.failed(i, pending, Some(hash), refused.reason, refused.message),
+        }
+    }
+
+    /// Tries a component handed over from code and publishes it, or
+    /// refuses it.
+    fn swap(&mut self, request: &SwapRequest) -> Result<String, SwapError> {
+        let Some(stage) = self.stages.iter().find(|s| s.config.name == request.stage) else {
+            let stages: Vec<&str> = self.stages.iter().map(|s| s.config.name.as_str()).collect();
+            return Err(SwapError::NoSuchStage {
+                stage: request.stage.clone(),
+                stages: stages.join(", "),
+            });
+        };
+        let name = &stage.config.name;
+        if stage.config.reload.follow == Follow::Deploy {
+            return Err(SwapError::FollowsDeployments(name.clone()));
+        }
+        let live = stage.live.current();
+        if blake3::hash(&request.bytes).to_hex().as_str() == live.content_hash() {
+            tracing::info!(
+                "stage \"{name}\": {} is the live version {} already: nothing to swap",
+                request.name,
+                live.version()
+            );
+            return Ok(live.version().to_string());
+        }
+        let at = Instant::now();
+        let path = Path::new(&request.name);
+        match try_version(
+            &self.engine,
+            &stage.config,
+            &stage.tables,
+            path,
+            &request.bytes,
+        ) {
+            Ok(processor) => {
+                let version = processor.version().to_string();
+                tracing::info!(
+                    "stage \"{name}\": {} passed its trial as version {version}",
+                    request.name
+                );
+                stage.live.publish(processor, at);
+                Ok(version)
+            }
+            Err(refused) => {
+                tracing::warn!(
+                    "stage \"{name}\": refusing {} ({}): {}; version {} keeps running",
+                    request.name,
+                    refused.reason.as_str(),
+                    refused.message,
+                    live.version()
+                );
+                stage.live.count_refusal(refused.reason);
+                Err(SwapError::Refused {
+                    name: request.name.clone(),
+                    refused,
+                })
+            }
         }
     }
 

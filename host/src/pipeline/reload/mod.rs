@@ -4,6 +4,7 @@
 //! ```text
 //! notify (folder of each processor file) ─┐
 //! SIGHUP (ReloadTrigger::reload_all) ─────┤
+//! ReloadTrigger::swap (bytes, from code) ─┤
 //!                                         ▼
 //!   coordinator thread: debounce → read → same hash? → Engine::load (cache)
 //!     → trial instance + init with the stage's config → outputs mapped?
@@ -37,7 +38,7 @@ mod swap;
 mod trial;
 mod watch;
 
-use coordinator::Event;
+use coordinator::{Event, SwapRequest};
 pub use coordinator::{ReloadSettings, ReloadStage};
 pub use follow::{FollowStart, Followed, Prepared, prepare};
 pub use live::{LiveProcessor, Refusal};
@@ -67,12 +68,86 @@ impl ReloadTrigger {
         listeners.len()
     }
 
+    /// Swaps stage `stage`'s processor for the component `bytes` (called
+    /// `name` in logs) in every listening run: for a stage built in code,
+    /// what a changed file is for a stage read from a file. The component
+    /// passes the same trial first (loaded, instantiated, `init`-ed with
+    /// the stage's config, its outputs mapped); the workers then take it
+    /// at their next batch boundary, their state untouched, and roll it
+    /// back if it rejects too many of its first records, as with any hot
+    /// reload. Resolves to the new version once it is published, or to
+    /// why it was not.
+    pub async fn swap(
+        &self,
+        stage: &str,
+        name: &str,
+        bytes: impl Into<Arc<[u8]>>,
+    ) -> Result<String, SwapError> {
+        let bytes = bytes.into();
+        let mut replies = Vec::new();
+        {
+            let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+            listeners.retain(|l| {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let sent = l.send(Event::Swap(SwapRequest {
+                    stage: stage.to_string(),
+                    name: name.to_string(),
+                    bytes: bytes.clone(),
+                    reply,
+                }));
+                if sent.is_ok() {
+                    replies.push(answer);
+                }
+                sent.is_ok()
+            });
+        }
+        if replies.is_empty() {
+            return Err(SwapError::NotRunning);
+        }
+        let mut version = String::new();
+        for answer in replies {
+            version = answer.await.map_err(|_| SwapError::NotRunning)??;
+        }
+        Ok(version)
+    }
+
     fn listen(&self, events: Sender<Event>) {
         self.listeners
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(events);
     }
+}
+
+/// Why [`ReloadTrigger::swap`] did not swap a processor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SwapError {
+    /// No run listens to the trigger (none started, or it ended).
+    #[error("no running pipeline listens to this trigger")]
+    NotRunning,
+    /// The pipeline has no such stage.
+    #[error("the pipeline has no stage \"{stage}\" (its stages: {stages})")]
+    NoSuchStage {
+        /// The stage asked for.
+        stage: String,
+        /// The pipeline's stages, comma-separated.
+        stages: String,
+    },
+    /// The stage follows deployments: every host must run the same
+    /// version, so it changes through the control topic only.
+    #[error(
+        "stage \"{0}\" follows deployments: deploy through the control topic \
+         (partita deploy, or deploy::ControlWriter) so that every host runs it"
+    )]
+    FollowsDeployments(String),
+    /// The component failed its trial; the live version keeps running.
+    #[error("{}: refused ({}): {}", .name, .refused.reason.as_str(), .refused.message)]
+    Refused {
+        /// The component's name.
+        name: String,
+        /// Why.
+        refused: Refused,
+    },
 }
 
 /// The reload machinery of one run: the watcher and the coordinator

@@ -335,6 +335,83 @@ fn a_reload_request_reloads_without_a_watcher() {
 }
 
 #[test]
+fn a_component_handed_over_from_code_is_tried_then_published() {
+    let s = Stage::start("tag-v1", "", false);
+    let v1 = s.version();
+    let v2 = std::fs::read(component("tag-v2")).unwrap();
+    // The stage's file holds the same, so that the reloader's check of the
+    // file at start, whenever it runs, finds nothing to swap back.
+    std::fs::write(&s.file, &v2).unwrap();
+    let swapped = block_on(s.trigger.swap("s", "tag-v2.wasm", v2.clone()));
+    assert_eq!(swapped, Ok(short(&v2)));
+    assert_eq!(s.version(), short(&v2), "published before the answer");
+    assert_eq!(s.live.generation(), 2);
+    // The live version again: answered, nothing swapped.
+    assert_eq!(
+        block_on(s.trigger.swap("s", "again.wasm", v2.clone())),
+        Ok(short(&v2))
+    );
+    assert_eq!(s.live.generation(), 2);
+
+    // A broken component is refused and counted; the live version stays.
+    let refused = block_on(
+        s.trigger
+            .swap("s", "broken.wasm", b"\0asm garbage".to_vec()),
+    );
+    let Err(SwapError::Refused { name, refused }) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(
+        (name.as_str(), refused.reason),
+        ("broken.wasm", Refusal::NotAComponent)
+    );
+    assert_eq!(s.failures(Refusal::NotAComponent), 1);
+    // So is one that declares an output the stage maps no topic to.
+    let misbehave = std::fs::read(component("misbehave")).unwrap();
+    let refused = block_on(s.trigger.swap("s", "misbehave.wasm", misbehave));
+    assert!(
+        matches!(&refused, Err(SwapError::Refused { refused, .. }) if refused.reason == Refusal::Outputs),
+        "{refused:?}"
+    );
+    assert_eq!(s.version(), short(&v2));
+
+    assert_eq!(
+        block_on(s.trigger.swap("nope", "x.wasm", v2.clone())),
+        Err(SwapError::NoSuchStage {
+            stage: "nope".into(),
+            stages: "s".into()
+        })
+    );
+    let mut s = s;
+    drop(s.reloader.take());
+    assert_eq!(
+        block_on(s.trigger.swap("s", "tag-v1.wasm", v2)),
+        Err(SwapError::NotRunning)
+    );
+    assert_ne!(v1, s.version());
+}
+
+/// Runs `f` to completion on a current-thread runtime.
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+#[test]
+fn a_stage_that_follows_deployments_is_not_swapped_from_code() {
+    let tag = std::fs::read(component("tag-v1")).unwrap();
+    let s = Stage::with_bytes(&tag, "follow = \"deploy\"", false);
+    let v2 = std::fs::read(component("tag-v2")).unwrap();
+    assert_eq!(
+        block_on(s.trigger.swap("s", "tag-v2.wasm", v2)),
+        Err(SwapError::FollowsDeployments("s".into()))
+    );
+    assert_eq!(s.live.generation(), 1);
+}
+
+#[test]
 fn workers_swap_between_batches_and_keep_the_state() {
     let count = std::fs::read(component("count")).unwrap();
     let s = Stage::with_bytes(&count, "", false);
