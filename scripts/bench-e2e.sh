@@ -6,13 +6,17 @@
 #
 #   scripts/bench-e2e.sh [--records N] [--repeats R] [--partitions P]
 #                        [--commit-interval-ms MS] [--settings default|tansu|both]
+#                        [--baseline PARTITA_BINARY]
 #
 # Builds everything in release mode, starts a private Tansu broker with the
 # memory:// engine on a free port, creates the input topic (P partitions,
 # default 4) and produces N records (default 2,000,000) of 100-byte values
 # with distinct keys. Then, for each client setting, it runs the bare loop
 # and partita one after the other, R times each (default 3), alternating,
-# each run in a new consumer group writing to a new output topic.
+# each run in a new consumer group writing to a new output topic. With
+# --baseline, another build of partita (an earlier commit's, say) runs the
+# same pipeline in turn with the two others, and the table gains its
+# column and the ratio of this build to it.
 #
 # Client settings (given to both, partita through [kafka.consumer], the
 # bare loop through --consumer-property):
@@ -50,9 +54,10 @@ repeats=3
 partitions=4
 commit_ms=100
 settings="default tansu"
+baseline=""
 usage() {
     echo "usage: $0 [--records N] [--repeats R] [--partitions P] [--commit-interval-ms MS]" \
-        "[--settings default|tansu|both]" >&2
+        "[--settings default|tansu|both] [--baseline PARTITA_BINARY]" >&2
     exit 2
 }
 while [[ $# -gt 0 ]]; do
@@ -66,6 +71,13 @@ while [[ $# -gt 0 ]]; do
                 --partitions) partitions="$2" ;;
                 --commit-interval-ms) commit_ms="$2" ;;
             esac
+            ;;
+        --baseline)
+            [[ -x "$2" ]] || {
+                echo "error: --baseline: $2 is not an executable file" >&2
+                exit 2
+            }
+            baseline="$(realpath "$2")"
             ;;
         --settings)
             case "$2" in
@@ -139,6 +151,9 @@ input_digest="$("$probe" --bootstrap "$bootstrap" "${probe_fast[@]}" digest \
 # Fill the compiled-component cache, as any second run of partita finds it.
 printf '{"key":"k","value":"v"}\n' > "$WORK/one.jsonl"
 "$partita" test "$WORK/passthrough.wasm" --input "$WORK/one.jsonl" >/dev/null
+if [[ -n "$baseline" ]]; then
+    "$baseline" test "$WORK/passthrough.wasm" --input "$WORK/one.jsonl" >/dev/null
+fi
 
 ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
@@ -175,7 +190,9 @@ run_one() {
     "$tool" --bootstrap "$bootstrap" create-topic "$out" --partitions "$partitions" >/dev/null
     local broker_before start
     broker_before="$(ticks "$broker_pid")"
-    if [[ "$kind" == partita ]]; then
+    if [[ "$kind" == partita || "$kind" == baseline ]]; then
+        local bin="$partita"
+        [[ "$kind" == baseline ]] && bin="$baseline"
         {
             printf '[kafka]\nbootstrap = "%s"\ngroup = "%s"\ncommit_interval_ms = %s\n' \
                 "$bootstrap" "$group" "$commit_ms"
@@ -185,7 +202,7 @@ run_one() {
             printf 'input = "bench.in"\noutputs = { default = "%s" }\n' "$out"
         } > "$WORK/$name.toml"
         start="$(date +%s%N)"
-        "$partita" run "$WORK/$name.toml" 2>"$log" &
+        "$bin" run "$WORK/$name.toml" 2>"$log" &
     else
         local args=()
         for p in "${props[@]}"; do args+=(--consumer-property "$p"); done
@@ -227,6 +244,9 @@ for setting in $settings; do
     for ((n = 1; n <= repeats; n++)); do
         run_one "$setting" bare "$n"
         run_one "$setting" partita "$n"
+        if [[ -n "$baseline" ]]; then
+            run_one "$setting" baseline "$n"
+        fi
     done
 done
 step "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -276,14 +296,23 @@ rows = [
 ]
 for setting in dict.fromkeys(s for s, _ in runs):
     bare, part = runs[(setting, "bare")], runs[(setting, "partita")]
+    base = runs.get((setting, "baseline"))
     print(f"\nsetting {setting}: {records:,} records of 100 B, median of {len(bare)} run(s) each")
-    print(f"{'':44} {'bare':>10} {'partita':>10} {'partita/bare':>13}")
+    head = f"{'':44} {'bare':>10} {'partita':>10} {'partita/bare':>13}"
+    if base:
+        head += f" {'baseline':>10} {'partita/baseline':>17}"
+    print(head)
     for label, key, fmt in rows:
         b = statistics.median(r[key] for r in bare)
         p = statistics.median(r[key] for r in part)
-        print(f"{label:44} {fmt.format(b):>10} {fmt.format(p):>10} {p / b:>13.2f}")
+        line = f"{label:44} {fmt.format(b):>10} {fmt.format(p):>10} {p / b:>13.2f}"
+        if base:
+            o = statistics.median(r[key] for r in base)
+            line += f" {fmt.format(o):>10} {p / o:>17.2f}"
+        print(line)
     print("every run: records/s total, steady; CPU µs/record total, steady; broker µs/record steady")
-    for kind, rs in (("bare", bare), ("partita", part)):
+    kinds = [("bare", bare), ("partita", part)] + ([("baseline", base)] if base else [])
+    for kind, rs in kinds:
         for i, r in enumerate(rs, 1):
             print(f"  {kind:8} {i}: {r['total_rate']:>9,.0f} {r['steady_rate']:>9,.0f}   "
                   f"{r['total_cpu']:.2f} {r['steady_cpu']:.2f}   {r['broker_cpu']:.2f}")

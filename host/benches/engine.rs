@@ -147,6 +147,7 @@ fn instance(engine: &Engine, name: &str, config: &[(&str, &str)]) -> Instance {
             Limits {
                 memory_bytes: 256 << 20,
                 deadline: Duration::from_secs(10),
+                ..Limits::default()
             },
         ))
         .expect("instantiate")

@@ -84,6 +84,7 @@ fn bench(engine: &Engine, name: &str, path: &Path, swaps: usize) {
     let limits = Limits {
         memory_bytes: 512 << 20,
         deadline: Duration::from_secs(10),
+        ..Limits::default()
     };
     let first: Processor = engine.load_bytes(path, &versions[0]).unwrap();
     let mut instance = first

@@ -257,6 +257,7 @@ fn engine_instance(engine: &Engine, name: &str, state: Box<dyn StateStore>) -> I
         Limits {
             memory_bytes: 512 << 20,
             deadline: Duration::from_secs(10),
+            ..Limits::default()
         },
     );
     setup.state = state;

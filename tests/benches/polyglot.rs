@@ -42,6 +42,7 @@ fn setup(config: &[(&str, &str)], memory: usize) -> InstanceSetup {
         Limits {
             memory_bytes: memory,
             deadline: Duration::from_secs(30),
+            ..Limits::default()
         },
     )
 }

@@ -46,6 +46,7 @@ fn setup(config: &[(&str, &str)], tables: Arc<dyn Tables>) -> InstanceSetup {
     let limits = Limits {
         memory_bytes: MEMORY,
         deadline: DEADLINE,
+        ..Limits::default()
     };
     InstanceSetup {
         partition: 3,
@@ -485,12 +486,13 @@ fn state_writes_beyond_the_memory_cap_stop_the_call_and_keep_the_state() {
             limits: Limits {
                 memory_bytes: MEMORY,
                 deadline: Duration::from_secs(30),
+                ..Limits::default()
             },
             ..setup(&[], Arc::new(MemoryTables::new()))
         })
         .expect("instantiate");
     run(&mut inst, &[("a", "state")]);
-    // 1 MiB values under ever new keys: small in the guest, unbounded in
+    // 512 KiB values under ever new keys: small in the guest, unbounded in
     // the host unless capped.
     let e = failure(&mut inst, "state-bomb");
     assert_eq!(e, ProcessError::Memory(MEMORY), "{e}");
@@ -501,6 +503,47 @@ fn state_writes_beyond_the_memory_cap_stop_the_call_and_keep_the_state() {
             .is_none()
     );
     assert_eq!(run(&mut inst, &[("a", "state")]).0, vec!["ok:2"]);
+}
+
+#[test]
+fn an_output_or_a_state_write_past_max_record_bytes_fails_its_record_alone() {
+    let mut inst = instance(&[]);
+    let (seen, calls) = run(
+        &mut inst,
+        &[
+            ("a", "state"),
+            ("b", "big-output"),
+            ("c", "big-state"),
+            ("d", "big-write-batch"),
+            ("a", "state"),
+        ],
+    );
+    assert_eq!(calls, 6, "the batch, then each record alone");
+    assert_eq!(seen[0], "ok:1");
+    assert_eq!(
+        seen[1],
+        "failed:an output of 2000000 bytes is larger than max_record_bytes (1000000)"
+    );
+    let write = "failed:a state write of 2000005 bytes is larger than max_record_bytes (1000000)";
+    assert_eq!(seen[2], write);
+    assert_eq!(seen[3], write, "a write-batch is held to the same limit");
+    assert_eq!(seen[4], "ok:2", "the records around them keep their state");
+    assert_eq!(counter(&mut inst, "b"), None, "its state write was dropped");
+    assert!(inst.state().get(b"big:c").unwrap().is_none());
+
+    // Raised, the same records pass.
+    let mut roomy = misbehave(&shared())
+        .instantiate(InstanceSetup {
+            limits: Limits {
+                max_record_bytes: 4_000_000,
+                ..Limits::default()
+            },
+            ..setup(&[], Arc::new(MemoryTables::new()))
+        })
+        .expect("instantiate");
+    let (seen, _) = run(&mut roomy, &[("b", "big-output"), ("c", "big-state")]);
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|s| s.starts_with("ok:")), "{seen:?}");
 }
 
 #[test]

@@ -30,6 +30,7 @@ fn start(name: &str, config: &[(&str, &str)], tables: MemoryTables) -> Instance 
                 Limits {
                     memory_bytes: 64 << 20,
                     deadline: Duration::from_secs(2),
+                    ..Limits::default()
                 },
             )
         })
@@ -204,6 +205,7 @@ fn count_state_survives_a_restart_of_the_instance() {
             limits: Limits {
                 memory_bytes: 64 << 20,
                 deadline: Duration::from_secs(2),
+                ..Limits::default()
             },
             counters: Default::default(),
         })

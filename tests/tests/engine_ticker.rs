@@ -40,6 +40,7 @@ fn the_ticker_stops_when_the_last_user_of_the_engine_drops() {
             Limits {
                 memory_bytes: 32 << 20,
                 deadline: Duration::from_secs(1),
+                ..Limits::default()
             },
         ))
         .unwrap();

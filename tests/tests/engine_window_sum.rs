@@ -23,6 +23,7 @@ fn limits() -> Limits {
     Limits {
         memory_bytes: 64 << 20,
         deadline: Duration::from_secs(2),
+        ..Limits::default()
     }
 }
 

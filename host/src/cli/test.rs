@@ -115,6 +115,7 @@ pub fn main(args: TestArgs) -> anyhow::Result<ExitCode> {
         limits: Limits {
             memory_bytes: args.memory_mb.saturating_mul(1 << 20),
             deadline: Duration::from_millis(args.deadline_ms),
+            ..Limits::default()
         },
         counters: counters.clone(),
     })?;

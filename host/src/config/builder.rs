@@ -149,6 +149,7 @@ impl Stage {
             limits: Limits {
                 memory_bytes: (DEFAULT_MEMORY_MB as usize) << 20,
                 deadline: DEFAULT_DEADLINE,
+                ..Limits::default()
             },
             batch: BatchLimits::default(),
             reload: ReloadConfig::default(),

@@ -340,6 +340,9 @@ fn read_stage(
     let deadline = r
         .integer("deadline_ms", 1, 3_600_000, p)
         .map_or(DEFAULT_DEADLINE, Duration::from_millis);
+    let max_record_bytes = r
+        .integer("max_record_bytes", 1, 1 << 30, p)
+        .map_or(crate::engine::DEFAULT_MAX_RECORD_BYTES, to_usize);
     let batch_size = r
         .integer("batch_size", 1, 1_000_000, p)
         .map_or(DEFAULT_BATCH_SIZE, to_usize);
@@ -378,6 +381,7 @@ fn read_stage(
         limits: Limits {
             memory_bytes: to_usize(memory_mb) << 20,
             deadline,
+            max_record_bytes,
         },
         batch: BatchLimits {
             max_records: batch_size,

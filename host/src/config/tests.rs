@@ -131,7 +131,8 @@ fn the_minimal_file_of_the_issue_works_as_written() {
         s.limits,
         Limits {
             memory_bytes: 128 << 20,
-            deadline: Duration::from_secs(1)
+            deadline: Duration::from_secs(1),
+            ..Limits::default()
         }
     );
     assert_eq!(
@@ -232,7 +233,8 @@ on_error = "skip"
         s.limits,
         Limits {
             memory_bytes: 64 << 20,
-            deadline: Duration::from_millis(250)
+            deadline: Duration::from_millis(250),
+            ..Limits::default()
         }
     );
     assert_eq!(
@@ -370,6 +372,30 @@ fn numbers_out_of_range_are_refused() {
             "DIR/pipeline.toml:10:13: stage \"pass\": memory_mb: expected an integer from 1 to 65536, found 0",
             "DIR/pipeline.toml:11:14: stage \"pass\": batch_size: expected an integer from 1 to 1000000, found -5",
         ]
+    );
+}
+
+#[test]
+fn max_record_bytes_sets_the_stage_limit_within_its_range() {
+    let d = Dir::new();
+    let set = MINIMAL.replace(
+        "input = \"legacy.orders\"",
+        "input = \"legacy.orders\"\nmax_record_bytes = 5000",
+    );
+    let p = d.parse(&set).unwrap();
+    assert_eq!(p.stages[0].limits.max_record_bytes, 5000);
+    let default = d.parse(MINIMAL).unwrap();
+    assert_eq!(
+        default.stages[0].limits.max_record_bytes,
+        crate::engine::DEFAULT_MAX_RECORD_BYTES
+    );
+    let zero = MINIMAL.replace(
+        "input = \"legacy.orders\"",
+        "input = \"legacy.orders\"\nmax_record_bytes = 0",
+    );
+    assert_eq!(
+        d.problems(&zero),
+        ["DIR/pipeline.toml:10:20: stage \"pass\": max_record_bytes: expected an integer from 1 to 1073741824, found 0"]
     );
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::Limits;
 use super::counters::{CounterKey, Counters};
 use super::limits::Limiter;
 use super::stderr::StderrTail;
@@ -30,6 +31,17 @@ impl std::fmt::Display for StateFailure {
 
 impl std::error::Error for StateFailure {}
 
+/// A state write larger than the stage's `max_record_bytes`, raised as a
+/// trap out of a state import: it could never be written to the changelog.
+#[derive(Debug, thiserror::Error)]
+#[error("a state write of {bytes} bytes is larger than max_record_bytes ({limit})")]
+pub(crate) struct WriteTooLarge {
+    /// Key and value.
+    pub(crate) bytes: usize,
+    /// The limit.
+    pub(crate) limit: usize,
+}
+
 /// Who an instance is, for its log lines.
 #[derive(Debug, Clone)]
 pub(crate) struct Origin {
@@ -50,6 +62,8 @@ pub(crate) struct StoreData {
     /// Bytes of keys and values written in the current call: held by the
     /// host on the guest's behalf, so capped by its memory cap.
     pub(crate) pending_bytes: usize,
+    /// The largest state write (key and value) allowed.
+    max_record_bytes: usize,
     tables: Arc<dyn Tables>,
     origin: Origin,
     /// What the guest wrote to stderr during the current call.
@@ -66,7 +80,7 @@ impl StoreData {
     pub(crate) fn new(
         state: Box<dyn StateStore>,
         tables: Arc<dyn Tables>,
-        memory_bytes: usize,
+        limits: Limits,
         origin: Origin,
         counters: Arc<Counters>,
     ) -> Self {
@@ -74,10 +88,11 @@ impl StoreData {
         StoreData {
             wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
             table: ResourceTable::new(),
-            limiter: Limiter::new(memory_bytes),
+            limiter: Limiter::new(limits.memory_bytes),
             state,
             pending: ChangeSet::new(),
             pending_bytes: 0,
+            max_record_bytes: limits.max_record_bytes,
             tables,
             origin,
             stderr,
@@ -98,6 +113,18 @@ impl StoreData {
 
     fn failure(e: anyhow::Error) -> wasmtime::Error {
         wasmtime::Error::new(StateFailure(format!("{e:#}")))
+    }
+
+    /// Refuses a state write of `bytes` (key and value) past
+    /// `max_record_bytes`.
+    fn check_size(&self, bytes: usize) -> wasmtime::Result<()> {
+        if bytes > self.max_record_bytes {
+            return Err(wasmtime::Error::new(WriteTooLarge {
+                bytes,
+                limit: self.max_record_bytes,
+            }));
+        }
+        Ok(())
     }
 
     /// Counts `bytes` more of state writes in this call; past the memory
@@ -143,6 +170,7 @@ impl state::Host for StoreData {
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.check_size(key.len() + value.len())?;
         self.charge(key.len() + value.len())?;
         self.pending.insert(key, Some(value));
         Ok(())
@@ -160,6 +188,11 @@ impl state::Host for StoreData {
             Ok(w) => w,
             Err(e) => return Ok(Err(format!("malformed writes buffer: {e}"))),
         };
+        for w in writes.iter() {
+            if let partita_wire::Write::Put(k, v) = w {
+                self.check_size(k.len() + v.len())?;
+            }
+        }
         for w in writes.iter() {
             match w {
                 partita_wire::Write::Put(k, v) => self.pending.insert(k.to_vec(), Some(v.to_vec())),

@@ -19,7 +19,7 @@ use partita_wire::{
 use wasmtime::Store;
 
 use super::counters::Counters;
-use super::imports::{Origin, StateFailure, StoreData};
+use super::imports::{Origin, StateFailure, StoreData, WriteTooLarge};
 use super::{InstanceError, InstanceSetup, Limits, ProcessError, Processor};
 use crate::bindings::Stage;
 use crate::state::{ChangeSet, MemoryState, StateStore};
@@ -160,7 +160,7 @@ impl Instance {
                     *results = buf;
                     let results: &'a [u8] = results;
                     match Results::parse(results, n, run.n_outputs()) {
-                        Ok(parsed) => check_outputs(&parsed)
+                        Ok(parsed) => check_outputs(&parsed, &run.limits)
                             .and_then(|()| run.commit(changes).map(|()| parsed)),
                         Err(e) => Err(ProcessError::Malformed(format!("results: {e}"))),
                     }
@@ -291,7 +291,13 @@ impl GuestSlot {
         let checked = match result {
             Ok(buf) => {
                 self.timer = buf;
+                let limit = self.limits.max_record_bytes;
                 match Outputs::parse(&self.timer, self.n_outputs()) {
+                    Ok(o) if o.largest() > limit => Err(ProcessError::TooLarge {
+                        what: "an output",
+                        bytes: o.largest(),
+                        limit,
+                    }),
                     Ok(_) => self.commit(changes),
                     Err(e) => Err(ProcessError::Malformed(format!("timer outputs: {e}"))),
                 }
@@ -388,7 +394,7 @@ impl GuestSlot {
     ) -> Result<Vec<u8>, ProcessError> {
         let buf = self.call_process(input)?;
         match Results::parse(&buf, 1, self.n_outputs()) {
-            Ok(parsed) => check_outputs(&parsed)?,
+            Ok(parsed) => check_outputs(&parsed, &self.limits)?,
             Err(e) => return Err(ProcessError::Malformed(format!("results: {e}"))),
         }
         self.commit(changes)?;
@@ -422,6 +428,13 @@ impl GuestSlot {
         self.store.data_mut().counts.clear();
         if let Some(f) = e.downcast_ref::<StateFailure>() {
             return ProcessError::State(f.0.clone());
+        }
+        if let Some(w) = e.downcast_ref::<WriteTooLarge>() {
+            return ProcessError::TooLarge {
+                what: "a state write",
+                bytes: w.bytes,
+                limit: w.limit,
+            };
         }
         match e.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => ProcessError::Deadline(self.limits.deadline),
@@ -511,7 +524,7 @@ fn store_data(
         partition,
         version: processor.version().into(),
     };
-    StoreData::new(state, tables, limits.memory_bytes, origin, counters.clone())
+    StoreData::new(state, tables, limits, origin, counters.clone())
 }
 
 /// Instantiates `processor` in a new store around `data` and calls `init`.
@@ -563,10 +576,18 @@ fn start_guest(
 }
 
 /// Fails when a record of `results` has more than
-/// [`super::MAX_OUTPUTS_PER_RECORD`] outputs.
-fn check_outputs(results: &Results<'_>) -> Result<(), ProcessError> {
-    match results.most_outputs() {
-        n if n > super::MAX_OUTPUTS_PER_RECORD => Err(ProcessError::TooManyOutputs(n)),
+/// [`super::MAX_OUTPUTS_PER_RECORD`] outputs, or an output larger than
+/// `limits.max_record_bytes`.
+fn check_outputs(results: &Results<'_>, limits: &Limits) -> Result<(), ProcessError> {
+    if results.most_outputs() > super::MAX_OUTPUTS_PER_RECORD {
+        return Err(ProcessError::TooManyOutputs(results.most_outputs()));
+    }
+    match results.largest_output() {
+        bytes if bytes > limits.max_record_bytes => Err(ProcessError::TooLarge {
+            what: "an output",
+            bytes,
+            limit: limits.max_record_bytes,
+        }),
         _ => Ok(()),
     }
 }

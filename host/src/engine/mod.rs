@@ -67,6 +67,28 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Maximum CPU time of one `process` or `on-timer` call.
     pub deadline: Duration,
+    /// The largest record a call may hand over: an output (its own key,
+    /// value and headers) or a state write (key and value, which become a
+    /// changelog record). Larger, and the record fails
+    /// ([`ProcessError::TooLarge`]) instead of the producer refusing it
+    /// for good and stopping the run.
+    pub max_record_bytes: usize,
+}
+
+/// librdkafka's default `message.max.bytes`: the default of
+/// [`Limits::max_record_bytes`].
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1_000_000;
+
+impl Default for Limits {
+    /// 128 MiB of memory, 1 s of CPU per call, records up to
+    /// [`DEFAULT_MAX_RECORD_BYTES`]: the pipeline file's defaults.
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 128 << 20,
+            deadline: Duration::from_secs(1),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
 }
 
 /// Why a component could not be loaded.
@@ -141,6 +163,18 @@ pub enum ProcessError {
     /// [`MAX_OUTPUTS_PER_RECORD`] (its outputs and state writes dropped).
     #[error("emitted {0} outputs for one record (at most {MAX_OUTPUTS_PER_RECORD})")]
     TooManyOutputs(usize),
+    /// An output or a state write was larger than
+    /// [`Limits::max_record_bytes`] (the record's outputs and state writes
+    /// dropped).
+    #[error("{what} of {bytes} bytes is larger than max_record_bytes ({limit})")]
+    TooLarge {
+        /// `"an output"` or `"a state write"`.
+        what: &'static str,
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// After an earlier failure the processor could not be started again
     /// (instantiation or `init` failed), so the record was not run.
     #[error("cannot restart the processor after a failure: {0}")]

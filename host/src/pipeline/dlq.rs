@@ -39,6 +39,8 @@ pub enum ErrorKind {
     Restart,
     /// It had more outputs than a record may have.
     Outputs,
+    /// An output or a state write was larger than `max_record_bytes`.
+    TooLarge,
 }
 
 impl ErrorKind {
@@ -52,6 +54,7 @@ impl ErrorKind {
             ProcessError::State(_) => ErrorKind::State,
             ProcessError::Restart(_) => ErrorKind::Restart,
             ProcessError::TooManyOutputs(_) => ErrorKind::Outputs,
+            ProcessError::TooLarge { .. } => ErrorKind::TooLarge,
         }
     }
 
@@ -66,6 +69,7 @@ impl ErrorKind {
             ErrorKind::State => "state",
             ErrorKind::Restart => "restart",
             ErrorKind::Outputs => "outputs",
+            ErrorKind::TooLarge => "too_large",
         }
     }
 }
@@ -143,6 +147,14 @@ mod tests {
             (ProcessError::State("x".into()), "state"),
             (ProcessError::Restart("x".into()), "restart"),
             (ProcessError::TooManyOutputs(10_001), "outputs"),
+            (
+                ProcessError::TooLarge {
+                    what: "an output",
+                    bytes: 2,
+                    limit: 1,
+                },
+                "too_large",
+            ),
         ];
         for (e, kind) in cases {
             assert_eq!(ErrorKind::of(&e).as_str(), kind);

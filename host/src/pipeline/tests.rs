@@ -131,6 +131,7 @@ fn stage(name: &str, input: &str, outputs: &[(&str, &str)], on_error: OnError) -
         limits: Limits {
             memory_bytes: 1 << 20,
             deadline: Duration::from_secs(1),
+            ..Limits::default()
         },
         batch: BatchLimits {
             max_records: 7,

@@ -54,6 +54,7 @@ impl Normalizer {
                 Limits {
                     memory_bytes: 256 << 20,
                     deadline: Duration::from_secs(5),
+                    ..Limits::default()
                 },
             ))
             .map_err(|e| usage(&e))?;

@@ -214,6 +214,7 @@ fn count_through_the_engine(
             Limits {
                 memory_bytes: 64 << 20,
                 deadline: Duration::from_secs(10),
+                ..Limits::default()
             },
         ))
         .unwrap_or_else(|e| panic!("{name} starts: {e}"));

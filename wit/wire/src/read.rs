@@ -389,6 +389,19 @@ pub struct OutputRef<'a> {
     pub timestamp: Option<i64>,
 }
 
+impl OutputRef<'_> {
+    /// The bytes this output gives of its own: key, value and header
+    /// block (fields kept from the input count nothing: the input fitted).
+    #[inline]
+    pub fn own_bytes(&self) -> usize {
+        let field = |f: &Field<'_>| match f {
+            Field::Bytes(b) => b.len(),
+            Field::Keep | Field::Null => 0,
+        };
+        field(&self.key) + field(&self.value) + self.headers.map_or(0, |h| h.raw.len())
+    }
+}
+
 #[inline]
 fn read_output<'a>(cur: &mut Cursor<'a>, n_outputs: u32) -> Option<OutputRef<'a>> {
     let output = cur.u32("truncated output")?;
@@ -425,6 +438,8 @@ pub struct Outputs<'a> {
     n: u32,
     raw: &'a [u8],
     n_outputs: u32,
+    /// The largest [`OutputRef::own_bytes`] among them.
+    largest: usize,
 }
 
 impl<'a> Outputs<'a> {
@@ -442,14 +457,22 @@ impl<'a> Outputs<'a> {
     fn read(cur: &mut Cursor<'a>, n_outputs: u32) -> Option<Self> {
         let n = cur.u32("truncated output count")?;
         let start = cur.pos;
+        let mut largest = 0;
         for _ in 0..n {
-            read_output(cur, n_outputs)?;
+            largest = largest.max(read_output(cur, n_outputs)?.own_bytes());
         }
         Some(Outputs {
             n,
             raw: &cur.buf[start..cur.pos],
             n_outputs,
+            largest,
         })
+    }
+
+    /// The size of the largest output, counting what it gives of its own
+    /// ([`OutputRef::own_bytes`]); 0 when there are none.
+    pub fn largest(&self) -> usize {
+        self.largest
     }
 
     /// Number of outputs.
@@ -509,6 +532,8 @@ pub struct Results<'a> {
     n_outputs: u32,
     /// The most outputs any one record has.
     most_outputs: usize,
+    /// The largest output of any record ([`OutputRef::own_bytes`]).
+    largest_output: usize,
 }
 
 #[inline]
@@ -543,12 +568,14 @@ impl<'a> Results<'a> {
         }
         let start = cur.pos;
         let mut most_outputs = 0;
+        let mut largest_output = 0;
         for i in 0..count {
             cur.item = Some(i);
             if let RecordResult::Ok(outputs) =
                 read_result(&mut cur, n_outputs).ok_or_else(|| cur.error())?
             {
                 most_outputs = most_outputs.max(outputs.len());
+                largest_output = largest_output.max(outputs.largest);
             }
         }
         cur.item = None;
@@ -558,7 +585,14 @@ impl<'a> Results<'a> {
             body: &buf[start..],
             n_outputs,
             most_outputs,
+            largest_output,
         })
+    }
+
+    /// The size of the largest output of any record
+    /// ([`OutputRef::own_bytes`]; 0 when none has any).
+    pub fn largest_output(&self) -> usize {
+        self.largest_output
     }
 
     /// The most outputs any one record has (0 when none has any).

@@ -99,6 +99,10 @@ fn results_round_trip_with_keep_and_reject() {
         vec![("a", &b"b"[..])]
     );
     assert_eq!(outs[1].timestamp, Some(7));
+    assert_eq!(outs[0].own_bytes(), 0, "kept fields count nothing");
+    // The value, and the header block: two length prefixes, "a" and "b".
+    assert_eq!(outs[1].own_bytes(), 3 + 4 + 1 + 4 + 1);
+    assert_eq!(r.largest_output(), 13);
     assert!(matches!(all[1], RecordResult::Rejected("bad line")));
     assert!(matches!(all[2], RecordResult::Ok(o) if o.is_empty()));
 }

@@ -11,8 +11,11 @@
 //! | `reject`          | rejected with the reason `rejected on request`         |
 //! | `state`           | adds 1 to the counter `count:KEY`, outputs the count   |
 //! | `put-panic`       | sets `count:KEY` to 1000, then panics                  |
-//! | `state-bomb`      | writes 1 MiB values under new keys without end         |
+//! | `state-bomb`      | writes 512 KiB values under new keys without end       |
 //! | `flood`           | sets `count:KEY` to 1, then emits 10,001 outputs       |
+//! | `big-output`      | sets `count:KEY` to 1, then one output of a 2 MB value |
+//! | `big-state`       | writes a 2 MB value under `big:KEY` (a put)            |
+//! | `big-write-batch` | the same in a write-batch                              |
 //! | `write-batch`     | sets `wb:KEY` and deletes `count:KEY` in one write-batch |
 //! | `bad-write-batch` | sends a malformed write-batch, rejected with the error |
 //! | `scan`            | outputs every `count:` entry as `k=v;…`                 |
@@ -143,8 +146,24 @@ impl Guest for Misbehave {
                         out.output(&OutputSpec::default());
                     }
                 }
+                b"big-output" => {
+                    state::put(&counter_key(key), b"1");
+                    out.output(&value_output(&vec![b'x'; 2_000_000]));
+                }
+                b"big-state" => {
+                    state::put(&[b"big:", key].concat(), &vec![b'x'; 2_000_000]);
+                    out.output(&OutputSpec::default());
+                }
+                b"big-write-batch" => {
+                    let mut w = WritesWriter::default();
+                    w.put(&[b"big:", key].concat(), &vec![b'x'; 2_000_000]);
+                    match state::write_batch(&w.finish()) {
+                        Ok(()) => out.output(&OutputSpec::default()),
+                        Err(e) => out.reject(&e),
+                    }
+                }
                 b"state-bomb" => {
-                    let big = vec![7u8; 1 << 20];
+                    let big = vec![7u8; 512 << 10];
                     for i in 0u64.. {
                         state::put(&[b"bomb:".as_slice(), &i.to_le_bytes()].concat(), &big);
                     }
