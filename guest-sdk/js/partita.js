@@ -6,7 +6,7 @@
 // The batch, its byte layout (wit/processor.wit) and the WIT bindings stay
 // hidden, as in the Rust SDK (guest-sdk/src):
 //
-//   import { Reject, state } from '../../../guest-sdk/js/partita.js';
+//   import { Reject, state } from '@partita/processor';
 //
 //   export default class Shout {
 //     constructor(config) {

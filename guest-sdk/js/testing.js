@@ -7,7 +7,7 @@
 // the host's side of state, tables and logs, which tests can set and
 // inspect.
 //
-//   import { Harness } from '../../../guest-sdk/js/testing.js';
+//   import { Harness } from '@partita/processor/testing';
 //   const h = new Harness(Shout, [['suffix', '?']]);
 //   const [r] = h.run([{ key: 'a', value: 'hi' }]);
 //   assert.equal(r.outputs[0].valueString(), 'HI?');
