@@ -34,6 +34,7 @@
 # Prints the paths of the components on stdout, one per line; progress goes
 # to stderr.
 set -euo pipefail
+START="$PWD"
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 
@@ -56,7 +57,8 @@ for arg in "$@"; do
             echo "error: unknown option $arg (see --help)" >&2
             exit 2
             ;;
-        *) dirs+=("$arg") ;;
+        /*) dirs+=("$arg") ;;
+        *) dirs+=("$START/$arg") ;;
     esac
 done
 

@@ -1,5 +1,5 @@
 //! The `partita` command line: `partita run`, `partita test`,
-//! `partita validate` and `partita deploy`.
+//! `partita validate`, `partita deploy` and `partita new`.
 
 use std::process::ExitCode;
 
@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Command::Test(args) => partita::cli::test::main(args),
         Command::Run(args) => partita::cli::run::main(args),
         Command::Deploy(args) => partita::cli::deploy::main(args),
+        Command::New(args) => partita::cli::new::main(args),
         Command::Validate(args) => return partita::cli::validate::main(*args),
     };
     match result {

@@ -8,6 +8,7 @@
 //! - `kafka_*`: `partita run`, `validate` and the library against a real
 //!   broker (Tansu, and noida-db for exactly-once).
 //! - `polyglot*`: processors written in JavaScript and Python.
+//! - `scaffold`: `partita new` projects in each language.
 //!
 //! Run one file's tests with a filter: `cargo test -p partita-tests --test
 //! suite kafka_state::`.
@@ -38,3 +39,4 @@ mod kafka_validate;
 mod polyglot;
 mod polyglot_pipeline;
 mod reload_common;
+mod scaffold;

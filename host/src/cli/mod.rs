@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod deploy;
+pub mod new;
 pub mod run;
 pub mod test;
 pub mod validate;
@@ -32,6 +33,9 @@ pub enum Command {
     /// Deploy a stage's processor to every host running the pipeline
     /// (through its control topic), or list what is deployed where.
     Deploy(deploy::DeployArgs),
+    /// Write a new processor project (Rust, JavaScript or Python) that
+    /// builds and passes `partita test` as it is.
+    New(new::NewArgs),
 }
 
 /// Sets up `tracing` logging to stderr, filtered by `filter`, else by

@@ -395,7 +395,9 @@ fn max_record_bytes_sets_the_stage_limit_within_its_range() {
     );
     assert_eq!(
         d.problems(&zero),
-        ["DIR/pipeline.toml:10:20: stage \"pass\": max_record_bytes: expected an integer from 1 to 1073741824, found 0"]
+        [
+            "DIR/pipeline.toml:10:20: stage \"pass\": max_record_bytes: expected an integer from 1 to 1073741824, found 0"
+        ]
     );
 }
 

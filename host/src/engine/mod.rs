@@ -95,12 +95,15 @@ impl Default for Limits {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    // The I/O error is in the message (which problems and refusals show
+    // alone), so it is not also given as the source: a chain would say it
+    // twice.
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The processor file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not a valid Wasm component (or is a core module).
     #[error("{path} is not a WebAssembly component: {reason}")]
@@ -275,9 +278,9 @@ impl Engine {
     /// artifact for the same content and wasmtime version) and checks it
     /// against the `stage` world.
     pub fn load(&self, path: &Path) -> Result<Processor, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        let bytes = std::fs::read(path).map_err(|error| LoadError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         self.load_bytes(path, &bytes)
     }

@@ -105,7 +105,6 @@ fn the_build_script_says_what_is_wrong() {
         )),
         "{err}"
     );
-
 }
 
 /// A processor folder outside the checkout, as a user keeps one.
