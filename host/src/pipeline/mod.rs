@@ -8,7 +8,8 @@
 //!
 //! ```text
 //! stage consumer (group <group>.<stage>, one thread)
-//!   └─ rebalance → worker thread per assigned partition
+//!   └─ rebalance → a worker per assigned partition, run in turns by a
+//!      pool of one thread per core
 //!        partition queue(s) → batch → processor → producer → acks → commit
 //! ```
 //!
@@ -24,7 +25,8 @@
 //! - `health`: the stage's group seen from outside: lag, partitions
 //!   nobody owns (then a rejoin), partitions that stop advancing.
 //! - [`shadow`]: a stage's candidate run beside the live processor.
-//! - `worker`: one (stage, partition).
+//! - `worker`: one (stage, partition), run in turns.
+//! - `pool`: the few threads per stage that give the workers their turns.
 //! - `stage`: one stage's consumer and its rebalance callbacks.
 
 use std::future::Future;
@@ -48,6 +50,7 @@ mod durable;
 mod failure;
 mod health;
 pub(crate) mod ledger;
+mod pool;
 pub mod reload;
 mod runner;
 pub mod shadow;

@@ -16,7 +16,6 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rdkafka::ClientContext;
@@ -25,22 +24,19 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
-use super::worker::{self, WorkerSetup};
+use super::pool::{Pool, Ticket};
+use super::worker::WorkerSetup;
 use super::{StageFailure, StageShared};
 use crate::kafka::client::{self, consumer_config};
-
-/// A running worker.
-struct WorkerHandle {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
-}
 
 /// The consumer context of a stage: logging, commits and the
 /// rebalance callbacks that own the workers.
 pub(crate) struct StageContext {
     shared: Arc<StageShared>,
     consumer: OnceLock<Weak<BaseConsumer<StageContext>>>,
-    workers: Mutex<BTreeMap<i32, WorkerHandle>>,
+    workers: Mutex<BTreeMap<i32, Ticket>>,
+    /// The threads the workers run on.
+    pool: Pool<StageContext>,
     errors: client::ErrorLog,
 }
 
@@ -86,7 +82,8 @@ impl StageContext {
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         for (partition, inputs) in by_partition {
             if let Some(old) = workers.remove(&partition) {
-                stop_and_join(self.name(), partition, old);
+                old.stop();
+                old.wait();
             }
             let mut queues = Vec::new();
             for input in inputs {
@@ -116,12 +113,9 @@ impl StageContext {
                 consumer: consumer.clone(),
                 stop: stop.clone(),
             };
-            let spawned = std::thread::Builder::new()
-                .name(format!("{}-{partition}", self.name()))
-                .spawn(move || worker::run(setup));
-            match spawned {
-                Ok(thread) => {
-                    workers.insert(partition, WorkerHandle { stop, thread });
+            match self.pool.run(setup) {
+                Ok(ticket) => {
+                    workers.insert(partition, ticket);
                 }
                 Err(e) => {
                     self.shared
@@ -151,7 +145,7 @@ impl StageContext {
             }
             None => workers.keys().copied().collect(),
         };
-        let stopping: Vec<(i32, WorkerHandle)> = partitions
+        let stopping: Vec<(i32, Ticket)> = partitions
             .iter()
             .filter_map(|p| workers.remove(p).map(|w| (*p, w)))
             .collect();
@@ -160,22 +154,13 @@ impl StageContext {
         }
         // Ask all first, then wait: the workers drain concurrently.
         for (_, w) in &stopping {
-            w.stop.store(true, Relaxed);
-            w.thread.thread().unpark();
+            w.stop();
         }
         let list: Vec<i32> = stopping.iter().map(|(p, _)| *p).collect();
-        for (p, w) in stopping {
-            stop_and_join(self.name(), p, w);
+        for (_, w) in stopping {
+            w.wait();
         }
         tracing::info!("stage \"{}\": released partitions {list:?}", self.name());
-    }
-}
-
-fn stop_and_join(stage: &str, partition: i32, w: WorkerHandle) {
-    w.stop.store(true, Relaxed);
-    w.thread.thread().unpark();
-    if w.thread.join().is_err() {
-        tracing::error!("stage \"{stage}\", partition {partition}: worker thread panicked");
     }
 }
 
@@ -272,6 +257,11 @@ fn join(shared: &Arc<StageShared>) -> Option<Arc<BaseConsumer<StageContext>>> {
         shared: shared.clone(),
         consumer: OnceLock::new(),
         workers: Mutex::default(),
+        // One thread per core: more would only take turns with each other.
+        pool: Pool::new(
+            name,
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        ),
         errors: client::ErrorLog::default(),
     };
     let config = consumer_config(&shared.kafka, name);

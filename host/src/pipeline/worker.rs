@@ -1,4 +1,5 @@
-//! The worker of one assigned (stage, partition), on its own thread.
+//! The worker of one assigned (stage, partition), run in turns by a thread
+//! of its stage's pool (`pool.rs`).
 //!
 //! It reads the partition's queue(s) in offset order, closes batches,
 //! runs them through the processor, hands outputs and dead letters to the
@@ -6,7 +7,9 @@
 //! are acknowledged. Up to [`MAX_IN_FLIGHT`] batches may wait for their
 //! acknowledgements while the next ones are processed. When asked to stop
 //! (revoke, shutdown) it finishes the batch in hand, waits for every
-//! acknowledgement, commits, and returns.
+//! acknowledgement, commits, and ends. A turn ([`Worker::turn`]) never
+//! waits: it says when the worker wants its next one, and the records,
+//! acknowledgements and stops that arrive before wake its pool thread.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -28,9 +31,21 @@ use crate::metrics::PartitionMetrics;
 
 /// Batches whose outputs may be in flight at once, per worker.
 pub(crate) const MAX_IN_FLIGHT: usize = 8;
-/// Longest sleep while waiting for records or acknowledgements; the stop
-/// flags are checked at least this often.
+/// Longest wait for records or acknowledgements; the stop flags are
+/// checked at least this often.
 const IDLE: Duration = Duration::from_millis(100);
+
+/// What one turn of a worker came to.
+pub(crate) enum Turn {
+    /// It did some work: it wants another turn at once.
+    Busy,
+    /// Nothing to do before this instant, unless woken earlier.
+    Idle(Instant),
+    /// It stopped, committed and closed its state.
+    Done,
+    /// It stopped on a failure that ends the run.
+    Failed(StageFailure),
+}
 
 /// Everything one worker needs.
 pub(crate) struct WorkerSetup<C: ConsumerContext + 'static> {
@@ -46,7 +61,8 @@ pub(crate) struct WorkerSetup<C: ConsumerContext + 'static> {
     pub stop: Arc<AtomicBool>,
 }
 
-struct Worker<C: ConsumerContext + 'static> {
+/// A started worker; see the module docs.
+pub(crate) struct Worker<C: ConsumerContext + 'static> {
     shared: Arc<StageShared>,
     partition: i32,
     queues: Vec<(u32, PartitionQueue<C>)>,
@@ -68,6 +84,11 @@ struct Worker<C: ConsumerContext + 'static> {
     timers: Timers,
     /// At-least-once or exactly-once.
     guarantee: Guarantee,
+    /// Stopping: the batches in flight are being acknowledged before the
+    /// last commit.
+    finishing: bool,
+    /// When the wait for acknowledgements at the end was last logged.
+    waiting_logged: Instant,
 }
 
 mod at_least_once;
@@ -93,31 +114,13 @@ macro_rules! scope {
     };
 }
 
-/// Runs the worker until it is told to stop or the run fails.
-pub(crate) fn run<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) {
-    let shared = setup.shared.clone();
-    let partition = setup.partition;
-    let name = shared.config.name.clone();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || start(setup)));
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(failure)) => shared.control.fail(&name, Some(partition), failure),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown panic");
-            shared.control.fail(
-                &name,
-                Some(partition),
-                StageFailure::Panicked(what.to_string()),
-            );
-        }
-    }
-}
-
-fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> Result<(), StageFailure> {
+/// Starts the worker of `setup` on the calling thread, which its queues
+/// and acknowledgements wake from then on: registers its transactional
+/// producer (exactly-once) and opens its state (restored from the
+/// changelog).
+pub(crate) fn start<C: ConsumerContext + 'static>(
+    setup: WorkerSetup<C>,
+) -> Result<Worker<C>, StageFailure> {
     let WorkerSetup {
         shared,
         partition,
@@ -141,7 +144,7 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> Result<(), Stag
     let metrics = shared.all_metrics.partition(&shared.config.name, partition);
     metrics.set_assigned(true);
     let inputs = shared.config.inputs.len();
-    let mut w = Worker {
+    let w = Worker {
         batch: BatchBuilder::new(&shared.config.inputs, shared.config.batch),
         shared,
         partition,
@@ -157,12 +160,11 @@ fn start<C: ConsumerContext + 'static>(setup: WorkerSetup<C>) -> Result<(), Stag
         halted: None,
         timers: Timers::new(shared_timer_interval),
         guarantee,
+        finishing: false,
+        waiting_logged: Instant::now(),
     };
     tracing::debug!(stage = %w.shared.config.name, partition, "worker started");
-    let result = w.work();
-    w.metrics.set_assigned(false);
-    tracing::debug!(stage = %w.shared.config.name, partition, "worker stopped");
-    result
+    Ok(w)
 }
 
 impl<C: ConsumerContext + 'static> Worker<C> {
@@ -173,26 +175,98 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             || self.fatal.is_some()
     }
 
-    fn work(&mut self) -> Result<(), StageFailure> {
-        while !self.stopping() {
-            self.swap_if_due();
-            self.fill();
-            if !self.batch.is_empty() {
+    /// The stage's name.
+    pub(crate) fn stage(&self) -> &str {
+        &self.shared.config.name
+    }
+
+    /// The partition.
+    pub(crate) fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// The run's stop and failure.
+    pub(crate) fn control(&self) -> &super::RunControl {
+        &self.shared.control
+    }
+
+    /// Asks the worker to stop at its next batch boundary.
+    pub(crate) fn ask_to_stop(&self) {
+        self.stop.store(true, Relaxed);
+    }
+
+    /// One turn: reads what has arrived, runs the batch once it is due
+    /// (full, or past its deadline) or calls `on-timer` while idle, serves
+    /// acknowledgements and commits when the interval has passed. Asked to
+    /// stop, it finishes the batch in hand, then waits (turn after turn)
+    /// for the acknowledgements, commits and closes its state.
+    pub(crate) fn turn(&mut self) -> Turn {
+        if !self.finishing && self.stopping() {
+            // A batch in hand (stop requested while filling) is finished.
+            if !self.batch.is_empty() && self.fatal.is_none() && self.halted.is_none() {
                 self.process();
-            } else if !self.stopping() && self.timers.due(Instant::now()) {
-                self.idle_timer();
             }
-            self.settle();
-            while self.ledger.len() >= MAX_IN_FLIGHT && self.fatal.is_none() {
-                thread::park_timeout(IDLE);
-                self.settle();
-            }
+            self.finishing = true;
+            self.waiting_logged = Instant::now();
         }
-        // A batch in hand (stop requested while filling) is finished.
-        if !self.batch.is_empty() && self.fatal.is_none() && self.halted.is_none() {
+        if self.finishing {
+            return self.finish();
+        }
+        self.settle();
+        if self.ledger.len() >= MAX_IN_FLIGHT && self.fatal.is_none() {
+            // Acknowledgements wake the thread.
+            return Turn::Idle(Instant::now() + IDLE);
+        }
+        if self.batch.is_empty() {
+            self.swap_if_due();
+        }
+        let got = self.read();
+        let now = Instant::now();
+        let deadline = self.batch.deadline();
+        if !self.batch.is_empty()
+            && (self.batch.is_full() || deadline.is_some_and(|d| now >= d) || self.stopping())
+        {
             self.process();
+            self.settle();
+            return Turn::Busy;
         }
-        self.drain();
+        if self.batch.is_empty() && self.timers.due(now) {
+            self.idle_timer();
+            self.settle();
+            return Turn::Busy;
+        }
+        if got {
+            return Turn::Busy;
+        }
+        let mut wake = now + deadline.map_or(IDLE, |d| d.saturating_duration_since(now).min(IDLE));
+        if self.batch.is_empty() {
+            wake = wake.min(now + self.timers.until_due(now));
+        }
+        Turn::Idle(wake)
+    }
+
+    /// A turn while stopping: once every batch in flight is acknowledged
+    /// (after a record was lost for good, only the records still in
+    /// flight; a failing exactly-once worker waits for nothing, its open
+    /// transaction is aborted), commits and closes the state.
+    fn finish(&mut self) -> Turn {
+        self.settle();
+        let failing = self.fatal.is_some();
+        let drained = self.ledger.is_empty()
+            || (failing && self.ledger.pending_records() == 0)
+            || (failing && !self.guarantee.keeps_acknowledged_on_failure());
+        if !drained {
+            if self.waiting_logged.elapsed() >= Duration::from_secs(5) {
+                tracing::info!(
+                    "stage \"{}\", partition {}: waiting for {} records to be acknowledged before committing",
+                    self.shared.config.name,
+                    self.partition,
+                    self.ledger.pending_records()
+                );
+                self.waiting_logged = Instant::now();
+            }
+            return Turn::Idle(Instant::now() + IDLE);
+        }
         self.commit(CommitMode::Sync);
         if self.fatal.is_none() {
             self.processing
@@ -200,18 +274,20 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             self.processing
                 .close(&self.shared.config.name, self.partition);
         }
+        self.metrics.set_assigned(false);
+        tracing::debug!(stage = %self.shared.config.name, partition = self.partition, "worker stopped");
         if let Some(fatal) = self.fatal.take() {
-            return Err(fatal);
+            return Turn::Failed(fatal);
         }
         if let Some(stop) = self.stopped_at() {
-            return Err(StageFailure::StoppedAt {
+            return Turn::Failed(StageFailure::StoppedAt {
                 topic: stop.topic.clone(),
                 partition: stop.partition,
                 offset: stop.offset,
                 reason: stop.reason.clone(),
             });
         }
-        Ok(())
+        Turn::Done
     }
 
     /// The stop record, once its batch settled (its offsets committed).
@@ -219,59 +295,35 @@ impl<C: ConsumerContext + 'static> Worker<C> {
         self.halted.as_ref().filter(|_| self.ledger.is_empty())
     }
 
-    /// Reads records until the batch is due: full, past its deadline, or
-    /// a stop was asked. Serves acknowledgements and commits while idle.
-    fn fill(&mut self) {
-        loop {
-            let mut got = false;
-            let n = self.queues.len();
-            for k in 0..n {
-                let q = (self.next_queue + k) % n;
-                let (input, queue) = &self.queues[q];
-                while !self.batch.is_full() {
-                    match queue.poll(Duration::ZERO) {
-                        None => break,
-                        Some(Ok(m)) => {
-                            self.batch.push_message(*input, &m);
-                            got = true;
-                        }
-                        Some(Err(e)) => {
-                            tracing::warn!(
-                                "stage \"{}\", partition {}: consuming {}: {e}",
-                                self.shared.config.name,
-                                self.partition,
-                                self.shared.config.inputs[*input as usize]
-                            );
-                            break;
-                        }
+    /// Reads what the partition's queues hold, without waiting, until the
+    /// batch is full; true when a record was read.
+    fn read(&mut self) -> bool {
+        let mut got = false;
+        let n = self.queues.len();
+        for k in 0..n {
+            let q = (self.next_queue + k) % n;
+            let (input, queue) = &self.queues[q];
+            while !self.batch.is_full() {
+                match queue.poll(Duration::ZERO) {
+                    None => break,
+                    Some(Ok(m)) => {
+                        self.batch.push_message(*input, &m);
+                        got = true;
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(
+                            "stage \"{}\", partition {}: consuming {}: {e}",
+                            self.shared.config.name,
+                            self.partition,
+                            self.shared.config.inputs[*input as usize]
+                        );
+                        break;
                     }
                 }
             }
-            self.next_queue = (self.next_queue + 1) % n.max(1);
-            if self.batch.is_full() || self.stopping() {
-                return;
-            }
-            let now = Instant::now();
-            let deadline = self.batch.deadline();
-            if deadline.is_some_and(|d| now >= d) {
-                return;
-            }
-            if got {
-                continue;
-            }
-            self.settle();
-            if self.batch.is_empty() {
-                self.swap_if_due();
-            }
-            if self.batch.is_empty() && self.timers.due(now) {
-                return;
-            }
-            let mut wait = deadline.map_or(IDLE, |d| d.saturating_duration_since(now).min(IDLE));
-            if self.batch.is_empty() {
-                wait = wait.min(self.timers.until_due(now));
-            }
-            thread::park_timeout(wait);
         }
+        self.next_queue = (self.next_queue + 1) % n.max(1);
+        got
     }
 
     /// Calls `on-timer` while no record arrives; its outputs are a batch of
@@ -519,35 +571,6 @@ impl<C: ConsumerContext + 'static> Worker<C> {
                     source: e.into(),
                 });
             }
-        }
-    }
-
-    /// Waits until every batch in flight is acknowledged, logging while it
-    /// takes long. After a record was lost for good, waits only for the
-    /// records still in flight: the batches before the lost one settle,
-    /// the others never will. A failing exactly-once worker waits for
-    /// nothing: its open transaction is aborted.
-    fn drain(&mut self) {
-        let mut last_log = Instant::now();
-        loop {
-            self.settle();
-            let failing = self.fatal.is_some();
-            if self.ledger.is_empty()
-                || (failing && self.ledger.pending_records() == 0)
-                || (failing && !self.guarantee.keeps_acknowledged_on_failure())
-            {
-                return;
-            }
-            if last_log.elapsed() >= Duration::from_secs(5) {
-                tracing::info!(
-                    "stage \"{}\", partition {}: waiting for {} records to be acknowledged before committing",
-                    self.shared.config.name,
-                    self.partition,
-                    self.ledger.pending_records()
-                );
-                last_log = Instant::now();
-            }
-            thread::park_timeout(IDLE);
         }
     }
 
