@@ -29,6 +29,39 @@ pub struct Failure {
     pub message: OwnedMessage,
 }
 
+/// What an [`Acks`] wakes when its batch completes: a thread, and, when
+/// that thread runs several workers in turns, the flag that tells it which
+/// one has something new.
+#[derive(Debug, Clone)]
+pub struct Waker {
+    thread: Thread,
+    flag: Option<Arc<AtomicBool>>,
+}
+
+impl Waker {
+    /// Wakes `thread`, setting `flag` first.
+    pub fn new(thread: Thread, flag: Arc<AtomicBool>) -> Waker {
+        Waker {
+            thread,
+            flag: Some(flag),
+        }
+    }
+
+    /// Sets the flag, if any, and unparks the thread.
+    pub fn wake(&self) {
+        if let Some(flag) = &self.flag {
+            flag.store(true, Ordering::Release);
+        }
+        self.thread.unpark();
+    }
+}
+
+impl From<Thread> for Waker {
+    fn from(thread: Thread) -> Waker {
+        Waker { thread, flag: None }
+    }
+}
+
 /// Delivery state of one batch's records.
 pub struct Acks {
     /// Records sent and not yet reported, plus one while the batch is open.
@@ -37,7 +70,7 @@ pub struct Acks {
     /// A record of the batch is lost for good: the batch never completes.
     lost: AtomicBool,
     failures: Mutex<Vec<Failure>>,
-    waiter: Thread,
+    waiter: Waker,
     /// The topic whose acknowledged offsets are tracked (a changelog).
     tracked: std::sync::OnceLock<Arc<str>>,
     /// The highest offset acknowledged on `tracked`, -1 before any.
@@ -46,7 +79,8 @@ pub struct Acks {
 
 impl Acks {
     /// An open batch whose changes wake `waiter`.
-    pub fn new(waiter: Thread) -> Arc<Acks> {
+    pub fn new(waiter: impl Into<Waker>) -> Arc<Acks> {
+        let waiter = waiter.into();
         Arc::new(Acks {
             pending: AtomicUsize::new(1),
             failed: AtomicBool::new(false),
@@ -90,7 +124,7 @@ impl Acks {
 
     fn settle(&self) {
         if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.waiter.unpark();
+            self.waiter.wake();
         }
     }
 

@@ -11,8 +11,14 @@
 //! acknowledgement, a stop. A new partition goes to the thread with the
 //! fewest workers. What blocks a turn blocks the other workers of its
 //! thread for that long: a processor call (at most its CPU deadline), a
-//! state restore when the partition starts, a synchronous commit when it
-//! stops.
+//! synchronous commit when the partition stops.
+//!
+//! Starting a worker waits on the disk and the broker (its state store
+//! opened, restored from the changelog; under exactly-once, its
+//! transactional producer registered), so it is done on a few starter
+//! threads ([`STARTERS`] at most, ended after a while without work), many
+//! partitions at once, and the started worker is handed to its pool
+//! thread.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -27,12 +33,20 @@ use super::worker::{self, Turn, Worker, WorkerSetup};
 
 /// The longest a pool thread sleeps between two rounds.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
+/// The most threads starting workers at once.
+pub(crate) const STARTERS: usize = 8;
+/// How long a starter thread waits for work before it ends.
+const STARTER_IDLE: Duration = Duration::from_secs(2);
 
 /// A stage's worker threads; see the module docs.
 pub(crate) struct Pool<C: ConsumerContext + 'static> {
     stage: String,
     size: usize,
     members: Mutex<Vec<Member<C>>>,
+    /// Workers to start, for the starter threads.
+    starts: Mutex<Option<mpsc::Sender<Start<C>>>>,
+    waiting: Arc<Mutex<mpsc::Receiver<Start<C>>>>,
+    starters: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// One thread of the pool.
@@ -43,17 +57,20 @@ struct Member<C: ConsumerContext + 'static> {
 
 /// What a pool thread is given, and how busy it is.
 struct Inbox<C: ConsumerContext + 'static> {
-    /// Workers to start.
-    jobs: Mutex<Vec<Job<C>>>,
+    /// Workers started for it, to run.
+    started: Mutex<Vec<Running<C>>>,
     /// Workers it runs or is about to start.
     load: AtomicUsize,
     /// Set when the pool is dropped: stop every worker, then end.
     closed: AtomicBool,
 }
 
-/// A worker to start, and where to say it has ended.
-struct Job<C: ConsumerContext + 'static> {
+/// A worker to start, the pool thread it goes to, and where to say it
+/// has ended.
+struct Start<C: ConsumerContext + 'static> {
     setup: WorkerSetup<C>,
+    inbox: Arc<Inbox<C>>,
+    thread: Thread,
     done: mpsc::Sender<()>,
 }
 
@@ -81,16 +98,22 @@ impl Ticket {
 impl<C: ConsumerContext + 'static> Pool<C> {
     /// A pool for `stage` of at most `size` threads, started as needed.
     pub(crate) fn new(stage: &str, size: usize) -> Pool<C> {
+        let (starts, waiting) = mpsc::channel();
         Pool {
             stage: stage.to_string(),
             size: size.max(1),
             members: Mutex::new(Vec::new()),
+            starts: Mutex::new(Some(starts)),
+            waiting: Arc::new(Mutex::new(waiting)),
+            starters: Mutex::new(Vec::new()),
         }
     }
 
     /// Gives the worker of `setup` to the thread with the fewest workers
-    /// (a new one while the pool has fewer than its size); it starts there.
+    /// (a new one while the pool has fewer than its size), once a starter
+    /// thread has started it.
     pub(crate) fn run(&self, setup: WorkerSetup<C>) -> std::io::Result<Ticket> {
+        self.starter()?;
         let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
         let least = members
             .iter()
@@ -102,7 +125,7 @@ impl<C: ConsumerContext + 'static> Pool<C> {
             Some((i, _)) if members.len() >= self.size => i,
             _ => {
                 let inbox = Arc::new(Inbox {
-                    jobs: Mutex::new(Vec::new()),
+                    started: Mutex::new(Vec::new()),
                     load: AtomicUsize::new(0),
                     closed: AtomicBool::new(false),
                 });
@@ -122,19 +145,52 @@ impl<C: ConsumerContext + 'static> Pool<C> {
             done: ended,
         };
         member.inbox.load.fetch_add(1, Relaxed);
-        member
-            .inbox
-            .jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Job { setup, done });
-        member.thread.thread().unpark();
+        let start = Start {
+            setup,
+            inbox: member.inbox.clone(),
+            thread: member.thread.thread().clone(),
+            done,
+        };
+        drop(members);
+        let starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(starts) = starts.as_ref() {
+            // The receiver lives as long as the pool.
+            let _ = starts.send(start);
+        }
         Ok(ticket)
+    }
+
+    /// Starts one more starter thread, unless [`STARTERS`] are running.
+    fn starter(&self) -> std::io::Result<()> {
+        let mut starters = self.starters.lock().unwrap_or_else(|e| e.into_inner());
+        starters.retain(|t| !t.is_finished());
+        if starters.len() >= STARTERS {
+            return Ok(());
+        }
+        let waiting = self.waiting.clone();
+        let thread = thread::Builder::new()
+            .name(format!("{}-start", self.stage))
+            .spawn(move || start_workers(&waiting))?;
+        starters.push(thread);
+        Ok(())
     }
 }
 
 impl<C: ConsumerContext + 'static> Drop for Pool<C> {
     fn drop(&mut self) {
+        // The starters finish what they were given, then end.
+        drop(
+            self.starts
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
+        let starters = std::mem::take(self.starters.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for t in starters {
+            if t.thread().id() != thread::current().id() {
+                let _ = t.join();
+            }
+        }
         let members = std::mem::take(self.members.get_mut().unwrap_or_else(|e| e.into_inner()));
         for m in &members {
             m.inbox.closed.store(true, Relaxed);
@@ -155,6 +211,8 @@ impl<C: ConsumerContext + 'static> Drop for Pool<C> {
 struct Running<C: ConsumerContext + 'static> {
     worker: Worker<C>,
     done: mpsc::Sender<()>,
+    /// When it wants its next turn, unless woken before.
+    due: Instant,
 }
 
 /// A pool thread: starts the workers it is given, gives each a turn when
@@ -162,17 +220,10 @@ struct Running<C: ConsumerContext + 'static> {
 fn serve<C: ConsumerContext + 'static>(inbox: &Inbox<C>) {
     let mut running: Vec<Running<C>> = Vec::new();
     loop {
-        let jobs = std::mem::take(&mut *inbox.jobs.lock().unwrap_or_else(|e| e.into_inner()));
-        for job in jobs {
-            if let Some(worker) = start(job.setup) {
-                running.push(Running {
-                    worker,
-                    done: job.done,
-                });
-            } else {
-                inbox.load.fetch_sub(1, Relaxed);
-                let _ = job.done.send(());
-            }
+        let started = std::mem::take(&mut *inbox.started.lock().unwrap_or_else(|e| e.into_inner()));
+        for mut r in started {
+            r.worker.attach();
+            running.push(r);
         }
         let closed = inbox.closed.load(Relaxed);
         if closed && running.is_empty() {
@@ -186,16 +237,28 @@ fn serve<C: ConsumerContext + 'static>(inbox: &Inbox<C>) {
             if closed {
                 r.worker.ask_to_stop();
             }
-            // A wake-up (records, acknowledgements, a stop) is not told
-            // apart from the time passing: every worker gets a turn then.
+            // A turn when due, or woken (records arrived, a batch was
+            // acknowledged, a stop was asked): idle workers cost nothing
+            // while the others are busy.
+            if !closed && r.due > now && !r.worker.take_woken() {
+                next = next.min(r.due);
+                i += 1;
+                continue;
+            }
             match turn(&mut r.worker) {
-                Turn::Busy => next = now,
-                Turn::Idle(at) => next = next.min(at),
+                Turn::Busy => {
+                    r.due = now;
+                    next = now;
+                }
+                Turn::Idle(at) => {
+                    r.due = at;
+                    next = next.min(at);
+                }
                 Turn::Done | Turn::Failed(_) => {
                     // Dropped before it is reported: the worker may hold
                     // the last reference to the consumer, whose drop must
                     // not wait here for this very thread.
-                    let Running { worker, done } = running.swap_remove(i);
+                    let Running { worker, done, .. } = running.swap_remove(i);
                     drop(worker);
                     inbox.load.fetch_sub(1, Relaxed);
                     let _ = done.send(());
@@ -207,6 +270,45 @@ fn serve<C: ConsumerContext + 'static>(inbox: &Inbox<C>) {
         let sleep = next.saturating_duration_since(Instant::now());
         if !sleep.is_zero() {
             thread::park_timeout(sleep);
+        }
+    }
+}
+
+/// A starter thread: starts the workers it is given and hands each to its
+/// pool thread; ends once none came for [`STARTER_IDLE`], or the pool is
+/// gone.
+fn start_workers<C: ConsumerContext + 'static>(waiting: &Mutex<mpsc::Receiver<Start<C>>>) {
+    loop {
+        let next = waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .recv_timeout(STARTER_IDLE);
+        let Ok(Start {
+            setup,
+            inbox,
+            thread,
+            done,
+        }) = next
+        else {
+            return;
+        };
+        match start(setup) {
+            Some(worker) => {
+                inbox
+                    .started
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Running {
+                        worker,
+                        done,
+                        due: Instant::now(),
+                    });
+                thread.unpark();
+            }
+            None => {
+                inbox.load.fetch_sub(1, Relaxed);
+                let _ = done.send(());
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::state::{ChangeSet, MemoryState, StateStore};
 use crate::tables::Tables;
 
 /// Runs batches for one (stage, partition).
-pub(crate) trait BatchRunner {
+pub(crate) trait BatchRunner: Send {
     /// The output names, by output index.
     fn outputs(&self) -> &[String];
 

@@ -408,6 +408,52 @@ fn records_flow_in_order_with_key_headers_and_timestamp_kept_and_are_committed()
     }
 }
 
+/// Threads of this process whose name starts with `prefix`.
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with(prefix))
+        .count()
+}
+
+#[test]
+fn many_partitions_take_turns_on_a_thread_per_core() {
+    let cluster = MockCluster::new(1).unwrap();
+    let bs = cluster.bootstrap_servers();
+    let partitions = 48;
+    cluster.create_topic("wide", partitions, 1).unwrap();
+    cluster.create_topic("wide.out", partitions, 1).unwrap();
+    let n = 960;
+    produce(&bs, "wide", partitions, &values(n, |_| None));
+    let run = Running::start(
+        kafka(bs.clone(), "g"),
+        vec![fake(stage(
+            "wide",
+            "wide",
+            &[("default", "wide.out")],
+            OnError::Stop,
+        ))],
+    );
+    let got = consume(&bs, "wide.out", partitions, n);
+    assert_eq!(got.len(), n);
+    wait_for("every partition committed", || {
+        committed(&bs, "g.wide", "wide", partitions) == vec![20; partitions as usize]
+    });
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    assert!(
+        threads_named("wide-w") <= cores,
+        "{}",
+        threads_named("wide-w")
+    );
+    assert!(threads_named("wide-start") <= super::pool::STARTERS);
+    let per_partition = (0..partitions)
+        .map(|p| threads_named(&format!("wide-{p}\n")))
+        .sum::<usize>();
+    assert_eq!(per_partition, 0, "no thread per partition");
+    run.stop().unwrap();
+}
+
 #[test]
 fn rejected_and_failed_records_go_to_the_dead_letter_topic_with_headers() {
     let cluster = MockCluster::new(1).unwrap();

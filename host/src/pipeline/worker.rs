@@ -25,7 +25,7 @@ use super::ledger::{Ledger, Sent, StopAt};
 use super::shadow::{Plan, RecordResult};
 use super::timers::{TimerSink, Timers};
 use super::{StageFailure, StageShared};
-use crate::kafka::produce::Acks;
+use crate::kafka::produce::{Acks, Waker};
 use crate::kafka::transactions::TXN_CALL_TIMEOUT;
 use crate::metrics::PartitionMetrics;
 
@@ -89,6 +89,11 @@ pub(crate) struct Worker<C: ConsumerContext + 'static> {
     finishing: bool,
     /// When the wait for acknowledgements at the end was last logged.
     waiting_logged: Instant,
+    /// What records arriving and batches acknowledged wake: the worker's
+    /// thread, and its flag there.
+    waker: Waker,
+    /// Set by `waker`: something new since the last turn.
+    woken: Arc<AtomicBool>,
 }
 
 mod at_least_once;
@@ -114,17 +119,16 @@ macro_rules! scope {
     };
 }
 
-/// Starts the worker of `setup` on the calling thread, which its queues
-/// and acknowledgements wake from then on: registers its transactional
-/// producer (exactly-once) and opens its state (restored from the
-/// changelog).
+/// Starts the worker of `setup`: registers its transactional producer
+/// (exactly-once) and opens its state (restored from the changelog). It
+/// runs once [`Worker::attach`]ed to a thread.
 pub(crate) fn start<C: ConsumerContext + 'static>(
     setup: WorkerSetup<C>,
 ) -> Result<Worker<C>, StageFailure> {
     let WorkerSetup {
         shared,
         partition,
-        mut queues,
+        queues,
         consumer,
         stop,
     } = setup;
@@ -136,11 +140,6 @@ pub(crate) fn start<C: ConsumerContext + 'static>(
         source: e.into(),
     })?;
     let shared_timer_interval = shared.config.timer_interval;
-    let me = thread::current();
-    for (_, q) in &mut queues {
-        let me = me.clone();
-        q.set_nonempty_callback(move || me.unpark());
-    }
     let metrics = shared.all_metrics.partition(&shared.config.name, partition);
     metrics.set_assigned(true);
     let inputs = shared.config.inputs.len();
@@ -162,6 +161,8 @@ pub(crate) fn start<C: ConsumerContext + 'static>(
         guarantee,
         finishing: false,
         waiting_logged: Instant::now(),
+        waker: thread::current().into(),
+        woken: Arc::new(AtomicBool::new(true)),
     };
     tracing::debug!(stage = %w.shared.config.name, partition, "worker started");
     Ok(w)
@@ -188,6 +189,23 @@ impl<C: ConsumerContext + 'static> Worker<C> {
     /// The run's stop and failure.
     pub(crate) fn control(&self) -> &super::RunControl {
         &self.shared.control
+    }
+
+    /// Makes the calling thread the one that records arriving on the
+    /// partition's queues wake (acknowledgements wake the thread that
+    /// processed their batch).
+    pub(crate) fn attach(&mut self) {
+        self.waker = Waker::new(thread::current(), self.woken.clone());
+        for (_, q) in &mut self.queues {
+            let waker = self.waker.clone();
+            q.set_nonempty_callback(move || waker.wake());
+        }
+    }
+
+    /// True when the worker was woken since this was last asked (records
+    /// arrived, a batch was acknowledged), or is asked to stop.
+    pub(crate) fn take_woken(&self) -> bool {
+        self.woken.swap(false, Relaxed) || self.stop.load(Relaxed)
     }
 
     /// Asks the worker to stop at its next batch boundary.
@@ -333,7 +351,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             self.fatal.get_or_insert(e);
             return;
         }
-        let acks = Acks::new(thread::current());
+        let acks = Acks::new(self.waker.clone());
         let routes = self.processing.routes.clone();
         let sink = TimerSink {
             producer: self.guarantee.producer(&self.shared.producer),
@@ -379,7 +397,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             return;
         }
         let started = Instant::now();
-        let acks = Acks::new(thread::current());
+        let acks = Acks::new(self.waker.clone());
         let stage = &self.shared.config;
         let routes = self.processing.routes.clone();
         let mut sink = Sink {

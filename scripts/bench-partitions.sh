@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# How `partita run` scales with the partitions of a stage: threads, peak
+# resident memory, time to the first commit and records/s, for one stage
+# over 4, 64, 256 and 1,000 partitions.
+#
+#   scripts/bench-partitions.sh [--records-per-partition N] [--processor passthrough|count]
+#                               [PARTITIONS...]
+#
+# Builds partita in release mode, starts a private Tansu broker (memory://)
+# on a free port, and for each partition count P: creates an input topic of
+# P partitions holding P × N records (default N = 200; 100-byte values,
+# distinct keys), runs `partita run` on a one-stage pipeline (passthrough by
+# default; count keeps durable state, one store per partition) with the
+# compiled component already cached, and waits until the group has
+# committed every record. It samples the process's thread count every
+# 100 ms (the peak includes the threads that start partitions, each with
+# the consumer that restores its state, which end once all have started),
+# reads the thread count and peak resident memory (VmHWM) once every
+# record is committed, then stops it with SIGINT (it must exit 0). Prints
+# one line per P. Everything started is
+# stopped at exit; work files are in target/bench-partitions/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+per=200
+processor=passthrough
+counts=()
+usage() {
+    echo "usage: $0 [--records-per-partition N] [--processor passthrough|count] [PARTITIONS...]" >&2
+    exit 2
+}
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --records-per-partition)
+            [[ $# -ge 2 && "$2" =~ ^[0-9]+$ && "$2" -gt 0 ]] || usage
+            per="$2"
+            shift 2
+            ;;
+        --processor)
+            [[ $# -ge 2 && ("$2" == passthrough || "$2" == count) ]] || usage
+            processor="$2"
+            shift 2
+            ;;
+        *)
+            [[ "$1" =~ ^[0-9]+$ && "$1" -gt 0 ]] || usage
+            counts+=("$1")
+            shift
+            ;;
+    esac
+done
+[[ ${#counts[@]} -gt 0 ]] || counts=(4 64 256 1000)
+
+WORK="$ROOT/target/bench-partitions"
+step() { printf '== %s\n' "$*" >&2; }
+
+step "building (release): partita, the $processor component, the bench tools"
+bash scripts/build-wasm.sh >/dev/null 2>&1
+cargo build --release -q -p partita --bin partita
+cargo build --release -q -p partita-tests --bin kafka-tool --bin bench-probe
+partita="$ROOT/target/release/partita"
+tool="$ROOT/target/release/kafka-tool"
+probe="$ROOT/target/release/bench-probe"
+tansu="$(bash scripts/install-broker.sh)"
+
+rm -rf "$WORK"
+mkdir -p "$WORK"
+cp "target/wasm/components/$processor.wasm" "$WORK/"
+
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+bootstrap="127.0.0.1:$port"
+run_pid=""
+sampler=""
+cleanup() {
+    [[ -n "$sampler" ]] && kill "$sampler" 2>/dev/null || true
+    [[ -n "$run_pid" ]] && kill -KILL "$run_pid" 2>/dev/null || true
+    PARTITA_BROKER_PORT="$port" bash scripts/broker.sh stop "$WORK/broker" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "starting a memory:// broker on $bootstrap"
+PARTITA_BROKER_STORAGE=memory PARTITA_BROKER_PORT="$port" \
+    bash scripts/broker.sh start "$WORK/broker" >&2
+
+printf '{"key":"k","value":"1"}\n' > "$WORK/one.jsonl"
+"$partita" test "$WORK/$processor.wasm" --input "$WORK/one.jsonl" >/dev/null
+
+printf '%11s %13s %12s %14s %18s %19s %10s\n' partitions "threads, peak" "at the end" "peak RSS MiB" "s to first commit" "s to all committed" "records/s"
+for p in "${counts[@]}"; do
+    topic="scale.$p"
+    records=$((p * per))
+    "$tool" --bootstrap "$bootstrap" create-topic "$topic" --partitions "$p" >/dev/null
+    "$tool" --bootstrap "$bootstrap" create-topic "$topic.out" --partitions "$p" >/dev/null
+    "$tool" --bootstrap "$bootstrap" create-topic "$topic.dlq" --partitions "$p" >/dev/null
+    # Key: a distinct one per record; value: the number 1, padded with
+    # zeros to 100 bytes (count reads it as a number).
+    awk -v n="$records" 'BEGIN { for (i = 0; i < n; i++) printf "k%07d\t%0100d\n", i, 1 }' |
+        "$tool" --bootstrap "$bootstrap" produce "$topic" --tab-key >/dev/null
+    {
+        printf '[kafka]\nbootstrap = "%s"\ngroup = "scale-%s"\ncommit_interval_ms = 100\n' "$bootstrap" "$p"
+        printf '\n[kafka.consumer]\n"fetch.wait.max.ms" = "10"\n"fetch.queue.backoff.ms" = "10"\n'
+        printf '\n[state]\ndir = "%s/state-%s"\nmemory_mb = 4\n' "$WORK" "$p"
+        printf '\n[[stage]]\nname = "s"\nprocessor = "%s.wasm"\n' "$processor"
+        printf 'input = "%s"\noutputs = { default = "%s.out" }\n' "$topic" "$topic"
+    } > "$WORK/scale-$p.toml"
+    start="$(date +%s%N)"
+    "$partita" run "$WORK/scale-$p.toml" 2>"$WORK/scale-$p.log" &
+    run_pid=$!
+    (
+        most=0
+        while [[ -r "/proc/$run_pid/status" ]]; do
+            n="$(awk '/^Threads:/ { print $2 }' "/proc/$run_pid/status" 2>/dev/null || echo 0)"
+            [[ -n "$n" && "$n" -gt "$most" ]] && most="$n" && echo "$most" > "$WORK/threads-$p"
+            sleep 0.1
+        done
+    ) &
+    sampler=$!
+    if ! "$probe" --bootstrap "$bootstrap" wait-committed --group "scale-$p.s" --topic "$topic" \
+        --total "$records" --since-ns "$start" --pid "$run_pid" --timeout-s 600 > "$WORK/scale-$p.samples"; then
+        echo "error: $p partitions did not finish; its log:" >&2
+        tail -n 20 "$WORK/scale-$p.log" >&2
+        exit 1
+    fi
+    rss_kb="$(awk '/^VmHWM:/ { print $2 }' "/proc/$run_pid/status")"
+    threads_now="$(awk '/^Threads:/ { print $2 }' "/proc/$run_pid/status")"
+    kill -INT "$run_pid"
+    rc=0
+    wait "$run_pid" || rc=$?
+    run_pid=""
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    sampler=""
+    if [[ "$rc" != 0 ]]; then
+        echo "error: $p partitions: partita exited with status $rc; its log:" >&2
+        tail -n 20 "$WORK/scale-$p.log" >&2
+        exit 1
+    fi
+    first_ms="$(awk '$2 > 0 { print $1; exit }' "$WORK/scale-$p.samples")"
+    done_ms="$(tail -n 1 "$WORK/scale-$p.samples" | cut -d' ' -f1)"
+    printf '%11s %13s %12s %14.0f %18.2f %19.2f %10.0f\n' "$p" "$(cat "$WORK/threads-$p")" "$threads_now" \
+        "$(echo "$rss_kb / 1024" | bc -l)" "$(echo "$first_ms / 1000" | bc -l)" \
+        "$(echo "$done_ms / 1000" | bc -l)" "$(echo "$records * 1000 / $done_ms" | bc -l)"
+    # Free the broker's memory before the next size.
+    "$tansu" topic delete "$topic" --broker "tcp://$bootstrap" >/dev/null 2>&1 || true
+    "$tansu" topic delete "$topic.out" --broker "tcp://$bootstrap" >/dev/null 2>&1 || true
+done
