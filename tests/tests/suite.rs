@@ -9,10 +9,12 @@
 //!   broker (Tansu, and noida-db for exactly-once).
 //! - `polyglot*`: processors written in JavaScript and Python.
 //! - `scaffold`: `partita new` projects in each language.
+//! - `deploy_files`: the container recipe and the systemd unit.
 //!
 //! Run one file's tests with a filter: `cargo test -p partita-tests --test
 //! suite kafka_state::`.
 
+mod deploy_files;
 mod engine;
 mod engine_processors;
 mod engine_window_sum;

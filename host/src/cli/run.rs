@@ -77,8 +77,20 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
                 pipeline::RunError::Invalid(problems) => eprintln!("{problems}"),
                 other => eprintln!("error: {}", other.chain()),
             }
-            Ok(ExitCode::from(if e.while_running() { 1 } else { 2 }))
+            Ok(ExitCode::from(exit_status(&e)))
         }
+    }
+}
+
+/// The exit status of a run that ended with `error`: 2 when starting
+/// again would meet the same problem (an invalid pipeline, missing topics,
+/// a port in use), 1 when it failed while running or the cluster failed a
+/// setup step (a supervisor may start it again).
+fn exit_status(error: &pipeline::RunError) -> u8 {
+    if error.while_running() || error.retryable() {
+        1
+    } else {
+        2
     }
 }
 
@@ -132,4 +144,26 @@ mod signals {
     /// No SIGHUP here: processors reload on file changes only.
     #[cfg(not(unix))]
     pub async fn reload_on_hangup(_trigger: crate::pipeline::reload::ReloadTrigger) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{RunError, SetupError};
+
+    #[test]
+    fn only_what_would_fail_again_exits_2() {
+        let missing = RunError::Setup(SetupError {
+            what: "missing topic: in".into(),
+            retryable: false,
+            source: None,
+        });
+        assert_eq!(exit_status(&missing), 2);
+        let unreachable = RunError::Setup(SetupError {
+            what: "the changelog topics are not ready".into(),
+            retryable: true,
+            source: None,
+        });
+        assert_eq!(exit_status(&unreachable), 1);
+    }
 }
