@@ -34,12 +34,33 @@ done
 export PARTITA_BROKER_PORT="${PARTITA_BROKER_PORT:-19092}"
 export PARTITA_BOOTSTRAP="127.0.0.1:$PARTITA_BROKER_PORT"
 DEMO="$ROOT/target/demo"
+LOGS="$ROOT/target/demo-logs"
+mkdir -p "$LOGS"
 step() { printf '\n== %s\n' "$*" >&2; }
 
-step "building partita and the processors"
-bash scripts/build-wasm.sh 2>/dev/null
+# quiet NAME COMMAND...: runs a long step with its output in
+# $LOGS/NAME.log, one line for it here (with the time it took), and the end
+# of its log if it fails.
+quiet() {
+    local name="$1" log="$LOGS/$1.log" start=$SECONDS
+    shift
+    printf '== %s ... ' "$name" >&2
+    if "$@" > "$log" 2>&1; then
+        printf 'done in %d s\n' $((SECONDS - start)) >&2
+    else
+        printf 'failed after %d s; the end of %s:\n' $((SECONDS - start)) "$log" >&2
+        tail -n 30 "$log" >&2
+        exit 1
+    fi
+}
+
+# The broker's first install takes about 12 minutes: say so before the
+# builds start (its log is in the cache folder).
+quiet "the broker (its first build takes about 12 minutes)" bash scripts/install-broker.sh
+quiet "building the processors (wasm32-wasip2)" bash scripts/build-wasm.sh
 # One release build of both binaries: they share their dependencies.
-cargo build --release -q -p partita -p partita-tests --bin partita --bin kafka-tool
+quiet "building partita (release)" \
+    cargo build --release -p partita -p partita-tests --bin partita --bin kafka-tool
 partita="$ROOT/target/release/partita"
 tool="$ROOT/target/release/kafka-tool"
 export PARTITA_KAFKA_TOOL="$tool"

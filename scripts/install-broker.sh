@@ -13,11 +13,18 @@ ROOT="$CACHE/tansu-$TANSU_VERSION"
 BIN="$ROOT/bin/tansu"
 
 if [[ ! -x "$BIN" ]]; then
-    echo "installing tansu $TANSU_VERSION into $ROOT (about 12 minutes, once)" >&2
     mkdir -p "$ROOT"
+    LOG="$CACHE/tansu-$TANSU_VERSION-install.log"
+    echo "installing tansu $TANSU_VERSION into $ROOT (about 12 minutes, once; the build's log: $LOG)" >&2
+    start=$SECONDS
     # sqlite:// storage (libsql) survives broker restarts and reports exact
     # high watermarks; dynostore brings the memory engine used by benchmarks.
-    cargo install tansu --locked --version "$TANSU_VERSION" \
-        --features dynostore,libsql --root "$ROOT" >&2
+    if ! cargo install tansu --locked --version "$TANSU_VERSION" \
+        --features dynostore,libsql --root "$ROOT" > "$LOG" 2>&1; then
+        echo "error: installing tansu failed; the end of $LOG:" >&2
+        tail -n 30 "$LOG" >&2
+        exit 1
+    fi
+    echo "installed tansu $TANSU_VERSION in $(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s" >&2
 fi
 echo "$BIN"
