@@ -3,7 +3,7 @@
 //! `--metrics-addr` ([`server`]), and summed into the periodic progress
 //! line ([`progress`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -14,6 +14,7 @@ use crate::pipeline::shadow::ShadowTotals;
 mod progress;
 mod render;
 mod server;
+mod status;
 
 pub use progress::{log_progress, progress_line};
 pub use server::{bind, serve};
@@ -80,6 +81,38 @@ pub struct StageMetrics {
     /// The comparison of the stage's candidate with its live processor,
     /// for a stage that can have a candidate.
     shadow: Mutex<Option<Arc<ShadowTotals>>>,
+    /// The versions the stage ran, latest last, with when each started
+    /// (at most [`HISTORY`]).
+    versions: Mutex<VecDeque<(u64, String)>>,
+    /// The latest dead letters, latest last (at most [`HISTORY`]).
+    dead_letters: Mutex<VecDeque<DeadLetter>>,
+}
+
+/// How many versions and dead letters a stage remembers for the console.
+pub const HISTORY: usize = 20;
+
+/// A record sent to a dead-letter topic, as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetter {
+    /// When, in ms since the Unix epoch.
+    pub at_ms: u64,
+    /// The input topic, partition and offset.
+    pub topic: String,
+    /// The input partition.
+    pub partition: i32,
+    /// The input offset.
+    pub offset: i64,
+    /// The error kind (`partita.error.kind`).
+    pub kind: &'static str,
+    /// The reason (`partita.error.reason`).
+    pub reason: String,
+}
+
+/// Now, in ms since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A stage's consumer group as last probed (`pipeline::health`).
@@ -118,9 +151,49 @@ impl StageMetrics {
             .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
     }
 
-    /// Sets the processor version the stage runs.
+    /// Sets the processor version the stage runs (remembered in its
+    /// history when it changes).
     pub fn set_version(&self, version: &str) {
         *lock(&self.version) = version.to_string();
+        let mut versions = lock(&self.versions);
+        if versions.back().is_none_or(|(_, v)| v != version) {
+            if versions.len() == HISTORY {
+                versions.pop_front();
+            }
+            versions.push_back((now_ms(), version.to_string()));
+        }
+    }
+
+    /// The versions the stage ran, with when each started (ms since the
+    /// Unix epoch), latest last.
+    pub fn versions(&self) -> Vec<(u64, String)> {
+        lock(&self.versions).iter().cloned().collect()
+    }
+
+    /// Remembers a record sent to the dead-letter topic.
+    pub fn note_dead_letter(
+        &self,
+        (topic, partition, offset): (&str, i32, i64),
+        kind: &'static str,
+        reason: &str,
+    ) {
+        let mut recent = lock(&self.dead_letters);
+        if recent.len() == HISTORY {
+            recent.pop_front();
+        }
+        recent.push_back(DeadLetter {
+            at_ms: now_ms(),
+            topic: topic.to_string(),
+            partition,
+            offset,
+            kind,
+            reason: reason.to_string(),
+        });
+    }
+
+    /// The latest dead letters, latest last.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        lock(&self.dead_letters).iter().cloned().collect()
     }
 
     /// The processor version the stage runs.
@@ -281,6 +354,15 @@ pub struct StageTotals {
     /// The processor version the stage runs (the live one, after a hot
     /// reload).
     pub version: String,
+    /// Records the processor rejected.
+    pub rejected: u64,
+    /// Records that failed (a trap, a limit) on their own.
+    pub failed: u64,
+    /// Keys in the state stores of the partitions this process holds (as of
+    /// their last flush).
+    pub state_keys: u64,
+    /// Versions swapped in by hot reloads and deployments.
+    pub reloads: u64,
 }
 
 impl Metrics {
@@ -311,6 +393,8 @@ impl Metrics {
                     rejoins: AtomicU64::new(0),
                     group: Mutex::new(None),
                     shadow: Mutex::new(None),
+                    versions: Mutex::new(VecDeque::new()),
+                    dead_letters: Mutex::new(VecDeque::new()),
                 })
             })
             .clone()
@@ -356,6 +440,7 @@ impl Metrics {
             .map(|(name, s)| {
                 let mut t = StageTotals {
                     version: s.version(),
+                    reloads: s.reloads.load(Relaxed),
                     ..StageTotals::default()
                 };
                 if let Some(g) = lock(&s.group).as_ref() {
@@ -372,7 +457,12 @@ impl Metrics {
             t.records_in += p.records_in.load(Relaxed);
             t.records_out += p.records_out.load(Relaxed);
             t.dlq += p.dlq.load(Relaxed);
+            t.rejected += p.rejected.load(Relaxed);
+            t.failed += p.failed.load(Relaxed);
             t.owned += usize::from(p.assigned());
+            if p.assigned() {
+                t.state_keys += u64::try_from(p.state_keys.load(Relaxed)).unwrap_or(0);
+            }
         }
         out.into_iter().collect()
     }

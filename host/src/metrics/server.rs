@@ -1,6 +1,7 @@
 //! The HTTP endpoint: a few lines over tokio's `TcpListener` rather than
-//! a web framework: it answers one `GET /metrics` per connection and
-//! nothing else, which does not justify a dependency tree.
+//! a web framework: it answers one GET per connection, `/metrics`
+//! (Prometheus text), `/` (the live console) and `/status.json` (what the
+//! console shows), which does not justify a dependency tree.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,8 +17,9 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Answers `GET /metrics` on `listener` with [`Metrics::render`] until the
-/// task is dropped; any other path gets 404.
+/// Answers `GET /metrics` on `listener` with [`Metrics::render`], `GET /`
+/// with the console and `GET /status.json` with [`Metrics::status`] until
+/// the task is dropped; any other path gets 404.
 pub async fn serve(metrics: Arc<Metrics>, listener: TcpListener) {
     loop {
         let (mut socket, peer) = match listener.accept().await {
@@ -54,19 +56,31 @@ pub async fn serve(metrics: Arc<Metrics>, listener: TcpListener) {
             let line = String::from_utf8_lossy(line);
             let mut words = line.split_whitespace();
             let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-            let (status, body) = match (method, path.split('?').next().unwrap_or("")) {
-                ("GET", "/metrics") => ("200 OK", metrics.render()),
+            const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+            let (status, content_type, body) = match (method, path.split('?').next().unwrap_or(""))
+            {
+                ("GET", "/metrics") => ("200 OK", TEXT, metrics.render()),
+                ("GET", "/") => (
+                    "200 OK",
+                    "text/html; charset=utf-8",
+                    super::status::CONSOLE_HTML.to_string(),
+                ),
+                ("GET", "/status.json") => {
+                    ("200 OK", "application/json", metrics.status().to_string())
+                }
                 ("GET", _) => (
                     "404 Not Found",
-                    "not found: metrics are at /metrics\n".to_string(),
+                    TEXT,
+                    "not found: metrics are at /metrics, the console at /\n".to_string(),
                 ),
                 _ => (
                     "405 Method Not Allowed",
+                    TEXT,
                     "only GET is supported\n".to_string(),
                 ),
             };
             let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n\
                  Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );

@@ -140,7 +140,7 @@ fn progress_line_gives_rates_lag_and_what_this_host_owns() {
         owned,
         partitions,
         unowned,
-        version: String::new(),
+        ..StageTotals::default()
     };
     let before = vec![
         ("a".to_string(), t(100, 100, 0, Some(5), 2, 4, 0)),
@@ -200,4 +200,47 @@ async fn the_endpoint_serves_metrics_and_404_elsewhere() {
         "{missing}"
     );
     server.abort();
+}
+
+#[test]
+fn the_status_shows_versions_dead_letters_and_what_this_host_owns() {
+    let m = Metrics::new();
+    let s = m.stage("parse", &["in".to_string()]);
+    s.set_version("v1");
+    s.set_version("v1");
+    s.set_version("v2");
+    for i in 0..(HISTORY as i64 + 5) {
+        s.note_dead_letter(("in", 1, i), "rejected", &format!("bad {i}"));
+    }
+    let p = m.partition("parse", 1);
+    p.set_assigned(true);
+    p.set_state_keys(7);
+    p.records_in.fetch_add(10, Relaxed);
+    p.rejected.fetch_add(3, Relaxed);
+    let status = m.status();
+    let stage = &status["stages"][0];
+    assert_eq!(stage["name"], "parse");
+    assert_eq!(stage["version"], "v2");
+    let versions: Vec<&str> = stage["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["v1", "v2"], "a version repeated is one entry");
+    let letters = stage["dead_letters"].as_array().unwrap();
+    assert_eq!(letters.len(), HISTORY, "only the latest are kept");
+    assert_eq!(
+        letters[HISTORY - 1]["reason"],
+        format!("bad {}", HISTORY + 4)
+    );
+    assert_eq!(letters[0]["kind"], "rejected");
+    assert_eq!(stage["owned"], serde_json::json!([1]));
+    assert_eq!(stage["state_keys"], 7);
+    assert_eq!(
+        (stage["records_in"].as_u64(), stage["rejected"].as_u64()),
+        (Some(10), Some(3))
+    );
+    assert!(stage["shadow"].is_null());
+    assert_eq!(status["tables"], serde_json::json!([]));
 }

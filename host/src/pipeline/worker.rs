@@ -415,6 +415,7 @@ impl<C: ConsumerContext + 'static> Worker<C> {
             counts: Counts::default(),
             stop: None,
             fatal: None,
+            metrics: &self.shared.metrics,
         };
         let plan = self.processing.shadow_plan();
         // The live results, kept only while the stage has a candidate.

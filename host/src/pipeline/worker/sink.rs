@@ -16,6 +16,7 @@ use super::super::{StageFailure, reload};
 use crate::config::OnError;
 use crate::engine::RecordOutcome;
 use crate::kafka::produce::{self, Acks, OutRecord, Producer};
+use crate::metrics::StageMetrics;
 
 /// What one batch came to.
 #[derive(Default)]
@@ -48,6 +49,8 @@ pub(super) struct Sink<'w> {
     pub(super) counts: Counts,
     pub(super) stop: Option<StopAt>,
     pub(super) fatal: Option<StageFailure>,
+    /// The stage's metrics (the latest dead letters).
+    pub(super) metrics: &'w StageMetrics,
 }
 
 impl Sink<'_> {
@@ -149,6 +152,11 @@ impl Sink<'_> {
                     return false;
                 }
                 self.counts.dlq += 1;
+                self.metrics.note_dead_letter(
+                    (record.topic, record.partition, record.offset),
+                    kind.as_str(),
+                    reason,
+                );
                 true
             }
         }
