@@ -61,6 +61,22 @@ fn check_component(project: &Path, component: &Path) {
     );
 }
 
+/// As a JavaScript or Python project's README says: the build script run
+/// from the project's folder, then `partita test` of the component it
+/// wrote (`file`, removed afterwards).
+fn build_and_check(project: &Path, file: &str) {
+    run(
+        "build-polyglot.sh .",
+        Command::new("bash")
+            .current_dir(project)
+            .arg(repo_root().join("scripts/build-polyglot.sh"))
+            .arg("."),
+    );
+    let component = components_dir().join(file);
+    check_component(project, &component);
+    let _ = std::fs::remove_file(component);
+}
+
 fn outside() -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix("partita-new-")
@@ -119,17 +135,7 @@ fn a_new_javascript_processor_tests_builds_and_runs_as_written() {
     );
     let text = String::from_utf8_lossy(&tested.stdout);
     assert!(text.contains("# pass 1"), "{text}");
-    // As the README says: the build script run from the project's folder.
-    run(
-        "build-polyglot.sh .",
-        Command::new("bash")
-            .current_dir(&project)
-            .arg(repo_root().join("scripts/build-polyglot.sh"))
-            .arg("."),
-    );
-    let component = components_dir().join("shout_new_js_js.wasm");
-    check_component(&project, &component);
-    let _ = std::fs::remove_file(component);
+    build_and_check(&project, "shout_new_js_js.wasm");
 }
 
 #[test]
@@ -146,16 +152,7 @@ fn a_new_python_processor_tests_builds_and_runs_as_written() {
     );
     let text = String::from_utf8_lossy(&tested.stderr);
     assert!(text.contains("Ran 1 test"), "{text}");
-    run(
-        "build-polyglot.sh .",
-        Command::new("bash")
-            .current_dir(&project)
-            .arg(repo_root().join("scripts/build-polyglot.sh"))
-            .arg("."),
-    );
-    let component = components_dir().join("shout_new_py_py.wasm");
-    check_component(&project, &component);
-    let _ = std::fs::remove_file(component);
+    build_and_check(&project, "shout_new_py_py.wasm");
 }
 
 #[test]

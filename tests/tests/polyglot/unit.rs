@@ -107,6 +107,17 @@ fn the_build_script_says_what_is_wrong() {
     );
 }
 
+/// Where build-polyglot.sh writes the component of the JavaScript
+/// processor in `dir`: `NAME_js.wasm`, `-` in its folder's name as `_`.
+fn js_component_of(dir: &Path) -> std::path::PathBuf {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("name")
+        .replace('-', "_");
+    partita_tests::wasm::components_dir().join(format!("{name}_js.wasm"))
+}
+
 /// A processor folder outside the checkout, as a user keeps one.
 fn outside(prefix: &str) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
@@ -175,13 +186,7 @@ fn a_javascript_processor_anywhere_imports_the_helper_by_its_package_name() {
     let path = dir.path().to_str().expect("UTF-8 path");
     let (code, err) = build_script(&["--js-only", path]);
     assert_eq!(code, Some(0), "{err}");
-    let name = dir
-        .path()
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("name")
-        .replace('-', "_");
-    let wasm = partita_tests::wasm::components_dir().join(format!("{name}_js.wasm"));
+    let wasm = js_component_of(dir.path());
     let out = partita_test(dir.path(), &wasm);
     let _ = std::fs::remove_file(&wasm);
     assert!(out.contains("\"value\":\"HI!\""), "{out}");
@@ -263,13 +268,7 @@ fn a_javascript_syntax_error_fails_the_build_naming_file_and_line() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("[ERROR] Expected \")\""), "{err}");
     assert!(err.contains("processor.js:4:0"), "{err}");
-    let name = dir
-        .path()
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("name")
-        .replace('-', "_");
-    let wasm = partita_tests::wasm::components_dir().join(format!("{name}_js.wasm"));
+    let wasm = js_component_of(dir.path());
     assert!(
         !wasm.exists(),
         "no component is left behind: {}",
