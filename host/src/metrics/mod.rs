@@ -83,7 +83,7 @@ pub struct StageMetrics {
     shadow: Mutex<Option<Arc<ShadowTotals>>>,
     /// The versions the stage ran, latest last, with when each started
     /// (at most [`HISTORY`]).
-    versions: Mutex<VecDeque<(u64, String)>>,
+    versions: Mutex<VecDeque<(i64, String)>>,
     /// The latest dead letters, latest last (at most [`HISTORY`]).
     dead_letters: Mutex<VecDeque<DeadLetter>>,
 }
@@ -95,7 +95,7 @@ pub const HISTORY: usize = 20;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeadLetter {
     /// When, in ms since the Unix epoch.
-    pub at_ms: u64,
+    pub at_ms: i64,
     /// The input topic, partition and offset.
     pub topic: String,
     /// The input partition.
@@ -106,13 +106,6 @@ pub struct DeadLetter {
     pub kind: &'static str,
     /// The reason (`partita.error.reason`).
     pub reason: String,
-}
-
-/// Now, in ms since the Unix epoch.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A stage's consumer group as last probed (`pipeline::health`).
@@ -160,13 +153,13 @@ impl StageMetrics {
             if versions.len() == HISTORY {
                 versions.pop_front();
             }
-            versions.push_back((now_ms(), version.to_string()));
+            versions.push_back((crate::deploy::now_ms(), version.to_string()));
         }
     }
 
     /// The versions the stage ran, with when each started (ms since the
     /// Unix epoch), latest last.
-    pub fn versions(&self) -> Vec<(u64, String)> {
+    pub fn versions(&self) -> Vec<(i64, String)> {
         lock(&self.versions).iter().cloned().collect()
     }
 
@@ -182,7 +175,7 @@ impl StageMetrics {
             recent.pop_front();
         }
         recent.push_back(DeadLetter {
-            at_ms: now_ms(),
+            at_ms: crate::deploy::now_ms(),
             topic: topic.to_string(),
             partition,
             offset,
