@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Builds the processors written in JavaScript and Python into components.
+# Builds the processors written in JavaScript, Python and C into components.
 #
-#   scripts/build-polyglot.sh [--js-only | --python-only] [DIR...]
+#   scripts/build-polyglot.sh [--js-only | --python-only | --c-only] [DIR...]
 #
 # With no DIR, builds every processors/js/*/ (a folder holding processor.js,
-# whose default export is the processor class) and every processors/python/*/
+# whose default export is the processor class), every processors/python/*/
 # (a folder holding processor.py, which ends with
-# `Processor = partita.export(TheClass)`). A DIR names one such folder,
+# `Processor = partita.export(TheClass)`) and every processors/c/*/ (a folder
+# holding processor.c, which defines processor_init and processor_process;
+# every .c file of the folder is compiled). A DIR names one such folder,
 # anywhere on disk. Each component is written to target/wasm/components/ as
-# NAME_js.wasm or NAME_py.wasm, NAME being the folder's name with `-` as `_`
-# (processors/js/csv-to-json -> csv_to_json_js.wasm).
+# NAME_js.wasm, NAME_py.wasm or NAME_c.wasm, NAME being the folder's name
+# with `-` as `_` (processors/js/csv-to-json -> csv_to_json_js.wasm).
 #
 # A JavaScript processor imports the helper by its package name,
 # `@partita/processor` (guest-sdk/js; `npm install PATH/guest-sdk/js` gives
@@ -26,10 +28,12 @@
 #     as locked in guest-sdk/js/toolchain/package-lock.json (about 20 s,
 #     400 MB);
 #   - Python: PyPI componentize-py (version below) in a virtualenv
-#     (about 5 s, 72 MB).
+#     (about 5 s, 72 MB);
+#   - C: Debian's clang, lld and wasi-libc, wit-bindgen's C generator and
+#     wasm-tools (scripts/install-c-toolchain.sh; about 3 minutes).
 # A component is rebuilt only when one of its inputs changed (its folder, the
 # helper of its language, the WIT, the toolchain, this script): about 20 s
-# per JavaScript component and 8 s per Python one on 2 cores.
+# per JavaScript component, 8 s per Python one and 1 s per C one on 2 cores.
 #
 # Prints the paths of the components on stdout, one per line; progress goes
 # to stderr.
@@ -43,12 +47,13 @@ CACHE="${PARTITA_CACHE:-$HOME/.cache/partita}"
 OUT="$ROOT/target/wasm/components"
 WORK="$ROOT/target/polyglot"
 
-langs="js python"
+langs="js python c"
 dirs=()
 for arg in "$@"; do
     case "$arg" in
         --js-only) langs="js" ;;
         --python-only) langs="python" ;;
+        --c-only) langs="c" ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
             exit 0
@@ -189,6 +194,36 @@ build_python() {
     build_if_changed "$name" "$OUT/$name.wasm" "$work/stamp" "$inputs" py_build
 }
 
+build_c() {
+    local dir
+    dir="$(realpath "$1")"
+    [[ -f "$dir/processor.c" ]] || { log "error: $1 has no processor.c"; exit 1; }
+    local name
+    name="$(basename "$dir" | tr '-' '_')_c"
+    local tools
+    tools="$(bash "$ROOT/scripts/install-c-toolchain.sh")"
+    local work="$WORK/c/$name"
+    mkdir -p "$work" "$OUT"
+    local inputs
+    inputs="$(tree_hash "$dir" "$ROOT/guest-sdk/c" "$ROOT/wit/processor.wit" "$ROOT/scripts/build-polyglot.sh" "$ROOT/scripts/install-c-toolchain.sh")"
+    c_build() {
+        # The bindings (stage.h, stage.c and the world's type as an object
+        # file), then one core module holding the processor, the helper and
+        # the bindings, then the component. The module imports nothing but
+        # the world's interfaces (the helper avoids stdio), so it needs no
+        # WASI adapter.
+        local said
+        rm -rf "$work/bindings"
+        said="$("$tools/wit-bindgen" c "$ROOT/wit/processor.wit" --world stage --out-dir "$work/bindings" 2>&1)" ||
+            { log "$said"; return 1; }
+        clang --target=wasm32-wasi -mexec-model=reactor -std=c11 -O2 -Wall -Wextra \
+            -I "$work/bindings" -I "$ROOT/guest-sdk/c" "$dir"/*.c "$ROOT/guest-sdk/c/partita.c" \
+            "$work/bindings/stage.c" "$work/bindings/stage_component_type.o" -o "$work/core.wasm" >&2 &&
+            "$tools/wasm-tools" component new "$work/core.wasm" -o "$OUT/$name.wasm.tmp" >&2
+    }
+    build_if_changed "$name" "$OUT/$name.wasm" "$work/stamp" "$inputs" c_build
+}
+
 if [[ ${#dirs[@]} -eq 0 ]]; then
     for lang in $langs; do
         for d in "processors/$lang"/*/; do
@@ -202,8 +237,10 @@ for d in "${dirs[@]}"; do
         build_js "$d"
     elif [[ -f "$d/processor.py" && "$langs" == *python* ]]; then
         build_python "$d"
-    elif [[ ! -f "$d/processor.js" && ! -f "$d/processor.py" ]]; then
-        log "error: $d holds neither processor.js nor processor.py"
+    elif [[ -f "$d/processor.c" && "$langs" == *c* ]]; then
+        build_c "$d"
+    elif [[ ! -f "$d/processor.js" && ! -f "$d/processor.py" && ! -f "$d/processor.c" ]]; then
+        log "error: $d holds none of processor.js, processor.py and processor.c"
         exit 1
     fi
 done

@@ -3,6 +3,8 @@
 #   - the wasm32-wasip2 target and every Wasm component (scripts/build-wasm.sh),
 #   - the Tansu broker, built once into a cache outside the checkout
 #     (scripts/install-broker.sh; the tests start their own brokers from it),
+#   - the C toolchain for processors written in C (clang, wit-bindgen,
+#     wasm-tools: scripts/install-c-toolchain.sh), built alongside the broker,
 #   - noida-db (scripts/install-noida.sh, pip), a broker that implements
 #     transactions, for the exactly-once tests,
 #   - headless Chromium (scripts/install-chromium.sh), for the tests that
@@ -29,6 +31,12 @@ export PARTITA_NOIDA="$(bash scripts/install-noida.sh)"
 log "headless Chromium"
 export PARTITA_CHROMIUM="$(bash scripts/install-chromium.sh)"
 
+# After Chromium: both install Debian packages, and apt takes one at a time.
+log "C toolchain (clang, wit-bindgen, wasm-tools), installed once into the same cache"
+bash scripts/install-c-toolchain.sh > target/c-toolchain-install.log 2>&1 &
+c_pid=$!
+trap 'kill $broker_pid $c_pid 2>/dev/null || true' EXIT
+
 log "Wasm components"
 bash scripts/build-wasm.sh
 
@@ -52,6 +60,11 @@ log "waiting for the broker install"
 if ! wait $broker_pid; then
     cat target/broker-install.log >&2
     echo "error: installing the broker failed (log above)" >&2
+    exit 1
+fi
+if ! wait $c_pid; then
+    cat target/c-toolchain-install.log >&2
+    echo "error: installing the C toolchain failed (log above)" >&2
     exit 1
 fi
 trap - EXIT

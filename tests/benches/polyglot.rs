@@ -1,8 +1,9 @@
-//! Processors in JavaScript and Python next to Rust, in one process: the
+//! Processors in JavaScript, Python and C next to Rust, in one process: the
 //! component size, the time to compile it (first load) and to load it from
 //! the compiled cache, the time to start an instance (instantiate and
 //! `init`), the smallest memory cap it starts under, and records per second
-//! through `csv-to-json` and `count`, with each language's ratio to Rust.
+//! through `csv-to-json` and `count` (C has only csv-to-json), with each
+//! language's ratio to Rust.
 //!
 //! Run with `cargo bench -p partita-tests --bench polyglot`; it builds the
 //! components first (`scripts/build-wasm.sh`, `scripts/build-polyglot.sh`).
@@ -25,7 +26,14 @@ const RUN_FOR: Duration = Duration::from_secs(3);
 /// Memory cap for the throughput runs.
 const MEMORY: usize = 64 << 20;
 
-const LANGUAGES: [(&str, &str); 3] = [("Rust", ""), ("JavaScript", "_js"), ("Python", "_py")];
+/// Each language: its name, its components' suffix, and whether it has a
+/// port of `count`.
+const LANGUAGES: [(&str, &str, bool); 4] = [
+    ("Rust", "", true),
+    ("JavaScript", "_js", true),
+    ("Python", "_py", true),
+    ("C", "_c", false),
+];
 
 fn engine(cache: &Path) -> Engine {
     Engine::new(EngineConfig {
@@ -152,10 +160,10 @@ struct Row {
     start: Duration,
     cap: usize,
     csv: f64,
-    count: f64,
+    count: Option<f64>,
 }
 
-fn measure(language: &'static str, suffix: &str) -> Row {
+fn measure(language: &'static str, suffix: &str, has_count: bool) -> Row {
     let csv_config: &[(&str, &str)] = &[
         ("columns", "id,name,amount,currency"),
         ("numeric", "amount"),
@@ -201,11 +209,13 @@ fn measure(language: &'static str, suffix: &str) -> Row {
         .expect("instantiate");
     let csv_rate = throughput(&mut instance, csv_batch);
 
-    let count_processor = engine(cache.path()).load(&count).expect("load count");
-    let mut instance = count_processor
-        .instantiate(setup(&[], MEMORY))
-        .expect("instantiate count");
-    let count_rate = throughput(&mut instance, count_batch);
+    let count_rate = has_count.then(|| {
+        let count_processor = engine(cache.path()).load(&count).expect("load count");
+        let mut instance = count_processor
+            .instantiate(setup(&[], MEMORY))
+            .expect("instantiate count");
+        throughput(&mut instance, count_batch)
+    });
     Row {
         language,
         size,
@@ -223,16 +233,18 @@ fn main() {
     build();
     let rows: Vec<Row> = LANGUAGES
         .iter()
-        .map(|(language, suffix)| measure(language, suffix))
+        .map(|(language, suffix, has_count)| measure(language, suffix, *has_count))
         .collect();
     let rust = &rows[0];
+    let rust_count = rust.count.expect("Rust has count");
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "—".to_string());
     println!(
         "| language | component | compile (first load) | cached load | start (instantiate + init) | smallest memory cap | csv-to-json records/s | vs Rust | count records/s | vs Rust |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {:.1} MB | {:.2} s | {:.1} ms | {:.2} ms | {} MiB | {:.0} | {:.3} | {:.0} | {:.3} |",
+            "| {} | {:.2} MB | {:.2} s | {:.1} ms | {:.2} ms | {} MiB | {:.0} | {:.3} | {} | {} |",
             r.language,
             r.size as f64 / 1e6,
             r.compile.as_secs_f64(),
@@ -241,16 +253,16 @@ fn main() {
             r.cap,
             r.csv,
             r.csv / rust.csv,
-            r.count,
-            r.count / rust.count,
+            or_dash(r.count.map(|c| format!("{c:.0}"))),
+            or_dash(r.count.map(|c| format!("{:.3}", c / rust_count))),
         );
     }
     for r in &rows {
         println!(
-            "{}: {:.2} µs per csv-to-json record, {:.2} µs per count record",
+            "{}: {:.2} µs per csv-to-json record, {} µs per count record",
             r.language,
             1e6 / r.csv,
-            1e6 / r.count
+            or_dash(r.count.map(|c| format!("{:.2}", 1e6 / c)))
         );
     }
 }

@@ -11,7 +11,9 @@ use partita_wire::BatchWriter;
 
 use super::setup::{cache_dir, component, inputs, run};
 
-const PORTS: [&str; 2] = ["js", "py"];
+/// The ports of each Rust processor, by component suffix.
+const CSV_TO_JSON_PORTS: [&str; 3] = ["js", "py", "c"];
+const COUNT_PORTS: [&str; 2] = ["js", "py"];
 
 /// An init refusal names the processor by its content hash, which differs
 /// between twins: keep the reason.
@@ -33,11 +35,11 @@ fn without_version(stderr: &str) -> String {
         .join("\n")
 }
 
-/// Runs the Rust processor `rust` and its ports on `input` with `config` and
-/// asserts the same results; returns the Rust run's stdout and stderr.
-fn same_as_rust(rust: &str, input: &Path, config: &[&str]) -> (String, String) {
+/// Runs the Rust processor `rust` and its `ports` on `input` with `config`
+/// and asserts the same results; returns the Rust run's stdout and stderr.
+fn same_as_rust(rust: &str, ports: &[&str], input: &Path, config: &[&str]) -> (String, String) {
     let expected = run(rust, input, config, &[]);
-    for port in PORTS {
+    for port in ports {
         let name = format!("{rust}_{port}");
         let got = run(&name, input, config, &[]);
         assert_eq!(
@@ -76,7 +78,7 @@ fn csv_to_json_ports_write_the_same_outputs_and_rejections_as_rust() {
             "delimiter=,",
         ],
     ] {
-        let (stdout, stderr) = same_as_rust("csv_to_json", &input, config);
+        let (stdout, stderr) = same_as_rust("csv_to_json", &CSV_TO_JSON_PORTS, &input, config);
         assert!(
             stdout.lines().count() >= 3,
             "{config:?}: too few outputs to compare:\n{stdout}"
@@ -88,6 +90,7 @@ fn csv_to_json_ports_write_the_same_outputs_and_rejections_as_rust() {
     }
     let (_, stderr) = same_as_rust(
         "csv_to_json",
+        &CSV_TO_JSON_PORTS,
         &input,
         &["columns=id,name,amount", "numeric=amount"],
     );
@@ -120,7 +123,7 @@ fn csv_to_json_ports_refuse_bad_configuration_as_rust_does() {
         &["columns=a", "skip_header=yes"],
         &["columns=a", "colums=b"],
     ] {
-        let (_, stderr) = same_as_rust("csv_to_json", &input, config);
+        let (_, stderr) = same_as_rust("csv_to_json", &CSV_TO_JSON_PORTS, &input, config);
         assert!(
             stderr.contains("refused to start: config key `"),
             "{config:?}:\n{stderr}"
@@ -137,7 +140,7 @@ fn count_ports_write_the_same_totals_and_rejections_as_rust() {
         &["cache_entries=2"],
         &["field= amount ", "cache_entries=1"],
     ] {
-        let (stdout, stderr) = same_as_rust("count", &input, config);
+        let (stdout, stderr) = same_as_rust("count", &COUNT_PORTS, &input, config);
         assert!(
             stdout.lines().count() >= 5,
             "{config:?}: too few outputs to compare:\n{stdout}"
@@ -147,7 +150,7 @@ fn count_ports_write_the_same_totals_and_rejections_as_rust() {
             "{config:?}: no rejection to compare:\n{stderr}"
         );
     }
-    let (_, stderr) = same_as_rust("count", &input, &["field=amount"]);
+    let (_, stderr) = same_as_rust("count", &COUNT_PORTS, &input, &["field=amount"]);
     for reason in [
         "value is not a JSON object: expected `:` at line 1 column 6",
         "value is not a JSON object: invalid type: integer `-3`, expected a map at line 1 column 2",
@@ -172,7 +175,7 @@ fn count_ports_refuse_bad_configuration_as_rust_does() {
         &["cache_entries=99999999999"],
         &["fields=a"],
     ] {
-        let (_, stderr) = same_as_rust("count", &input, config);
+        let (_, stderr) = same_as_rust("count", &COUNT_PORTS, &input, config);
         assert!(
             stderr.contains("refused to start: config key `"),
             "{config:?}:\n{stderr}"
@@ -281,7 +284,7 @@ fn count_ports_leave_the_same_state_as_rust() {
             state.iter().all(|(_, v)| v.len() == 16),
             "{config:?}: state values are 16 bytes"
         );
-        for port in PORTS {
+        for port in COUNT_PORTS {
             let name = format!("count_{port}");
             let (seen, got) = count_through_the_engine(&engine, &name, config);
             assert_eq!(seen, expected, "{name} {config:?}: outcomes differ");

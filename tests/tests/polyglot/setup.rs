@@ -1,4 +1,4 @@
-//! Builds the JavaScript and Python components once per test run and runs
+//! Builds the JavaScript, Python and C components once per test run and runs
 //! `partita test` on them.
 //!
 //! Compiling a 12 to 18 MB component (a whole language runtime) takes
@@ -23,10 +23,11 @@ const GUESTS: [&str; 2] = [
 ];
 
 /// Every component these tests load, by file name without `.wasm`.
-const COMPONENTS: [&str; 8] = [
+const COMPONENTS: [&str; 9] = [
     "csv_to_json",
     "csv_to_json_js",
     "csv_to_json_py",
+    "csv_to_json_c",
     "count",
     "count_js",
     "count_py",

@@ -101,21 +101,22 @@ fn the_build_script_says_what_is_wrong() {
     assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains(&format!(
-            "{path} holds neither processor.js nor processor.py"
+            "{path} holds none of processor.js, processor.py and processor.c"
         )),
         "{err}"
     );
 }
 
-/// Where build-polyglot.sh writes the component of the JavaScript
-/// processor in `dir`: `NAME_js.wasm`, `-` in its folder's name as `_`.
-fn js_component_of(dir: &Path) -> std::path::PathBuf {
+/// Where build-polyglot.sh writes the component of the processor in `dir`
+/// written in the language of `suffix` (`js`, `c`): `NAME_SUFFIX.wasm`, `-`
+/// in its folder's name as `_`.
+fn component_of(dir: &Path, suffix: &str) -> std::path::PathBuf {
     let name = dir
         .file_name()
         .and_then(|n| n.to_str())
         .expect("name")
         .replace('-', "_");
-    partita_tests::wasm::components_dir().join(format!("{name}_js.wasm"))
+    partita_tests::wasm::components_dir().join(format!("{name}_{suffix}.wasm"))
 }
 
 /// A processor folder outside the checkout, as a user keeps one.
@@ -186,7 +187,7 @@ fn a_javascript_processor_anywhere_imports_the_helper_by_its_package_name() {
     let path = dir.path().to_str().expect("UTF-8 path");
     let (code, err) = build_script(&["--js-only", path]);
     assert_eq!(code, Some(0), "{err}");
-    let wasm = js_component_of(dir.path());
+    let wasm = component_of(dir.path(), "js");
     let out = partita_test(dir.path(), &wasm);
     let _ = std::fs::remove_file(&wasm);
     assert!(out.contains("\"value\":\"HI!\""), "{out}");
@@ -268,7 +269,156 @@ fn a_javascript_syntax_error_fails_the_build_naming_file_and_line() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("[ERROR] Expected \")\""), "{err}");
     assert!(err.contains("processor.js:4:0"), "{err}");
-    let wasm = js_component_of(dir.path());
+    let wasm = component_of(dir.path(), "js");
+    assert!(
+        !wasm.exists(),
+        "no component is left behind: {}",
+        wasm.display()
+    );
+}
+
+/// A C processor that uses what the helper offers beyond csv-to-json (the
+/// C port): named outputs, keys, headers, state, logging, on-timer.
+const TALLY_C: &str = r#"#include <stdlib.h>
+#include "partita.h"
+
+static const char *const outputs[] = {"tally", "audit"};
+
+bool processor_init(const pt_config *config) {
+    if (!pt_config_check_keys(config, NULL, 0)) return false;
+    pt_set_outputs(outputs, 2);
+    return true;
+}
+
+void processor_process(const pt_record *record, pt_emitter *out) {
+    if (record->key.ptr == NULL) { pt_reject(out, "record %lld has no key", (long long)record->offset); return; }
+    pt_str text;
+    if (!pt_value_str(record, out, &text)) return;
+    uint32_t n = 0;
+    pt_owned old;
+    if (pt_state_get(record->key, &old)) {
+        for (size_t i = 0; i < old.len; i++) n = n * 10 + (old.ptr[i] - '0');
+        pt_owned_free(&old);
+    }
+    n += 1;
+    char digits[12];
+    size_t len = 0;
+    for (uint32_t v = n; v; v /= 10) len++;
+    for (uint32_t v = n, i = len; v; v /= 10) digits[--i] = (char)('0' + v % 10);
+    pt_str count = {(const uint8_t *)digits, len};
+    pt_state_put(record->key, count);
+    pt_emit(out, 0, NULL, &count);
+    pt_str source;
+    if (pt_header(record, pt_cstr("source"), &source)) {
+        pt_log(PT_INFO, "audited %.*s from %.*s", PT_FMT(record->key), PT_FMT(source));
+        pt_str none = {NULL, 0};
+        pt_emit(out, 1, &none, &source);
+    }
+}
+
+void processor_on_timer(int64_t stream_time, int64_t wall_time, pt_emitter *out) {
+    (void)stream_time;
+    (void)wall_time;
+    pt_emit_value(out, "tick", 4);
+}
+"#;
+
+#[test]
+fn a_c_processor_anywhere_builds_with_the_helper_and_keeps_state() {
+    let dir = outside("tally-c-");
+    write(
+        dir.path(),
+        &[
+            ("processor.c", TALLY_C),
+            (
+                "records.jsonl",
+                "{\"key\":\"a\",\"value\":\"x\"}\n\
+                 {\"key\":\"a\",\"value\":\"y\",\"headers\":{\"source\":\"legacy\"}}\n\
+                 {\"value\":\"z\"}\n\
+                 {\"key\":\"b\",\"value_b64\":\"/w==\"}\n\
+                 {\"key\":\"a\",\"value\":\"w\"}\n",
+            ),
+        ],
+    );
+    let path = dir.path().to_str().expect("UTF-8 path");
+    let (code, err) = build_script(&["--c-only", path]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("warning:"), "the build warns:\n{err}");
+    let wasm = component_of(dir.path(), "c");
+
+    let mut cmd = Command::new(partita_tests::partita::partita_binary().expect("partita binary"));
+    cmd.current_dir(dir.path())
+        .arg("test")
+        .arg(&wasm)
+        .args(["--input", "records.jsonl", "--timer", "--log", "info"])
+        .env("NO_COLOR", "1");
+    let out = cmd.output().expect("run partita test");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let outputs: Vec<String> = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            format!("{} {} {}", v["output"], v["key"], v["value"])
+        })
+        .collect();
+    assert_eq!(
+        outputs,
+        [
+            "\"tally\" \"a\" \"1\"",
+            "\"tally\" \"a\" \"2\"",
+            "\"audit\" null \"legacy\"",
+            "\"tally\" \"a\" \"3\"",
+            "\"tally\" null \"tick\"",
+        ],
+        "{stdout}"
+    );
+    assert!(stderr.contains("rejected: record 2 has no key"), "{stderr}");
+    assert!(
+        stderr.contains("rejected: value is not UTF-8: invalid byte at offset 0"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("audited a from legacy"), "{stderr}");
+
+    // A key it does not take refuses it, naming the key.
+    let mut cmd = Command::new(partita_tests::partita::partita_binary().expect("partita binary"));
+    cmd.current_dir(dir.path()).arg("test").arg(&wasm).args([
+        "--input",
+        "records.jsonl",
+        "--config",
+        "limit=3",
+    ]);
+    let out = cmd.output().expect("run partita test");
+    let _ = std::fs::remove_file(&wasm);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "refused to start: config key `limit`: unknown key (this processor takes no configuration)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_c_compile_error_fails_the_build_naming_file_and_line() {
+    let dir = outside("broken-c-");
+    write(
+        dir.path(),
+        &[(
+            "processor.c",
+            "#include \"partita.h\"\nbool processor_init(const pt_config *c) { return c != NULL }\n",
+        )],
+    );
+    let (code, err) = build_script(&["--c-only", dir.path().to_str().expect("UTF-8 path")]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("processor.c:2:"), "{err}");
+    assert!(err.contains("error: expected ';'"), "{err}");
+    assert!(err.contains("error: building broken_c_"), "{err}");
+    let wasm = component_of(dir.path(), "c");
     assert!(
         !wasm.exists(),
         "no component is left behind: {}",
