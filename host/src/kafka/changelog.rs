@@ -10,7 +10,7 @@
 //!   batch's outputs and under the batch's [`Acks`], which track the
 //!   highest changelog offset acknowledged; the worker's ledger turns
 //!   those into the store's checkpoint, in batch order.
-//! - [`restore`]: on assignment, reads the changelog from the store's
+//! - [`Restorer`]: on assignment, reads the changelog from the store's
 //!   checkpoint + 1 to the end and applies it.
 
 use std::sync::Arc;
@@ -144,108 +144,133 @@ fn restore_config(kafka: &KafkaConfig) -> ClientConfig {
     c
 }
 
-/// Brings the store `opened` of `partition` up to the end of its changelog
-/// partition of `topic`: reads from the store's checkpoint + 1 (from the
-/// start if it has none) to the high watermark, applies every record, and
-/// records the new checkpoint. A store whose checkpoint is at or past the
-/// changelog's end (the changelog was deleted and created again) is emptied
-/// and rebuilt from the whole changelog.
-///
-/// Under exactly-once, `stores.open` has already emptied a store that was
-/// not closed cleanly, and the changelog is read `read_committed`: the
-/// state comes back to the last committed transaction. Call this again
-/// with [`LocalStores::reopen_empty`]'s store after an aborted transaction.
-pub fn restore(
-    kafka: &KafkaConfig,
-    topic: &str,
-    partition: i32,
-    stores: &LocalStores,
-    opened: OpenedStore,
-) -> anyhow::Result<(DiskState, Restored)> {
-    restore_within(kafka, topic, partition, stores, opened, RESTORE_STALL)
+/// Restores state stores from their changelogs. One per run: it keeps one
+/// client for the changelogs' watermarks, and starts a consumer for a
+/// partition only when there is something to read (a partition whose store
+/// is up to date, or whose changelog is empty, costs one watermark request,
+/// not a client of its own: a host taking a thousand partitions starts
+/// them in seconds, not minutes).
+pub struct Restorer {
+    kafka: KafkaConfig,
+    watermarks: BaseConsumer<LogContext>,
+    stall: Duration,
 }
 
-/// [`restore`], failing once `stall` passes without progress.
-fn restore_within(
-    kafka: &KafkaConfig,
-    topic: &str,
-    partition: i32,
-    stores: &LocalStores,
-    opened: OpenedStore,
-    stall: Duration,
-) -> anyhow::Result<(DiskState, Restored)> {
-    let started = Instant::now();
-    let mut wiped = opened.wiped.map(|w| match w {
-        crate::state::local::Wiped::Unclean => "not closed cleanly (exactly-once)",
-        crate::state::local::Wiped::Asked => "asked",
-    });
-    let mut store = opened.store;
-    let consumer: BaseConsumer<LogContext> = BaseConsumer::from_config_and_context(
-        &restore_config(kafka),
-        LogContext::new(format!("restore {topic}/{partition}")),
-    )?;
-    let (low, high) = watermarks(&consumer, topic, partition, stall)?;
-    if store.checkpoint().is_some_and(|c| c >= high) {
-        tracing::warn!(
-            "{topic}/{partition}: the local state reflects offset {} but the changelog ends at {high}; rebuilding it from the changelog",
-            store.checkpoint().unwrap_or(-1)
-        );
-        store = stores.reopen_empty(store)?.store;
-        wiped = Some("ahead of its changelog");
+impl Restorer {
+    /// A restorer for the changelogs on the cluster of `kafka`.
+    pub fn new(kafka: &KafkaConfig) -> anyhow::Result<Restorer> {
+        Restorer::within(kafka, RESTORE_STALL)
     }
-    let from = store.checkpoint().map_or(low, |c| (c + 1).max(low));
-    let mut records = 0u64;
-    if from < high {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
-        consumer.assign(&tpl)?;
-        let mut last_progress = Instant::now();
-        loop {
-            match consumer.poll(Duration::from_millis(100)) {
-                None => {}
-                Some(Ok(m)) => {
-                    last_progress = Instant::now();
-                    if let Some(key) = m.key() {
-                        store.apply_changelog(key, m.payload(), m.offset())?;
-                        records += 1;
+
+    /// A restorer whose restores fail once `stall` passes without
+    /// progress.
+    fn within(kafka: &KafkaConfig, stall: Duration) -> anyhow::Result<Restorer> {
+        Ok(Restorer {
+            kafka: kafka.clone(),
+            watermarks: BaseConsumer::from_config_and_context(
+                &restore_config(kafka),
+                LogContext::new("changelog watermarks".to_string()),
+            )?,
+            stall,
+        })
+    }
+
+    /// Brings the store `opened` of `partition` up to the end of its
+    /// changelog partition of `topic`: reads from the store's checkpoint +
+    /// 1 (from the start if it has none) to the high watermark, applies
+    /// every record, and records the new checkpoint. A store whose
+    /// checkpoint is at or past the changelog's end (the changelog was
+    /// deleted and created again) is emptied and rebuilt from the whole
+    /// changelog.
+    ///
+    /// Under exactly-once, `stores.open` has already emptied a store that
+    /// was not closed cleanly, and the changelog is read `read_committed`:
+    /// the state comes back to the last committed transaction. Call this
+    /// again with [`LocalStores::reopen_empty`]'s store after an aborted
+    /// transaction.
+    pub fn restore(
+        &self,
+        topic: &str,
+        partition: i32,
+        stores: &LocalStores,
+        opened: OpenedStore,
+    ) -> anyhow::Result<(DiskState, Restored)> {
+        let stall = self.stall;
+        let started = Instant::now();
+        let mut wiped = opened.wiped.map(|w| match w {
+            crate::state::local::Wiped::Unclean => "not closed cleanly (exactly-once)",
+            crate::state::local::Wiped::Asked => "asked",
+        });
+        let mut store = opened.store;
+        let (low, high) = watermarks(&self.watermarks, topic, partition, stall)?;
+        if store.checkpoint().is_some_and(|c| c >= high) {
+            tracing::warn!(
+                "{topic}/{partition}: the local state reflects offset {} but the changelog ends at {high}; rebuilding it from the changelog",
+                store.checkpoint().unwrap_or(-1)
+            );
+            store = stores.reopen_empty(store)?.store;
+            wiped = Some("ahead of its changelog");
+        }
+        let from = store.checkpoint().map_or(low, |c| (c + 1).max(low));
+        let mut records = 0u64;
+        if from < high {
+            let consumer: BaseConsumer<LogContext> = BaseConsumer::from_config_and_context(
+                &restore_config(&self.kafka),
+                LogContext::new(format!("restore {topic}/{partition}")),
+            )?;
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
+            consumer.assign(&tpl)?;
+            let mut last_progress = Instant::now();
+            loop {
+                match consumer.poll(Duration::from_millis(100)) {
+                    None => {}
+                    Some(Ok(m)) => {
+                        last_progress = Instant::now();
+                        if let Some(key) = m.key() {
+                            store.apply_changelog(key, m.payload(), m.offset())?;
+                            records += 1;
+                        }
+                        if m.offset() >= high - 1 {
+                            break;
+                        }
                     }
-                    if m.offset() >= high - 1 {
+                    Some(Err(KafkaError::PartitionEOF(_))) => {
+                        // Past the last record: under read_committed the end
+                        // may be a transaction marker.
+                        let position = consumer.position().ok().and_then(|p| {
+                            p.find_partition(topic, partition)
+                                .and_then(|e| e.offset().to_raw())
+                        });
+                        if position.is_some_and(|p| p >= high) {
+                            store.set_checkpoint(high - 1)?;
+                        }
                         break;
                     }
-                }
-                Some(Err(KafkaError::PartitionEOF(_))) => {
-                    // Past the last record: under read_committed the end
-                    // may be a transaction marker.
-                    let position = consumer.position().ok().and_then(|p| {
-                        p.find_partition(topic, partition)
-                            .and_then(|e| e.offset().to_raw())
-                    });
-                    if position.is_some_and(|p| p >= high) {
-                        store.set_checkpoint(high - 1)?;
+                    Some(Err(e)) => {
+                        tracing::warn!("{topic}/{partition}: reading the changelog: {e}")
                     }
-                    break;
                 }
-                Some(Err(e)) => tracing::warn!("{topic}/{partition}: reading the changelog: {e}"),
-            }
-            if last_progress.elapsed() > stall {
-                anyhow::bail!(
-                    "{topic}/{partition}: nothing read for {}s while restoring (at {records} records of offsets {from}..{high})",
-                    stall.as_secs()
-                );
+                if last_progress.elapsed() > stall {
+                    anyhow::bail!(
+                        "{topic}/{partition}: nothing read for {}s while restoring (at {records} records of offsets {from}..{high})",
+                        stall.as_secs()
+                    );
+                }
             }
         }
+        store.flush()?;
+        Ok((
+            store,
+            Restored {
+                records,
+                from,
+                high,
+                wiped,
+                elapsed: started.elapsed(),
+            },
+        ))
     }
-    store.flush()?;
-    Ok((
-        store,
-        Restored {
-            records,
-            from,
-            high,
-            wiped,
-            elapsed: started.elapsed(),
-        },
-    ))
 }
 
 /// The low and high watermarks of `topic`/`partition`, retried while the

@@ -23,23 +23,26 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crate::config::{Guarantee, KafkaConfig, Pipeline};
 use crate::kafka::admin::TopicPartitions;
-use crate::kafka::changelog;
+use crate::kafka::changelog::{self, Restorer};
 use crate::metrics::Metrics;
 use crate::state::{DiskOptions, LocalStores, StateStore};
 
 /// The durable state of a run's stages.
 pub(crate) struct Durable {
     kafka: KafkaConfig,
+    restorer: Restorer,
     stores: LocalStores,
     metrics: Arc<Metrics>,
 }
 
 impl Durable {
-    /// The state of `pipeline`'s stages, kept under its `[state] dir`.
-    pub(crate) fn new(pipeline: &Pipeline, metrics: Arc<Metrics>) -> Self {
+    /// The state of `pipeline`'s stages, kept under its `[state] dir`; fails
+    /// if the changelogs' reader cannot be configured.
+    pub(crate) fn new(pipeline: &Pipeline, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         let options = DiskOptions::with_memory(pipeline.state.memory_bytes());
         let exactly_once = pipeline.kafka.guarantee == Guarantee::ExactlyOnce;
-        Durable {
+        Ok(Durable {
+            restorer: Restorer::new(&pipeline.kafka)?,
             stores: LocalStores::new(
                 &pipeline.state.dir,
                 &pipeline.kafka.group,
@@ -48,7 +51,7 @@ impl Durable {
             ),
             kafka: pipeline.kafka.clone(),
             metrics,
-        }
+        })
     }
 
     /// The changelog topic of `stage`.
@@ -62,8 +65,9 @@ impl Durable {
         let topic = self.topic(stage);
         let opened = self.stores.open(stage, partition)?;
         let was_clean = opened.was_clean;
-        let (store, restored) =
-            changelog::restore(&self.kafka, &topic, partition, &self.stores, opened)?;
+        let (store, restored) = self
+            .restorer
+            .restore(&topic, partition, &self.stores, opened)?;
         let m = self.metrics.partition(stage, partition);
         m.state_restored.fetch_add(restored.records, Relaxed);
         m.set_state_keys(store.len());

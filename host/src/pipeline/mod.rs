@@ -243,7 +243,10 @@ pub async fn run(
         r = durable::ensure_changelogs(&pipeline, &topics) => r.map_err(|e| SetupError::broker("the changelog topics are not ready", e))?,
         () = &mut shutdown => return Ok(()),
     }
-    let durable = Arc::new(durable::Durable::new(&pipeline, metrics.clone()));
+    let durable = Arc::new(
+        durable::Durable::new(&pipeline, metrics.clone())
+            .map_err(|e| SetupError::caused("cannot read the changelogs", e))?,
+    );
     let deployed = tokio::select! {
         r = start_with_deployed(&pipeline, &engine, &mut checked) => r?,
         () = &mut shutdown => return Ok(()),

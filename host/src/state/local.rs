@@ -73,7 +73,7 @@ impl LocalStores {
     /// removes its clean marker (it is written again at the next clean
     /// close). Under exactly-once a store without the marker is wiped
     /// first. The caller then restores it from the changelog
-    /// ([`crate::kafka::changelog::restore`]).
+    /// ([`crate::kafka::changelog::Restorer`]).
     pub fn open(&self, stage: &str, partition: i32) -> anyhow::Result<OpenedStore> {
         let dir = self.dir_of(stage, partition);
         let marker = dir.join(CLEAN_MARKER);

@@ -120,7 +120,10 @@ fn a_restore_reads_from_the_checkpoint_to_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let stores = LocalStores::new(dir.path(), "g", options(), false);
     let opened = stores.open("count", 1).unwrap();
-    let (mut store, r) = restore(&kafka, topic, 1, &stores, opened).unwrap();
+    let (mut store, r) = Restorer::new(&kafka)
+        .unwrap()
+        .restore(topic, 1, &stores, opened)
+        .unwrap();
     assert_eq!((r.records, r.from, r.high, r.wiped), (5, 0, 5, None));
     assert_eq!(store.get(b"a").unwrap(), Some(b"3".to_vec()));
     assert_eq!(store.get(b"b").unwrap(), None);
@@ -134,7 +137,10 @@ fn a_restore_reads_from_the_checkpoint_to_the_end() {
     send(&mut w, changes(&[("d", Some("5")), ("a", None)]));
     let opened = stores.open("count", 1).unwrap();
     assert!(opened.was_clean);
-    let (mut store, r) = restore(&kafka, topic, 1, &stores, opened).unwrap();
+    let (mut store, r) = Restorer::new(&kafka)
+        .unwrap()
+        .restore(topic, 1, &stores, opened)
+        .unwrap();
     assert_eq!((r.records, r.from, r.high), (2, 5, 7));
     assert_eq!(store.get(b"a").unwrap(), None);
     assert_eq!(store.get(b"d").unwrap(), Some(b"5".to_vec()));
@@ -143,7 +149,10 @@ fn a_restore_reads_from_the_checkpoint_to_the_end() {
     // Nothing new: nothing read.
     drop(store);
     let opened = stores.open("count", 1).unwrap();
-    let (_, r) = restore(&kafka, topic, 1, &stores, opened).unwrap();
+    let (_, r) = Restorer::new(&kafka)
+        .unwrap()
+        .restore(topic, 1, &stores, opened)
+        .unwrap();
     assert_eq!((r.records, r.from, r.high), (0, 7, 7));
 }
 
@@ -170,7 +179,10 @@ fn a_store_ahead_of_its_changelog_is_rebuilt() {
         .apply_changelog(b"old", Some(b"x"), 99)
         .unwrap();
     opened.store.flush().unwrap();
-    let (mut store, r) = restore(&kafka, topic, 0, &stores, opened).unwrap();
+    let (mut store, r) = Restorer::new(&kafka)
+        .unwrap()
+        .restore(topic, 0, &stores, opened)
+        .unwrap();
     assert_eq!(r.wiped, Some("ahead of its changelog"));
     assert_eq!((r.records, r.from, r.high), (1, 0, 1));
     assert_eq!(store.get(b"old").unwrap(), None);
@@ -190,15 +202,10 @@ fn a_restore_without_a_reachable_cluster_fails_naming_the_changelog() {
     let dir = tempfile::tempdir().unwrap();
     let stores = LocalStores::new(dir.path(), "g", options(), false);
     let opened = stores.open("count", 2).unwrap();
-    let err = restore_within(
-        &kafka,
-        "g.count.changelog",
-        2,
-        &stores,
-        opened,
-        Duration::from_secs(2),
-    )
-    .unwrap_err();
+    let err = Restorer::within(&kafka, Duration::from_secs(2))
+        .unwrap()
+        .restore("g.count.changelog", 2, &stores, opened)
+        .unwrap_err();
     let text = format!("{err:#}");
     assert!(
         text.contains("g.count.changelog/2: cannot read the changelog's end"),
