@@ -9,6 +9,10 @@
 //! closed. Each of those transactions also records the checkpoint: the
 //! changelog offset whose records (and all before them) the file reflects.
 //!
+//! The file is created by the first write: a partition whose processor
+//! never writes state (a stateless stage) starts without touching the disk,
+//! which is what bounds how fast a host takes a thousand partitions.
+//!
 //! A crash loses the buffer and whatever the file had not committed, and
 //! with it the matching checkpoint, so what is on disk is always a state the
 //! changelog reached at or after its checkpoint: a restore re-applies the
@@ -76,7 +80,8 @@ impl Default for DiskOptions {
 /// The on-disk part: the redb file and a read snapshot reused between
 /// flushes.
 struct File {
-    db: Database,
+    /// `None` until the first write creates the file.
+    db: Option<Database>,
     /// Read snapshot of the data table, dropped at each flush.
     read: Option<ReadOnlyTable<&'static [u8], &'static [u8]>>,
     /// Keys in the file, as of the last flush.
@@ -84,19 +89,26 @@ struct File {
 }
 
 impl File {
-    fn table(&mut self) -> anyhow::Result<&ReadOnlyTable<&'static [u8], &'static [u8]>> {
+    /// The data table as of the last write; `None` while there is no file.
+    fn table(&mut self) -> anyhow::Result<Option<&ReadOnlyTable<&'static [u8], &'static [u8]>>> {
+        let Some(db) = &self.db else {
+            return Ok(None);
+        };
         if self.read.is_none() {
-            let tx = self.db.begin_read().context("reading the state file")?;
+            let tx = db.begin_read().context("reading the state file")?;
             let table = tx.open_table(DATA).context("reading the state file")?;
             self.read = Some(table);
         }
-        Ok(self.read.as_ref().expect("set above"))
+        Ok(self.read.as_ref())
     }
 }
 
 impl StateStore for File {
     fn get(&mut self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
-        let got = self.table()?.get(key).context("reading the state file")?;
+        let Some(table) = self.table()? else {
+            return Ok(None);
+        };
+        let got = table.get(key).context("reading the state file")?;
         Ok(got.map(|v| v.value().to_vec()))
     }
 
@@ -111,7 +123,9 @@ impl StateStore for File {
             return Ok(Vec::new());
         }
         let upper = end.map_or(Unbounded, Excluded);
-        let table = self.table()?;
+        let Some(table) = self.table()? else {
+            return Ok(Vec::new());
+        };
         let range = table
             .range::<&[u8]>((Included(start), upper))
             .context("scanning the state file")?;
@@ -132,6 +146,30 @@ impl StateStore for File {
     }
 }
 
+/// The keys in `db`, its checkpoint, and whether a table is missing.
+fn read_meta(db: &Database, path: &Path) -> anyhow::Result<(u64, Option<i64>, bool)> {
+    let what = || format!("cannot read the state file {}", path.display());
+    let tx = db.begin_read().with_context(what)?;
+    let mut missing = false;
+    let keys = match tx.open_table(DATA) {
+        Ok(t) => t.len().with_context(what)?,
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            missing = true;
+            0
+        }
+        Err(e) => return Err(e).with_context(what),
+    };
+    let checkpoint = match tx.open_table(META) {
+        Ok(t) => t.get(CHECKPOINT).with_context(what)?.map(|v| v.value()),
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            missing = true;
+            None
+        }
+        Err(e) => return Err(e).with_context(what),
+    };
+    Ok((keys, checkpoint, missing))
+}
+
 /// The durable state of one (stage, partition); see the module docs.
 pub struct DiskState {
     file: File,
@@ -148,36 +186,21 @@ pub struct DiskState {
 }
 
 impl DiskState {
-    /// Opens the store in `dir` (creating the folder and file if needed).
+    /// Opens the store in `dir`, creating the folder; the file is created
+    /// by the first write.
     pub fn open(dir: &Path, options: DiskOptions) -> anyhow::Result<DiskState> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the state folder {}", dir.display()))?;
         let path = dir.join(FILE_NAME);
-        let db = Database::builder()
-            .set_cache_size(options.cache_bytes)
-            .create(&path)
-            .with_context(|| format!("cannot open the state file {}", path.display()))?;
-        let (keys, checkpoint) = {
-            let tx = db
-                .begin_read()
-                .with_context(|| format!("cannot read the state file {}", path.display()))?;
-            let keys = match tx.open_table(DATA) {
-                Ok(t) => t.len()?,
-                Err(redb::TableError::TableDoesNotExist(_)) => 0,
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("cannot read the state file {}", path.display()));
-                }
-            };
-            let checkpoint = match tx.open_table(META) {
-                Ok(t) => t.get(CHECKPOINT)?.map(|v| v.value()),
-                Err(redb::TableError::TableDoesNotExist(_)) => None,
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("cannot read the state file {}", path.display()));
-                }
-            };
-            (keys, checkpoint)
+        let (db, keys, checkpoint, missing) = if path.exists() {
+            let db = Database::builder()
+                .set_cache_size(options.cache_bytes)
+                .create(&path)
+                .with_context(|| format!("cannot open the state file {}", path.display()))?;
+            let (keys, checkpoint, missing) = read_meta(&db, &path)?;
+            (Some(db), keys, checkpoint, missing)
+        } else {
+            (None, 0, None, false)
         };
         let mut store = DiskState {
             file: File {
@@ -193,8 +216,11 @@ impl DiskState {
             pending_checkpoint: None,
             last_flush: Instant::now(),
         };
-        // Creates the tables, so that reads never meet a missing one.
-        store.write(Durability::Immediate)?;
+        if missing {
+            // A file whose tables were lost in a crash before their first
+            // commit: creates them, so that reads never meet a missing one.
+            store.write(Durability::Immediate)?;
+        }
         Ok(store)
     }
 
@@ -221,8 +247,12 @@ impl DiskState {
     }
 
     /// Writes the buffer and the latest checkpoint to the file, waiting for
-    /// the disk.
+    /// the disk; nothing when neither has changed since the last write
+    /// (every write waits for the disk, so the file already holds them).
     pub fn flush(&mut self) -> anyhow::Result<()> {
+        if self.dirty.is_empty() && self.pending_checkpoint.is_none() {
+            return Ok(());
+        }
         self.write(Durability::Immediate)
     }
 
@@ -242,7 +272,15 @@ impl DiskState {
     fn write(&mut self, durability: Durability) -> anyhow::Result<()> {
         let what = || format!("cannot write the state file {}", self.path.display());
         self.file.read = None;
-        let mut tx = self.file.db.begin_write().with_context(what)?;
+        if self.file.db.is_none() {
+            let db = Database::builder()
+                .set_cache_size(self.options.cache_bytes)
+                .create(&self.path)
+                .with_context(|| format!("cannot create the state file {}", self.path.display()))?;
+            self.file.db = Some(db);
+        }
+        let db = self.file.db.as_ref().expect("created above");
+        let mut tx = db.begin_write().with_context(what)?;
         tx.set_durability(durability).with_context(what)?;
         tx.set_quick_repair(true);
         let keys = {

@@ -245,3 +245,31 @@ fn a_state_folder_that_cannot_be_created_is_an_error_naming_it() {
     assert!(text.contains("cannot create the state folder"), "{text}");
     assert!(text.contains("not-a-folder"), "{text}");
 }
+
+#[test]
+fn the_file_is_created_by_the_first_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(disk::FILE_NAME);
+    let mut s = DiskState::open(dir.path(), manual()).unwrap();
+    // Read, scanned, flushed and closed without a write: no file.
+    assert_eq!(s.get(b"k").unwrap(), None);
+    assert!(s.scan(b"", None, 10).unwrap().is_empty());
+    s.flush().unwrap();
+    s.close().unwrap();
+    assert!(!file.exists(), "a store that never wrote has no file");
+    drop(s);
+
+    let mut s = DiskState::open(dir.path(), manual()).unwrap();
+    let mut c = ChangeSet::new();
+    put(&mut c, "k", "v");
+    s.commit(&c).unwrap();
+    assert_eq!(s.get(b"k").unwrap(), Some(b"v".to_vec()));
+    s.set_checkpoint(4).unwrap();
+    s.flush().unwrap();
+    assert!(file.exists());
+    drop(s);
+
+    let mut s = DiskState::open(dir.path(), manual()).unwrap();
+    assert_eq!(s.get(b"k").unwrap(), Some(b"v".to_vec()));
+    assert_eq!((s.len(), s.checkpoint()), (1, Some(4)));
+}
