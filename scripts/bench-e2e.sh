@@ -6,7 +6,7 @@
 #
 #   scripts/bench-e2e.sh [--records N] [--repeats R] [--partitions P]
 #                        [--commit-interval-ms MS] [--settings default|tansu|both]
-#                        [--baseline PARTITA_BINARY]
+#                        [--baseline PARTITA_BINARY] [--count] [--json FILE] [--debug]
 #
 # Builds everything in release mode, starts a private Tansu broker with the
 # memory:// engine on a free port, creates the input topic (P partitions,
@@ -16,7 +16,13 @@
 # each run in a new consumer group writing to a new output topic. With
 # --baseline, another build of partita (an earlier commit's, say) runs the
 # same pipeline in turn with the two others, and the table gains its
-# column and the ratio of this build to it.
+# column and the ratio of this build to it. With --count, `partita run`
+# of the count processor (a running total per key, so as many state keys
+# as records, durable state written to its changelog) runs in turn too,
+# and the table gains its column and its ratio to passthrough. --json
+# writes the medians to FILE (scripts/bench.sh reads it); --debug uses the
+# debug build that the tests use instead of building in release mode (for
+# a quick check that the script works, not for figures).
 #
 # Client settings (given to both, partita through [kafka.consumer], the
 # bare loop through --consumer-property):
@@ -55,14 +61,22 @@ partitions=4
 commit_ms=100
 settings="default tansu"
 baseline=""
+count=""
+json=""
+profile=release
 usage() {
     echo "usage: $0 [--records N] [--repeats R] [--partitions P] [--commit-interval-ms MS]" \
-        "[--settings default|tansu|both] [--baseline PARTITA_BINARY]" >&2
+        "[--settings default|tansu|both] [--baseline PARTITA_BINARY] [--count] [--json FILE] [--debug]" >&2
     exit 2
 }
 while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --count) count=1; shift; continue ;;
+        --debug) profile=debug; shift; continue ;;
+    esac
     [[ $# -ge 2 ]] || usage
     case "$1" in
+        --json) json="$(realpath -m "$2")" ;;
         --records | --repeats | --partitions | --commit-interval-ms)
             [[ "$2" =~ ^[0-9]+$ && "$2" -gt 0 ]] || usage
             case "$1" in
@@ -104,19 +118,32 @@ probe_fast=(-X fetch.wait.max.ms=10 -X fetch.queue.backoff.ms=10)
 WORK="$ROOT/target/bench-e2e"
 step() { printf '== %s\n' "$*" >&2; }
 
-step "building (release): partita, the passthrough component, the bench tools"
+step "building ($profile): partita, the passthrough and count components, the bench tools"
 bash scripts/build-wasm.sh >/dev/null 2>&1
-cargo build --release -q -p partita --bin partita
-cargo build --release -q -p partita-tests --bin kafka-tool --bin bare-pipeline --bin bench-probe
-partita="$ROOT/target/release/partita"
-tool="$ROOT/target/release/kafka-tool"
-bare="$ROOT/target/release/bare-pipeline"
-probe="$ROOT/target/release/bench-probe"
+bin_dir="${CARGO_TARGET_DIR:-$ROOT/target}/$profile"
+partita="$bin_dir/partita"
+if [[ $profile == release ]]; then
+    cargo build --release -q -p partita --bin partita
+    cargo build --release -q -p partita-tests --bin kafka-tool --bin bare-pipeline --bin bench-probe
+else
+    # The binaries the tests built (`cargo test --workspace --no-run`);
+    # building them here with other features would rebuild much of the tree.
+    partita="${PARTITA_BIN:-$partita}"
+fi
+tool="$bin_dir/kafka-tool"
+bare="$bin_dir/bare-pipeline"
+probe="$bin_dir/bench-probe"
+for b in "$partita" "$tool" "$bare" "$probe"; do
+    [[ -x $b ]] || {
+        echo "error: $b is missing (with --debug, build it first: cargo test --workspace --no-run)" >&2
+        exit 1
+    }
+done
 tansu="$(bash scripts/install-broker.sh)"
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
-cp target/wasm/components/passthrough.wasm "$WORK/"
+cp target/wasm/components/passthrough.wasm target/wasm/components/count.wasm "$WORK/"
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 bootstrap="127.0.0.1:$port"
@@ -138,9 +165,10 @@ broker_pid="$(cat "$WORK/broker/broker.pid")"
 step "producing $records records of 100 bytes to bench.in ($partitions partitions)"
 "$tool" --bootstrap "$bootstrap" create-topic bench.in --partitions "$partitions" >/dev/null
 "$tool" --bootstrap "$bootstrap" create-topic bench.in.dlq --partitions "$partitions" >/dev/null
-# Value: the key, a comma and 91 digits (100 bytes); key: column 0.
-awk -v n="$records" 'BEGIN { for (i = 0; i < n; i++) printf "k%07d,%091d\n", i, i }' |
-    "$tool" --bootstrap "$bootstrap" produce bench.in --key-column 0 >&2
+# Key: a distinct one per record; value: the record's number in 100 digits
+# (count reads it as a number).
+awk -v n="$records" 'BEGIN { for (i = 0; i < n; i++) printf "k%07d\t%0100d\n", i, i }' |
+    "$tool" --bootstrap "$bootstrap" produce bench.in --tab-key >&2
 input_digest="$("$probe" --bootstrap "$bootstrap" "${probe_fast[@]}" digest \
     --topic bench.in --expect "$records")"
 [[ "$input_digest" == "count=$records "* ]] || {
@@ -151,6 +179,7 @@ input_digest="$("$probe" --bootstrap "$bootstrap" "${probe_fast[@]}" digest \
 # Fill the compiled-component cache, as any second run of partita finds it.
 printf '{"key":"k","value":"v"}\n' > "$WORK/one.jsonl"
 "$partita" test "$WORK/passthrough.wasm" --input "$WORK/one.jsonl" >/dev/null
+"$partita" test "$WORK/count.wasm" --input "$WORK/one.jsonl" >/dev/null 2>&1 || true
 if [[ -n "$baseline" ]]; then
     "$baseline" test "$WORK/passthrough.wasm" --input "$WORK/one.jsonl" >/dev/null
 fi
@@ -190,15 +219,16 @@ run_one() {
     "$tool" --bootstrap "$bootstrap" create-topic "$out" --partitions "$partitions" >/dev/null
     local broker_before start
     broker_before="$(ticks "$broker_pid")"
-    if [[ "$kind" == partita || "$kind" == baseline ]]; then
-        local bin="$partita"
+    if [[ "$kind" != bare ]]; then
+        local bin="$partita" processor=passthrough
         [[ "$kind" == baseline ]] && bin="$baseline"
+        [[ "$kind" == count ]] && processor=count
         {
             printf '[kafka]\nbootstrap = "%s"\ngroup = "%s"\ncommit_interval_ms = %s\n' \
                 "$bootstrap" "$group" "$commit_ms"
             printf '\n[kafka.consumer]\n'
             for p in "${props[@]}"; do printf '"%s" = "%s"\n' "${p%%=*}" "${p#*=}"; done
-            printf '\n[[stage]]\nname = "pass"\nprocessor = "passthrough.wasm"\n'
+            printf '\n[[stage]]\nname = "pass"\nprocessor = "%s.wasm"\n' "$processor"
             printf 'input = "bench.in"\noutputs = { default = "%s" }\n' "$out"
         } > "$WORK/$name.toml"
         start="$(date +%s%N)"
@@ -228,7 +258,13 @@ run_one() {
     local output_digest
     output_digest="$("$probe" --bootstrap "$bootstrap" "${probe_fast[@]}" digest \
         --topic "$out" --expect "$records")"
-    if [[ "$output_digest" != "$input_digest" ]]; then
+    if [[ "$kind" == count ]]; then
+        # One output (the key's new total) per input.
+        if [[ "$output_digest" != "count=$records "* ]]; then
+            echo "error: $name: $out holds $output_digest, expected $records records" >&2
+            exit 1
+        fi
+    elif [[ "$output_digest" != "$input_digest" ]]; then
         echo "error: $name: $out holds $output_digest, bench.in $input_digest" >&2
         exit 1
     fi
@@ -247,14 +283,17 @@ for setting in $settings; do
         if [[ -n "$baseline" ]]; then
             run_one "$setting" baseline "$n"
         fi
+        if [[ -n "$count" ]]; then
+            run_one "$setting" count "$n"
+        fi
     done
 done
 step "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-python3 - "$WORK/runs.txt" "$records" "$(getconf CLK_TCK)" <<'PY'
-import statistics, sys
+python3 - "$WORK/runs.txt" "$records" "$(getconf CLK_TCK)" "$json" <<'PY'
+import json, statistics, sys
 
-path, records, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, records, hz, json_path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 LO, HI = 0.2, 0.8
 runs = {}
 for line in open(path):
@@ -267,21 +306,38 @@ for line in open(path):
     done = samples[-1]
     lo = next(s for s in samples if s[1] >= LO * records)
     hi = next(s for s in samples if s[1] >= HI * records)
-    if hi is lo:
-        sys.exit(f"{setting} {kind} run {n}: no commit seen between {LO:.0%} and {HI:.0%}"
-                 " of the records; use more --records")
+    steady_known = hi is not lo
+    if not steady_known:
+        print(f"warning: {setting} {kind} run {n}: no commit seen between {LO:.0%} and "
+              f"{HI:.0%} of the records, so no steady figures; use more --records", file=sys.stderr)
     steady, secs = hi[1] - lo[1], hi[0] - lo[0]
+    unknown = lambda f: f() if steady_known else None
     runs.setdefault((setting, kind), []).append({
         "total_rate": records / done[0],
-        "steady_rate": steady / secs,
+        "steady_rate": unknown(lambda: steady / secs),
         "total_cpu": done[2] / hz / records * 1e6,
-        "steady_cpu": (hi[2] - lo[2]) / hz / steady * 1e6,
-        "steady_cores": (hi[2] - lo[2]) / hz / secs,
+        "steady_cpu": unknown(lambda: (hi[2] - lo[2]) / hz / steady * 1e6),
+        "steady_cores": unknown(lambda: (hi[2] - lo[2]) / hz / secs),
         "broker_total_cpu": (done[3] - int(broker_before)) / hz / records * 1e6,
-        "broker_cpu": (hi[3] - lo[3]) / hz / steady * 1e6,
+        "broker_cpu": unknown(lambda: (hi[3] - lo[3]) / hz / steady * 1e6),
         "first_s": next(s[0] for s in samples if s[1] > 0),
         "done_s": done[0],
     })
+
+
+def median(rs, key):
+    """The median of `key` over runs `rs`; None if a run lacks it."""
+    values = [r[key] for r in rs]
+    return None if None in values else statistics.median(values)
+
+
+def show(fmt, v):
+    return "n/a" if v is None else fmt.format(v)
+
+
+def ratio(a, b):
+    return "n/a" if a is None or b is None else f"{a / b:.2f}"
+
 
 rows = [
     ("records/s, total (start to all committed)", "total_rate", "{:,.0f}"),
@@ -294,26 +350,39 @@ rows = [
     ("s to the first commit", "first_s", "{:.2f}"),
     ("s to all committed", "done_s", "{:.2f}"),
 ]
+medians = {}
+for (setting, kind), rs in runs.items():
+    medians.setdefault(setting, {})[kind] = {key: median(rs, key) for key in rs[0]}
+if json_path:
+    with open(json_path, "w") as f:
+        json.dump({"records": records, "value_bytes": 100, "settings": medians}, f, indent=2)
 for setting in dict.fromkeys(s for s, _ in runs):
     bare, part = runs[(setting, "bare")], runs[(setting, "partita")]
     base = runs.get((setting, "baseline"))
+    cnt = runs.get((setting, "count"))
     print(f"\nsetting {setting}: {records:,} records of 100 B, median of {len(bare)} run(s) each")
     head = f"{'':44} {'bare':>10} {'partita':>10} {'partita/bare':>13}"
     if base:
         head += f" {'baseline':>10} {'partita/baseline':>17}"
+    if cnt:
+        head += f" {'count':>10} {'count/partita':>14}"
     print(head)
     for label, key, fmt in rows:
-        b = statistics.median(r[key] for r in bare)
-        p = statistics.median(r[key] for r in part)
-        line = f"{label:44} {fmt.format(b):>10} {fmt.format(p):>10} {p / b:>13.2f}"
+        b, p = median(bare, key), median(part, key)
+        line = f"{label:44} {show(fmt, b):>10} {show(fmt, p):>10} {ratio(p, b):>13}"
         if base:
-            o = statistics.median(r[key] for r in base)
-            line += f" {fmt.format(o):>10} {p / o:>17.2f}"
+            o = median(base, key)
+            line += f" {show(fmt, o):>10} {ratio(p, o):>17}"
+        if cnt:
+            c = median(cnt, key)
+            line += f" {show(fmt, c):>10} {ratio(c, p):>14}"
         print(line)
     print("every run: records/s total, steady; CPU µs/record total, steady; broker µs/record steady")
-    kinds = [("bare", bare), ("partita", part)] + ([("baseline", base)] if base else [])
+    kinds = [("bare", bare), ("partita", part)] + ([("baseline", base)] if base else []) \
+        + ([("count", cnt)] if cnt else [])
     for kind, rs in kinds:
         for i, r in enumerate(rs, 1):
-            print(f"  {kind:8} {i}: {r['total_rate']:>9,.0f} {r['steady_rate']:>9,.0f}   "
-                  f"{r['total_cpu']:.2f} {r['steady_cpu']:.2f}   {r['broker_cpu']:.2f}")
+            print(f"  {kind:8} {i}: {r['total_rate']:>9,.0f} {show('{:,.0f}', r['steady_rate']):>9}   "
+                  f"{r['total_cpu']:.2f} {show('{:.2f}', r['steady_cpu'])}   "
+                  f"{show('{:.2f}', r['broker_cpu'])}")
 PY

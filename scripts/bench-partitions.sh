@@ -4,7 +4,7 @@
 # over 4, 64, 256 and 1,000 partitions.
 #
 #   scripts/bench-partitions.sh [--records-per-partition N] [--processor passthrough|count]
-#                               [PARTITIONS...]
+#                               [--json FILE] [--debug] [PARTITIONS...]
 #
 # Builds partita in release mode, starts a private Tansu broker (memory://)
 # on a free port, and for each partition count P: creates an input topic of
@@ -17,7 +17,9 @@
 # the consumer that restores its state, which end once all have started),
 # reads the thread count and peak resident memory (VmHWM) once every
 # record is committed, then stops it with SIGINT (it must exit 0). Prints
-# one line per P. Everything started is
+# one line per P (and, with --json, the same figures to FILE for
+# scripts/bench.sh; --debug uses the tests' debug build instead of building
+# in release mode, to check that the script works). Everything started is
 # stopped at exit; work files are in target/bench-partitions/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,12 +28,23 @@ ROOT="$PWD"
 per=200
 processor=passthrough
 counts=()
+json=""
+profile=release
 usage() {
-    echo "usage: $0 [--records-per-partition N] [--processor passthrough|count] [PARTITIONS...]" >&2
+    echo "usage: $0 [--records-per-partition N] [--processor passthrough|count] [--json FILE] [--debug] [PARTITIONS...]" >&2
     exit 2
 }
 while [[ $# -gt 0 ]]; do
     case "$1" in
+        --debug)
+            profile=debug
+            shift
+            ;;
+        --json)
+            [[ $# -ge 2 ]] || usage
+            json="$(realpath -m "$2")"
+            shift 2
+            ;;
         --records-per-partition)
             [[ $# -ge 2 && "$2" =~ ^[0-9]+$ && "$2" -gt 0 ]] || usage
             per="$2"
@@ -54,13 +67,25 @@ done
 WORK="$ROOT/target/bench-partitions"
 step() { printf '== %s\n' "$*" >&2; }
 
-step "building (release): partita, the $processor component, the bench tools"
+step "building ($profile): partita, the $processor component, the bench tools"
 bash scripts/build-wasm.sh >/dev/null 2>&1
-cargo build --release -q -p partita --bin partita
-cargo build --release -q -p partita-tests --bin kafka-tool --bin bench-probe
-partita="$ROOT/target/release/partita"
-tool="$ROOT/target/release/kafka-tool"
-probe="$ROOT/target/release/bench-probe"
+bin_dir="${CARGO_TARGET_DIR:-$ROOT/target}/$profile"
+partita="$bin_dir/partita"
+if [[ $profile == release ]]; then
+    cargo build --release -q -p partita --bin partita
+    cargo build --release -q -p partita-tests --bin kafka-tool --bin bench-probe
+else
+    # The binaries the tests built (`cargo test --workspace --no-run`).
+    partita="${PARTITA_BIN:-$partita}"
+fi
+tool="$bin_dir/kafka-tool"
+probe="$bin_dir/bench-probe"
+for b in "$partita" "$tool" "$probe"; do
+    [[ -x $b ]] || {
+        echo "error: $b is missing (with --debug, build it first: cargo test --workspace --no-run)" >&2
+        exit 1
+    }
+done
 tansu="$(bash scripts/install-broker.sh)"
 
 rm -rf "$WORK"
@@ -86,6 +111,7 @@ PARTITA_BROKER_STORAGE=memory PARTITA_BROKER_PORT="$port" \
 printf '{"key":"k","value":"1"}\n' > "$WORK/one.jsonl"
 "$partita" test "$WORK/$processor.wasm" --input "$WORK/one.jsonl" >/dev/null
 
+rows=()
 printf '%11s %13s %12s %14s %18s %19s %10s\n' partitions "threads, peak" "at the end" "peak RSS MiB" "s to first commit" "s to all committed" "records/s"
 for p in "${counts[@]}"; do
     topic="scale.$p"
@@ -141,7 +167,22 @@ for p in "${counts[@]}"; do
     printf '%11s %13s %12s %14.0f %18.2f %19.2f %10.0f\n' "$p" "$(cat "$WORK/threads-$p")" "$threads_now" \
         "$(echo "$rss_kb / 1024" | bc -l)" "$(echo "$first_ms / 1000" | bc -l)" \
         "$(echo "$done_ms / 1000" | bc -l)" "$(echo "$records * 1000 / $done_ms" | bc -l)"
+    rows+=("$p $(cat "$WORK/threads-$p") $threads_now $rss_kb $first_ms $done_ms $records")
     # Free the broker's memory before the next size.
     "$tansu" topic delete "$topic" --broker "tcp://$bootstrap" >/dev/null 2>&1 || true
     "$tansu" topic delete "$topic.out" --broker "tcp://$bootstrap" >/dev/null 2>&1 || true
 done
+if [[ -n $json ]]; then
+    printf '%s\n' "${rows[@]}" | python3 -c '
+import json, sys
+runs = []
+for line in sys.stdin:
+    p, peak, end, rss_kb, first_ms, done_ms, records = line.split()
+    runs.append({"partitions": int(p), "threads_peak": int(peak), "threads_end": int(end),
+                 "peak_rss_mib": int(rss_kb) / 1024, "first_commit_s": float(first_ms) / 1e3,
+                 "all_committed_s": float(done_ms) / 1e3,
+                 "records_per_s": int(records) / (float(done_ms) / 1e3)})
+json.dump({"processor": sys.argv[1], "records_per_partition": int(sys.argv[2]), "runs": runs},
+          open(sys.argv[3], "w"), indent=2)
+' "$processor" "$per" "$json"
+fi

@@ -14,6 +14,7 @@
 //! Run one file's tests with a filter: `cargo test -p partita-tests --test
 //! suite kafka_state::`.
 
+mod bench_smoke;
 mod deploy_files;
 mod engine;
 mod engine_processors;
