@@ -20,6 +20,7 @@ mod engine;
 mod engine_processors;
 mod engine_window_sum;
 mod kafka_broker_restart;
+mod kafka_chaos;
 mod kafka_console;
 mod kafka_consumer_group;
 mod kafka_dead_letters;
