@@ -336,7 +336,7 @@ def show(fmt, v):
 
 
 def ratio(a, b):
-    return "n/a" if a is None or b is None else f"{a / b:.2f}"
+    return "n/a" if a is None or not b else f"{a / b:.2f}"
 
 
 rows = [
