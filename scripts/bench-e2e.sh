@@ -7,6 +7,7 @@
 #   scripts/bench-e2e.sh [--records N] [--repeats R] [--partitions P]
 #                        [--commit-interval-ms MS] [--settings default|tansu|both]
 #                        [--baseline PARTITA_BINARY] [--count] [--json FILE] [--debug]
+#                        [--latency-s S]
 #
 # Builds everything in release mode, starts a private Tansu broker with the
 # memory:// engine on a free port, creates the input topic (P partitions,
@@ -22,7 +23,13 @@
 # and the table gains its column and its ratio to passthrough. --json
 # writes the medians to FILE (scripts/bench.sh reads it); --debug uses the
 # debug build that the tests use instead of building in release mode (for
-# a quick check that the script works, not for figures).
+# a quick check that the script works, not for figures). With
+# --latency-s S, each kind then runs S more seconds on fresh topics while
+# records arrive at half the bare loop's records/s (its first run's total),
+# and the end-to-end latency of its outputs is measured (bench-probe
+# latency: from the record's timestamp, set when it was sent, to when the
+# output is read; the first third of S is left out as warm-up): p50, p99
+# and the largest.
 #
 # Client settings (given to both, partita through [kafka.consumer], the
 # bare loop through --consumer-property):
@@ -64,9 +71,11 @@ baseline=""
 count=""
 json=""
 profile=release
+latency_s=0
 usage() {
     echo "usage: $0 [--records N] [--repeats R] [--partitions P] [--commit-interval-ms MS]" \
-        "[--settings default|tansu|both] [--baseline PARTITA_BINARY] [--count] [--json FILE] [--debug]" >&2
+        "[--settings default|tansu|both] [--baseline PARTITA_BINARY] [--count] [--json FILE] [--debug]" \
+        "[--latency-s S]" >&2
     exit 2
 }
 while [[ $# -gt 0 ]]; do
@@ -77,6 +86,10 @@ while [[ $# -gt 0 ]]; do
     [[ $# -ge 2 ]] || usage
     case "$1" in
         --json) json="$(realpath -m "$2")" ;;
+        --latency-s)
+            [[ "$2" =~ ^[0-9]+$ && "$2" -ge 3 ]] || usage
+            latency_s="$2"
+            ;;
         --records | --repeats | --partitions | --commit-interval-ms)
             [[ "$2" =~ ^[0-9]+$ && "$2" -gt 0 ]] || usage
             case "$1" in
@@ -209,16 +222,13 @@ stop_run() {
     return "$rc"
 }
 
-# run_one SETTING KIND N: one measured run; appends a line to runs.txt.
-run_one() {
-    local setting="$1" kind="$2" n="$3"
-    local name="$setting-$kind-$n"
-    local group="bench-$name" out="bench.out.$name" log="$WORK/$name.log"
-    local props p
+# start_kind SETTING KIND NAME GROUP INPUT OUTPUT: starts the bare loop or
+# `partita run` (passthrough, count, or the baseline build) from INPUT to
+# OUTPUT in group GROUP; its pid in run_pid, its log in $WORK/NAME.log.
+start_kind() {
+    local setting="$1" kind="$2" name="$3" group="$4" input="$5" out="$6"
+    local log="$WORK/$name.log" props p
     read -ra props <<< "$(setting_properties "$setting")"
-    "$tool" --bootstrap "$bootstrap" create-topic "$out" --partitions "$partitions" >/dev/null
-    local broker_before start
-    broker_before="$(ticks "$broker_pid")"
     if [[ "$kind" != bare ]]; then
         local bin="$partita" processor=passthrough
         [[ "$kind" == baseline ]] && bin="$baseline"
@@ -229,18 +239,56 @@ run_one() {
             printf '\n[kafka.consumer]\n'
             for p in "${props[@]}"; do printf '"%s" = "%s"\n' "${p%%=*}" "${p#*=}"; done
             printf '\n[[stage]]\nname = "pass"\nprocessor = "%s.wasm"\n' "$processor"
-            printf 'input = "bench.in"\noutputs = { default = "%s" }\n' "$out"
+            printf 'input = "%s"\noutputs = { default = "%s" }\n' "$input" "$out"
         } > "$WORK/$name.toml"
-        start="$(date +%s%N)"
         "$bin" run "$WORK/$name.toml" 2>"$log" &
     else
         local args=()
         for p in "${props[@]}"; do args+=(--consumer-property "$p"); done
-        start="$(date +%s%N)"
-        "$bare" --bootstrap "$bootstrap" --group "$group" --input bench.in --output "$out" \
+        "$bare" --bootstrap "$bootstrap" --group "$group" --input "$input" --output "$out" \
             --commit-interval-ms "$commit_ms" "${args[@]}" 2>"$log" &
     fi
     run_pid=$!
+}
+
+# latency_one SETTING KIND RATE: end-to-end latency of KIND at RATE
+# records/s on fresh topics; appends a line to latency.txt.
+latency_one() {
+    local setting="$1" kind="$2" rate="$3"
+    local name="latency-$setting-$kind" log="$WORK/latency-$setting-$kind.log"
+    "$tool" --bootstrap "$bootstrap" create-topic "$name.in" --partitions "$partitions" >/dev/null
+    "$tool" --bootstrap "$bootstrap" create-topic "$name.out" --partitions "$partitions" >/dev/null
+    "$tool" --bootstrap "$bootstrap" create-topic "$name.in.dlq" --partitions "$partitions" >/dev/null
+    start_kind "$setting" "$kind" "$name" "bench-$name" "$name.in" "$name.out"
+    local measured
+    if ! measured="$("$probe" --bootstrap "$bootstrap" "${probe_fast[@]}" latency \
+        --input "$name.in" --output "$name.out" --rate "$rate" \
+        --seconds "$latency_s" --warmup-s "$((latency_s / 3))")"; then
+        echo "error: $name: no latency measured; its log:" >&2
+        tail -n 20 "$log" >&2
+        exit 1
+    fi
+    local rc=0
+    stop_run || rc=$?
+    if [[ "$rc" != 0 ]]; then
+        echo "error: $name exited with status $rc; its log:" >&2
+        tail -n 20 "$log" >&2
+        exit 1
+    fi
+    echo "$setting $kind $rate $measured" >> "$WORK/latency.txt"
+    echo "   $name at $rate records/s: $measured" >&2
+}
+
+# run_one SETTING KIND N: one measured run; appends a line to runs.txt.
+run_one() {
+    local setting="$1" kind="$2" n="$3"
+    local name="$setting-$kind-$n"
+    local group="bench-$name" out="bench.out.$name" log="$WORK/$name.log"
+    "$tool" --bootstrap "$bootstrap" create-topic "$out" --partitions "$partitions" >/dev/null
+    local broker_before start
+    broker_before="$(ticks "$broker_pid")"
+    start="$(date +%s%N)"
+    start_kind "$setting" "$kind" "$name" "$group" bench.in "$out"
     if ! "$probe" --bootstrap "$bootstrap" wait-committed --group "$group.pass" \
         --topic bench.in --total "$records" --since-ns "$start" \
         --pid "$run_pid" --pid "$broker_pid" --timeout-s 300 > "$WORK/$name.samples"; then
@@ -288,12 +336,29 @@ for setting in $settings; do
         fi
     done
 done
+if ((latency_s > 0)); then
+    for setting in $settings; do
+        done_ms="$(tail -n 1 "$WORK/$setting-bare-1.samples" | cut -d' ' -f1)"
+        rate="$(python3 -c "print(max(1, int($records * 1000 / $done_ms / 2)))")"
+        step "latency at $rate records/s (half the bare loop's), $latency_s s each"
+        latency_one "$setting" bare "$rate"
+        latency_one "$setting" partita "$rate"
+        [[ -n "$count" ]] && latency_one "$setting" count "$rate"
+    done
+fi
 step "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-python3 - "$WORK/runs.txt" "$records" "$(getconf CLK_TCK)" "$json" <<'PY'
+touch "$WORK/latency.txt"
+python3 - "$WORK/runs.txt" "$records" "$(getconf CLK_TCK)" "$json" "$WORK/latency.txt" <<'PY'
 import json, statistics, sys
 
 path, records, hz, json_path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+latency = {}
+for line in open(sys.argv[5]):
+    setting, kind, rate, *fields = line.split()
+    values = dict(f.split("=") for f in fields)
+    latency.setdefault(setting, {})[kind] = {
+        "rate": int(rate), **{k: int(v) for k, v in values.items()}}
 LO, HI = 0.2, 0.8
 runs = {}
 for line in open(path):
@@ -355,7 +420,8 @@ for (setting, kind), rs in runs.items():
     medians.setdefault(setting, {})[kind] = {key: median(rs, key) for key in rs[0]}
 if json_path:
     with open(json_path, "w") as f:
-        json.dump({"records": records, "value_bytes": 100, "settings": medians}, f, indent=2)
+        json.dump({"records": records, "value_bytes": 100, "settings": medians,
+                   "latency": latency}, f, indent=2)
 for setting in dict.fromkeys(s for s, _ in runs):
     bare, part = runs[(setting, "bare")], runs[(setting, "partita")]
     base = runs.get((setting, "baseline"))
@@ -377,6 +443,9 @@ for setting in dict.fromkeys(s for s, _ in runs):
             c = median(cnt, key)
             line += f" {show(fmt, c):>10} {ratio(c, p):>14}"
         print(line)
+    for kind, l in latency.get(setting, {}).items():
+        print(f"latency of {kind} at {l['rate']:,} records/s: p50 {l['p50_ms']} ms, "
+              f"p99 {l['p99_ms']} ms, max {l['max_ms']} ms ({l['measured']:,} outputs measured)")
     print("every run: records/s total, steady; CPU µs/record total, steady; broker µs/record steady")
     kinds = [("bare", bare), ("partita", part)] + ([("baseline", base)] if base else []) \
         + ([("count", cnt)] if cnt else [])

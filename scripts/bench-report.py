@@ -103,7 +103,19 @@ def report(r):
             b, p, c = bare.get(key), part.get(key), cnt.get(key)
             add(f"| {label} | {fmt(b, spec)} | {fmt(p, spec)} | {fmt(c, spec)} | "
                 f"{fmt(ratio(p, b), '{:.2f}')} | {fmt(ratio(c, p), '{:.2f}')} |")
+        latency = next(iter((e2e.get("latency") or {}).values()), {})
+        if latency:
+            rate = next(iter(latency.values()))["rate"]
+            for label, key in (("latency p50, ms", "p50_ms"), ("latency p99, ms", "p99_ms")):
+                b, p, c = (latency.get(k, {}).get(key) for k in ("bare", "partita", "count"))
+                add(f"| {label} at {rate:,} records/s | {fmt(b)} | {fmt(p)} | {fmt(c)} | "
+                    f"{fmt(ratio(p, b), '{:.2f}')} | {fmt(ratio(c, p), '{:.2f}')} |")
         add("")
+        if latency:
+            add("Latency: from a record's timestamp (set when it is sent) to when its output is "
+                "read, at half the bare loop's total records/s, after a warm-up; it includes the "
+                "reader's own fetch wait (10 ms at most).")
+            add("")
     parts = r["partitions"]
     if parts:
         add(f"**Partitions**, one passthrough stage, {parts['records_per_partition']} records "

@@ -12,12 +12,14 @@
 #      100 B and 1 KB, count over 4,096 keys, component loading;
 #   2. end to end: scripts/bench-e2e.sh --count: a bare rdkafka loop,
 #      `partita run` passthrough and count (durable state, a key per record)
-#      over the same 1,000,000 records on a private Tansu (memory://);
+#      over the same 1,000,000 records on a private Tansu (memory://), then
+#      each one's end-to-end latency (p50, p99) at half the bare loop's
+#      records/s for 15 s;
 #   3. partitions: scripts/bench-partitions.sh over 4, 64, 256 and 1,000
 #      partitions (threads, peak RSS, time to the first and last commit),
 #      then the same 1,000,000 records on 4 and on 1,000 partitions.
 #
-# About 6 minutes on 2 cores once built. Performance is read from ratios of
+# About 5 minutes on 2 cores once built. Performance is read from ratios of
 # runs in the same invocation; the machine is shared, so single figures
 # move from run to run.
 #
@@ -73,12 +75,12 @@ run() {
 if [[ -n $smoke ]]; then
     engine=(--profile dev)
     engine_args=(--warm-up-time 0.01 --measurement-time 0.05 --sample-size 10)
-    e2e=(--debug --records 20000)
+    e2e=(--debug --records 20000 --latency-s 3)
     sweep=(--debug --records-per-partition 20 4 64)
 else
     engine=()
     engine_args=()
-    e2e=(--records 1000000)
+    e2e=(--records 1000000 --latency-s 15)
     sweep=(4 64 256 1000)
 fi
 

@@ -1,6 +1,6 @@
 //! `scripts/bench.sh --smoke`: the benchmark command runs every step
-//! (criterion, end to end with the bare loop, passthrough and count, the
-//! partition sweep) with tiny sizes on the debug build, and writes every
+//! (criterion, end to end with the bare loop, passthrough and count and
+//! their latency, the partition sweep) with tiny sizes on the debug build, and writes every
 //! figure to its results file. Its figures are not checked: benchmarks
 //! are read from release runs, never asserted in tests.
 
@@ -49,10 +49,15 @@ fn the_bench_command_runs_every_step_and_writes_its_results() {
         assert!(r["engine"][id]["ns_per_element"].is_number(), "no {id}");
     }
     let e2e = &r["e2e"]["settings"]["tansu"];
+    let latency = &r["e2e"]["latency"]["tansu"];
     for kind in ["bare", "partita", "count"] {
         assert!(
             e2e[kind]["total_rate"].as_f64().is_some_and(|v| v > 0.0),
             "no end-to-end figure for {kind}: {e2e}"
+        );
+        assert!(
+            latency[kind]["p99_ms"].is_u64() && latency[kind]["measured"].as_u64() > Some(0),
+            "no latency for {kind}: {latency}"
         );
     }
     let partitions: Vec<u64> = r["partitions"]["runs"]

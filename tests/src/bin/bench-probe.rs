@@ -5,6 +5,8 @@
 //! bench-probe --bootstrap HOST:PORT [-X KEY=VALUE]... wait-committed --group G --topic T --total N
 //!             --since-ns NS [--pid PID]... [--poll-ms 20] [--timeout-s 300]
 //! bench-probe --bootstrap HOST:PORT [-X KEY=VALUE]... digest --topic T --expect N [--timeout-s 60]
+//! bench-probe --bootstrap HOST:PORT [-X KEY=VALUE]... latency --input T --output T --rate R
+//!             [--seconds 15] [--warmup-s 5]
 //! ```
 //!
 //! `wait-committed` polls the offsets that group G committed on topic T
@@ -22,6 +24,16 @@
 //! keys, values, headers and timestamps: two topics holding the same
 //! records in any partitioning have the same digest.
 //!
+//! `latency` produces R records per second to the input topic for the
+//! given seconds (keys `lat{i}`, values the record's number in 100 digits,
+//! timestamps the time of sending), reads the output topic (a fresh one:
+//! from its beginning) meanwhile, and prints the end-to-end latency of the outputs (the time
+//! each one is read minus its timestamp, which passthrough and count keep
+//! from their input): `sent=N received=N p50_ms=... p99_ms=... max_ms=...`,
+//! leaving out the records sent in the first `--warmup-s` seconds (the
+//! measured process joining its group). It includes the probe's own fetch
+//! wait, which is the same for everything it measures.
+//!
 //! `-X` sets a librdkafka property of the probe's consumer (for example
 //! `fetch.wait.max.ms=10`, to read fast from Tansu).
 
@@ -34,6 +46,7 @@ use clap::{Parser, Subcommand};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 /// Measures a benchmark run from outside.
@@ -88,6 +101,24 @@ enum Cmd {
         #[arg(long, default_value_t = 60)]
         timeout_s: u64,
     },
+    /// End-to-end latency at a fixed rate.
+    Latency {
+        /// Topic to produce to.
+        #[arg(long)]
+        input: String,
+        /// Topic to read the outputs from.
+        #[arg(long)]
+        output: String,
+        /// Records per second.
+        #[arg(long)]
+        rate: u64,
+        /// How long to produce.
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+        /// Records sent in the first seconds are not measured.
+        #[arg(long, default_value_t = 5)]
+        warmup_s: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -122,6 +153,21 @@ fn main() -> ExitCode {
             &topic,
             expect,
             Duration::from_secs(timeout_s),
+        ),
+        Cmd::Latency {
+            input,
+            output,
+            rate,
+            seconds,
+            warmup_s,
+        } => latency(
+            &cli.bootstrap,
+            &cli.properties,
+            &input,
+            &output,
+            rate,
+            Duration::from_secs(seconds),
+            Duration::from_secs(warmup_s),
         ),
     };
     match result {
@@ -304,6 +350,107 @@ fn digest(
     Ok(())
 }
 
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The value at quantile `q` (0 to 1) of sorted `values`.
+fn quantile(sorted: &[i64], q: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let at = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[at]
+}
+
+fn latency(
+    bootstrap: &str,
+    properties: &[String],
+    input: &str,
+    output: &str,
+    rate: u64,
+    run: Duration,
+    warmup: Duration,
+) -> Result<()> {
+    if rate == 0 {
+        bail!("--rate must be at least 1");
+    }
+    let c = consumer(bootstrap, "partita-bench-latency", properties)?;
+    let n = partitions(&c, output)?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..n {
+        tpl.add_partition_offset(output, p, Offset::Beginning)
+            .context("cannot build the assignment")?;
+    }
+    c.assign(&tpl)
+        .with_context(|| format!("cannot assign {output}"))?;
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "1")
+        .create()
+        .context("cannot create a Kafka producer")?;
+
+    let start = Instant::now();
+    let measured_from = now_ms() + warmup.as_millis() as i64;
+    let mut sent = 0u64;
+    let mut latencies = Vec::new();
+    let mut received = 0u64;
+    let grace = Duration::from_secs(10);
+    loop {
+        let elapsed = start.elapsed();
+        // Send what is due by now, at `rate` per second.
+        let due = if elapsed < run {
+            (elapsed.as_secs_f64() * rate as f64) as u64
+        } else {
+            (run.as_secs_f64() * rate as f64) as u64
+        };
+        while sent < due {
+            let (key, value) = (format!("lat{sent}"), format!("{sent:0100}"));
+            let record = BaseRecord::to(input)
+                .key(&key)
+                .payload(&value)
+                .timestamp(now_ms());
+            if let Err((e, _)) = producer.send(record) {
+                bail!("cannot send to {input}: {e}");
+            }
+            sent += 1;
+        }
+        if elapsed >= run && (received >= sent || elapsed >= run + grace) {
+            break;
+        }
+        match c.poll(Duration::from_millis(1)) {
+            None => {}
+            Some(Ok(m)) => {
+                received += 1;
+                if let Some(ts) = m.timestamp().to_millis()
+                    && ts >= measured_from
+                {
+                    latencies.push(now_ms() - ts);
+                }
+            }
+            Some(Err(e)) => bail!("reading {output}: {e}"),
+        }
+    }
+    producer
+        .flush(Duration::from_secs(10))
+        .context("cannot flush the producer")?;
+    if received < sent {
+        bail!("received {received} of {sent} outputs within {grace:?} after the last send");
+    }
+    latencies.sort_unstable();
+    println!(
+        "sent={sent} received={received} measured={} p50_ms={} p99_ms={} max_ms={}",
+        latencies.len(),
+        quantile(&latencies, 0.5),
+        quantile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(0)
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +475,15 @@ mod tests {
         assert_eq!(parse_ticks(stat), Some(175));
         assert_eq!(parse_ticks("4242 (trunc) S 1"), None);
         assert!(cpu_ticks(std::process::id()).is_ok());
+    }
+
+    #[test]
+    fn quantiles_pick_the_nearest_rank() {
+        let v: Vec<i64> = (1..=100).collect();
+        assert_eq!(quantile(&v, 0.5), 51);
+        assert_eq!(quantile(&v, 0.99), 99);
+        assert_eq!(quantile(&v, 1.0), 100);
+        assert_eq!(quantile(&[], 0.5), 0);
     }
 
     #[test]
