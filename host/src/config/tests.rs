@@ -850,3 +850,83 @@ fn a_candidate_is_checked_like_the_processor_with_problems_at_its_key() {
         "{line}"
     );
 }
+
+mod damaged_files {
+    //! Pipeline files damaged at random: each is read or refused with
+    //! problems that name the file and say what is wrong; never a panic.
+
+    use super::*;
+
+    /// A file with most sections, to damage.
+    const RICH: &str = r#"
+guarantee = "at-least-once"
+
+[kafka]
+bootstrap = "127.0.0.1:9092"
+group = "orders"
+commit_interval_ms = 500
+create_topics = true
+
+[kafka.consumer]
+"fetch.wait.max.ms" = 10
+
+[state]
+memory_mb = 8
+
+[[stage]]
+name = "pass"
+processor = "processors/passthrough.wasm"
+input = "orders"
+outputs = { default = "orders.out" }
+config = { field = "id", limit = 3 }
+tables = { rates = "ref.rates", customers = { topic = "ref.customers", format = "connect-json" } }
+batch_size = 64
+max_wait_ms = 20
+on_error = "dlq"
+"#;
+
+    #[test]
+    fn the_file_damaged_below_is_valid_as_it_stands() {
+        let d = Dir::new();
+        if let Err(e) = d.parse(RICH) {
+            panic!("{e}");
+        }
+    }
+
+    fn check(d: &Dir, text: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        if let Err(e) = d.parse(text) {
+            let file = d.file().display().to_string();
+            proptest::prop_assert!(!e.problems.is_empty());
+            for p in &e.problems {
+                proptest::prop_assert_eq!(&p.file, &file);
+                proptest::prop_assert!(!p.message.is_empty(), "{}", p);
+            }
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+        /// A span of the file replaced by other text.
+        #[test]
+        fn a_damaged_file_is_read_or_refused_naming_the_file(
+            at in 0usize..RICH.len(),
+            len in 0usize..40,
+            with in "[\\[\\]{}=\"',.a-z0-9_ \\n#-]{0,12}",
+        ) {
+            let d = Dir::new();
+            let (from, to) = (at, (at + len).min(RICH.len()));
+            if RICH.is_char_boundary(from) && RICH.is_char_boundary(to) {
+                let text = format!("{}{}{}", &RICH[..from], with, &RICH[to..]);
+                check(&d, &text)?;
+            }
+        }
+
+        /// Any text at all.
+        #[test]
+        fn any_text_is_read_or_refused_naming_the_file(text in "\\PC{0,200}") {
+            check(&Dir::new(), &text)?;
+        }
+    }
+}

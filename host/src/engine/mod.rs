@@ -428,4 +428,39 @@ mod tests {
         .expect("refused");
         assert!(err.to_string().contains("epoch tick"), "{err}");
     }
+
+    proptest::proptest! {
+        // Each case compiles what is left of a component: a few dozen.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// A component file damaged at random (cut short, or bytes
+        /// overwritten) loads or is refused naming the file; never a panic.
+        #[test]
+        fn a_damaged_component_loads_or_is_refused_naming_the_file(
+            cut in proptest::option::of(0usize..200_000),
+            at in 0usize..200_000,
+            with in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..16),
+        ) {
+            let engine = Engine::new(EngineConfig {
+                cache_dir: None,
+                epoch_tick: Duration::from_millis(10),
+            })
+            .unwrap();
+            let mut bytes =
+                std::fs::read(crate::config::tests::component("passthrough")).unwrap();
+            match cut {
+                Some(n) => bytes.truncate(n % bytes.len()),
+                None => {
+                    let at = at % bytes.len();
+                    let end = (at + with.len()).min(bytes.len());
+                    bytes[at..end].copy_from_slice(&with[..end - at]);
+                }
+            }
+            let path = Path::new("damaged.wasm");
+            if let Err(e) = engine.load_bytes(path, &bytes) {
+                let text = e.to_string();
+                proptest::prop_assert!(text.contains("damaged.wasm"), "{}", text);
+            }
+        }
+    }
 }
