@@ -393,6 +393,34 @@ fn an_endless_loop_is_stopped_by_the_deadline_and_the_next_batch_runs() {
 }
 
 #[test]
+fn endless_recursion_traps_on_the_guest_s_stack_and_the_next_batch_runs() {
+    let mut inst = instance(&[]);
+    match failure(&mut inst, "recurse") {
+        ProcessError::Trap(reason) => {
+            assert!(reason.contains("call stack exhausted"), "{reason}")
+        }
+        other => panic!("expected a trap, got {other}"),
+    }
+    assert_eq!(run(&mut inst, &[("a", "after")]).0, vec!["ok:after"]);
+}
+
+#[test]
+fn a_processor_can_neither_read_host_files_nor_open_connections() {
+    let mut inst = instance(&[]);
+    let (seen, _) = run(&mut inst, &[("a", "read-file"), ("b", "connect")]);
+    assert!(
+        seen[0].starts_with("rejected:no file: "),
+        "a host file was readable: {}",
+        seen[0]
+    );
+    assert!(
+        seen[1].starts_with("rejected:no network: "),
+        "a connection opened: {}",
+        seen[1]
+    );
+}
+
+#[test]
 fn unbounded_allocation_is_stopped_by_the_memory_cap_and_the_next_batch_runs() {
     let mut inst = instance(&[]);
     assert_eq!(failure(&mut inst, "alloc"), ProcessError::Memory(MEMORY));

@@ -8,6 +8,9 @@
 //! | `loop`            | spins forever (stopped by the CPU deadline)            |
 //! | `alloc`           | allocates without bound (stopped by the memory cap)    |
 //! | `panic`           | panics (a trap)                                        |
+//! | `recurse`         | calls itself without end (the stack runs out: a trap)  |
+//! | `read-file`       | reads `/etc/hostname`; rejected with the error         |
+//! | `connect`         | opens a TCP connection to 127.0.0.1:9; rejected with the error |
 //! | `reject`          | rejected with the reason `rejected on request`         |
 //! | `state`           | adds 1 to the counter `count:KEY`, outputs the count   |
 //! | `put-panic`       | sets `count:KEY` to 1000, then panics                  |
@@ -99,8 +102,17 @@ fn misbehave(what: &str) {
             }
         }
         "panic" => panic!("panic requested"),
+        "recurse" => {
+            std::hint::black_box(recurse(0));
+        }
         _ => {}
     }
+}
+
+/// Calls itself without end: the guest's stack runs out.
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 16]);
+    recurse(depth + 1).wrapping_add(frame[depth as usize % 16])
 }
 
 struct Misbehave;
@@ -130,7 +142,15 @@ impl Guest for Misbehave {
             let value = record.value.unwrap_or_default();
             out.begin();
             match value {
-                b"loop" | b"alloc" | b"panic" => {
+                b"read-file" => match std::fs::read("/etc/hostname") {
+                    Ok(_) => out.output(&value_output(b"read a host file")),
+                    Err(e) => out.reject(&format!("no file: {e}")),
+                },
+                b"connect" => match std::net::TcpStream::connect("127.0.0.1:9") {
+                    Ok(_) => out.output(&value_output(b"connected to the host")),
+                    Err(e) => out.reject(&format!("no network: {e}")),
+                },
+                b"loop" | b"alloc" | b"panic" | b"recurse" => {
                     misbehave(std::str::from_utf8(value).unwrap_or_default())
                 }
                 b"malformed" => return vec![1, 0xff, 0xff],
