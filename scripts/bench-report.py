@@ -113,8 +113,9 @@ def report(r):
         add("")
         if latency:
             add("Latency: from a record's timestamp (set when it is sent) to when its output is "
-                "read, at half the bare loop's total records/s, after a warm-up; it includes the "
-                "reader's own fetch wait (10 ms at most).")
+                "read, at half the slowest kind's total records/s (at half the bare loop's, count "
+                "fell behind without end: the sending and reading probe shares the 2 cores), "
+                "after a warm-up; it includes the reader's own fetch wait (10 ms at most).")
             add("")
     parts = r["partitions"]
     if parts:

@@ -13,7 +13,7 @@
 #   2. end to end: scripts/bench-e2e.sh --count: a bare rdkafka loop,
 #      `partita run` passthrough and count (durable state, a key per record)
 #      over the same 1,000,000 records on a private Tansu (memory://), then
-#      each one's end-to-end latency (p50, p99) at half the bare loop's
+#      each one's end-to-end latency (p50, p99) at half the slowest one's
 #      records/s for 15 s;
 #   3. partitions: scripts/bench-partitions.sh over 4, 64, 256 and 1,000
 #      partitions (threads, peak RSS, time to the first and last commit),

@@ -45,6 +45,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -413,10 +414,13 @@ fn latency(
                 .key(&key)
                 .payload(&value)
                 .timestamp(now_ms());
-            if let Err((e, _)) = producer.send(record) {
-                bail!("cannot send to {input}: {e}");
+            match producer.send(record) {
+                Ok(()) => sent += 1,
+                // The producer's queue is full: read outputs meanwhile,
+                // and send this record again.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => break,
+                Err((e, _)) => bail!("cannot send to {input}: {e}"),
             }
-            sent += 1;
         }
         if elapsed >= run && (received >= sent || elapsed >= run + grace) {
             break;
