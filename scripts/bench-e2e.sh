@@ -224,6 +224,18 @@ stop_run() {
     return "$rc"
 }
 
+# stop_checked NAME: stops the measured process; fails with the end of its
+# log ($WORK/NAME.log) unless it exits 0.
+stop_checked() {
+    local rc=0
+    stop_run || rc=$?
+    if [[ "$rc" != 0 ]]; then
+        echo "error: $1 exited with status $rc; its log:" >&2
+        tail -n 20 "$WORK/$1.log" >&2
+        exit 1
+    fi
+}
+
 # start_kind SETTING KIND NAME GROUP INPUT OUTPUT: starts the bare loop or
 # `partita run` (passthrough, count, or the baseline build) from INPUT to
 # OUTPUT in group GROUP; its pid in run_pid, its log in $WORK/NAME.log.
@@ -270,13 +282,7 @@ latency_one() {
         tail -n 20 "$log" >&2
         exit 1
     fi
-    local rc=0
-    stop_run || rc=$?
-    if [[ "$rc" != 0 ]]; then
-        echo "error: $name exited with status $rc; its log:" >&2
-        tail -n 20 "$log" >&2
-        exit 1
-    fi
+    stop_checked "$name"
     echo "$setting $kind $rate $measured" >> "$WORK/latency.txt"
     echo "   $name at $rate records/s: $measured" >&2
 }
@@ -298,13 +304,7 @@ run_one() {
         tail -n 20 "$log" >&2
         exit 1
     fi
-    local rc=0
-    stop_run || rc=$?
-    if [[ "$rc" != 0 ]]; then
-        echo "error: $name exited with status $rc; its log:" >&2
-        tail -n 20 "$log" >&2
-        exit 1
-    fi
+    stop_checked "$name"
     local output_digest
     output_digest="$("$probe" --bootstrap "$bootstrap" "${probe_fast[@]}" digest \
         --topic "$out" --expect "$records")"

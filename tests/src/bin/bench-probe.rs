@@ -211,6 +211,18 @@ fn partitions(c: &BaseConsumer, topic: &str) -> Result<i32> {
     Ok(n as i32)
 }
 
+/// Assigns every partition of `topic` to `c`, from its beginning.
+fn read_from_beginning(c: &BaseConsumer, topic: &str) -> Result<()> {
+    let n = partitions(c, topic)?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..n {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .context("cannot build the assignment")?;
+    }
+    c.assign(&tpl)
+        .with_context(|| format!("cannot assign {topic}"))
+}
+
 /// Milliseconds from `since_ns` (since the Unix epoch) to now.
 fn ms_since(since_ns: u128) -> f64 {
     let now = SystemTime::now()
@@ -321,14 +333,7 @@ fn digest(
     timeout: Duration,
 ) -> Result<()> {
     let c = consumer(bootstrap, "partita-bench-digest", properties)?;
-    let n = partitions(&c, topic)?;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..n {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .context("cannot build the assignment")?;
-    }
-    c.assign(&tpl)
-        .with_context(|| format!("cannot assign {topic}"))?;
+    read_from_beginning(&c, topic)?;
     let deadline = Instant::now() + timeout;
     let quiet = Duration::from_millis(500);
     let mut d = Digest::default();
@@ -380,14 +385,7 @@ fn latency(
         bail!("--rate must be at least 1");
     }
     let c = consumer(bootstrap, "partita-bench-latency", properties)?;
-    let n = partitions(&c, output)?;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..n {
-        tpl.add_partition_offset(output, p, Offset::Beginning)
-            .context("cannot build the assignment")?;
-    }
-    c.assign(&tpl)
-        .with_context(|| format!("cannot assign {output}"))?;
+    read_from_beginning(&c, output)?;
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "1")
