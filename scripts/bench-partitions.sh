@@ -13,8 +13,9 @@
 # default; count keeps durable state, one store per partition) with the
 # compiled component already cached, and waits until the group has
 # committed every record. It samples the process's thread count every
-# 100 ms (the peak includes the threads that start partitions, each with
-# the consumer that restores its state, which end once all have started),
+# 100 ms (the peak includes the threads that start partitions, and the
+# consumers of partitions with changelog records to restore, which end once
+# all have started),
 # reads the thread count and peak resident memory (VmHWM) once every
 # record is committed, then stops it with SIGINT (it must exit 0). Prints
 # one line per P (and, with --json, the same figures to FILE for
