@@ -10,8 +10,8 @@
 //! changelog offset whose records (and all before them) the file reflects.
 //!
 //! The file is created by the first write: a partition whose processor
-//! never writes state (a stateless stage) starts without touching the disk,
-//! which is what bounds how fast a host takes a thousand partitions.
+//! never writes state (a stateless stage) starts without waiting for the
+//! disk, which matters when a host takes a thousand partitions at once.
 //!
 //! A crash loses the buffer and whatever the file had not committed, and
 //! with it the matching checkpoint, so what is on disk is always a state the
