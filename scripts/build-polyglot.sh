@@ -135,12 +135,18 @@ build_if_changed() {
     echo "$out"
 }
 
+# The component name of processor folder DIR: the folder's name with `-` as
+# `_`, then `_SUFFIX`. (The loop at the end calls each build_* only for a
+# folder that holds its language's processor file.)
+component_name() {
+    echo "$(basename "$1" | tr '-' '_')_$2"
+}
+
 build_js() {
     local dir
     dir="$(realpath "$1")"
-    [[ -f "$dir/processor.js" ]] || { log "error: $1 has no processor.js"; exit 1; }
     local name
-    name="$(basename "$dir" | tr '-' '_')_js"
+    name="$(component_name "$dir" js)"
     local tool
     tool="$(js_toolchain)"
     local work="$WORK/js/$name"
@@ -176,9 +182,8 @@ EOF
 build_python() {
     local dir
     dir="$(realpath "$1")"
-    [[ -f "$dir/processor.py" ]] || { log "error: $1 has no processor.py"; exit 1; }
     local name
-    name="$(basename "$dir" | tr '-' '_')_py"
+    name="$(component_name "$dir" py)"
     local tool
     tool="$(python_toolchain)"
     local work="$WORK/python/$name"
@@ -197,9 +202,8 @@ build_python() {
 build_c() {
     local dir
     dir="$(realpath "$1")"
-    [[ -f "$dir/processor.c" ]] || { log "error: $1 has no processor.c"; exit 1; }
     local name
-    name="$(basename "$dir" | tr '-' '_')_c"
+    name="$(component_name "$dir" c)"
     local tools
     tools="$(bash "$ROOT/scripts/install-c-toolchain.sh")"
     local work="$WORK/c/$name"
