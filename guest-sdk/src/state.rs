@@ -32,13 +32,14 @@
 //! or [`update`].
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::OnceLock;
 
 use foldhash::SharedSeed;
 use foldhash::fast::SeedableRandomState;
+use indexmap::IndexMap;
+use smallvec::SmallVec;
 
 use partita_wire::WritesWriter;
 
@@ -89,49 +90,23 @@ fn size(key: &[u8], value: &Option<Vec<u8>>) -> usize {
     key.len() + value.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD
 }
 
-/// The keys written in the current call, each once, in first-write order,
-/// stored end to end in one buffer kept from call to call.
-#[derive(Default)]
-struct DirtyKeys {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
-}
+/// A cached key: up to 32 bytes live inside the map's entry, so a lookup
+/// compares bytes already at hand instead of following a pointer (record
+/// keys are usually that short).
+type Key = SmallVec<[u8; 32]>;
 
-impl DirtyKeys {
-    fn push(&mut self, key: &[u8]) {
-        self.bytes.extend_from_slice(key);
-        self.ends.push(self.bytes.len());
-    }
-
-    fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(&self.ends).map(|(s, &e)| &self.bytes[s..e])
-    }
-
-    fn clear(&mut self) {
-        self.bytes.clear();
-        self.ends.clear();
-    }
-}
-
-/// The cache's map. foldhash hashes a 16-byte key several times faster
-/// than the standard SipHash; its per-instance seed comes from the host's
-/// random source, so that record keys cannot be chosen to collide.
-type Map = HashMap<Vec<u8>, Slot, SeedableRandomState>;
+/// The cache's map. Entries sit in one vector in insertion order, so the
+/// writes of a call are remembered by position and sent without a second
+/// lookup. foldhash hashes a 16-byte key several times faster than the
+/// standard SipHash; its per-instance seed comes from the host's random
+/// source, so that record keys cannot be chosen to collide.
+type Map = IndexMap<Key, Slot, SeedableRandomState>;
 
 fn new_map() -> Map {
     static SHARED: OnceLock<SharedSeed> = OnceLock::new();
     let random = RandomState::new();
     let shared = SHARED.get_or_init(|| SharedSeed::from_u64(random.hash_one(1u64)));
-    HashMap::with_hasher(SeedableRandomState::with_seed(
+    IndexMap::with_hasher(SeedableRandomState::with_seed(
         random.hash_one(0u64),
         shared,
     ))
@@ -139,7 +114,10 @@ fn new_map() -> Map {
 
 struct Cache {
     map: Map,
-    dirty: DirtyKeys,
+    /// Positions in `map` of the entries written in the current call, each
+    /// once, in first-write order. Entries move only when the cache is
+    /// trimmed, after the writes are sent.
+    dirty: Vec<usize>,
     bytes: usize,
     limits: CacheLimits,
     /// Number of the current call.
@@ -150,11 +128,37 @@ impl Cache {
     fn new() -> Self {
         Cache {
             map: new_map(),
-            dirty: DirtyKeys::default(),
+            dirty: Vec::new(),
             bytes: 0,
             limits: CacheLimits::default(),
             call: 0,
         }
+    }
+
+    /// Position of `key`'s entry, loading it from the host on a miss.
+    fn load(&mut self, key: &[u8]) -> usize {
+        if let Some(i) = self.map.get_index_of(key) {
+            return i;
+        }
+        let value = host::state_get(key);
+        self.bytes += size(key, &value);
+        let slot = Slot {
+            value,
+            dirty: false,
+            used: self.call,
+        };
+        self.map.insert_full(Key::from_slice(key), slot).0
+    }
+
+    /// Marks the entry at `i` as used now, and as written if `write`.
+    fn touch(&mut self, i: usize, write: bool) -> &mut Slot {
+        let slot = &mut self.map[i];
+        slot.used = self.call;
+        if write && !slot.dirty {
+            slot.dirty = true;
+            self.dirty.push(i);
+        }
+        slot
     }
 
     /// Runs `f` on the slot of `key`, loading it from the host on a miss.
@@ -165,57 +169,36 @@ impl Cache {
         write: bool,
         f: impl FnOnce(&mut Option<Vec<u8>>) -> R,
     ) -> R {
-        let call = self.call;
-        let slot = match self.map.get_mut(key) {
-            Some(slot) => slot,
-            None => {
-                let value = host::state_get(key);
-                self.bytes += size(key, &value);
-                self.map.entry(key.to_vec()).or_insert(Slot {
-                    value,
-                    dirty: false,
-                    used: call,
-                })
-            }
-        };
-        slot.used = call;
+        let i = self.load(key);
+        let slot = self.touch(i, write);
         let before = size(key, &slot.value);
         let r = f(&mut slot.value);
-        self.bytes = self.bytes + size(key, &slot.value) - before;
-        if write && !slot.dirty {
-            slot.dirty = true;
-            self.dirty.push(key);
-        }
+        let after = size(key, &slot.value);
+        self.bytes = self.bytes + after - before;
         r
     }
 
     /// Sets `key` without reading it first.
     fn set(&mut self, key: &[u8], value: Option<&[u8]>) {
-        let call = self.call;
         let value = value.map(<[u8]>::to_vec);
-        match self.map.get_mut(key) {
-            Some(slot) => {
-                self.bytes = self.bytes + size(key, &value) - size(key, &slot.value);
-                slot.value = value;
-                slot.used = call;
-                if !slot.dirty {
-                    slot.dirty = true;
-                    self.dirty.push(key);
-                }
+        let added = size(key, &value);
+        let i = match self.map.get_index_of(key) {
+            Some(i) => {
+                self.bytes -= size(key, &self.map[i].value);
+                self.map[i].value = value;
+                i
             }
             None => {
-                self.bytes += size(key, &value);
-                self.map.insert(
-                    key.to_vec(),
-                    Slot {
-                        value,
-                        dirty: true,
-                        used: call,
-                    },
-                );
-                self.dirty.push(key);
+                let slot = Slot {
+                    value,
+                    dirty: false,
+                    used: self.call,
+                };
+                self.map.insert_full(Key::from_slice(key), slot).0
             }
-        }
+        };
+        self.bytes += added;
+        self.touch(i, true);
     }
 
     /// Sends the pending writes to the host in one call.
@@ -224,8 +207,8 @@ impl Cache {
             return;
         }
         let mut writes = WritesWriter::default();
-        for key in self.dirty.iter() {
-            if let Some(slot) = self.map.get_mut(key) {
+        for &i in &self.dirty {
+            if let Some((key, slot)) = self.map.get_index_mut(i) {
                 slot.dirty = false;
                 match &slot.value {
                     Some(v) => writes.put(key, v),
@@ -591,6 +574,34 @@ mod tests {
             gets,
             "the entries used in the last call stayed"
         );
+    }
+
+    #[test]
+    fn writes_after_an_eviction_reach_the_host_under_their_own_keys() {
+        fresh();
+        set_cache_limits(CacheLimits {
+            max_entries: 4,
+            max_bytes: usize::MAX,
+        });
+        // Keys short enough to sit in the entry and long ones held apart.
+        let key = |i: u8| {
+            let len = if i % 2 == 0 { 3 } else { 40 };
+            vec![i; len]
+        };
+        for i in 0..10u8 {
+            put(&key(i), &[i]);
+        }
+        end_call();
+        assert_eq!(cache_stats().entries, 3, "the eviction moved entries");
+        // Entries kept and entries read back, written in one call.
+        for i in (0..10u8).rev() {
+            update(&key(i), |v| v.as_mut().unwrap().push(i));
+        }
+        end_call();
+        for i in 0..10u8 {
+            assert_eq!(stored(&key(i)), Some(vec![i, i]), "key {i}");
+        }
+        assert_eq!(calls().state_write_batches, 2);
     }
 
     #[test]

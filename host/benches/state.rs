@@ -22,6 +22,18 @@
 //!
 //! Run with `cargo bench -p partita --bench state`. Results:
 //! `docs/BENCHMARKS.md`, section State.
+//!
+//! To see guest functions by name in `perf`, build the processors with
+//! their names kept and point the bench at them; `PARTITA_PERFMAP` turns on
+//! wasmtime's perf map and compiles without the artifact cache (code loaded
+//! from the cache is not in the map):
+//!
+//! ```text
+//! RUSTFLAGS="-C strip=none" cargo build --release --target wasm32-wasip2 \
+//!     --target-dir /tmp/named -p count -p passthrough
+//! PARTITA_COMPONENTS=/tmp/named/wasm32-wasip2/release PARTITA_PERFMAP=1 \
+//!     perf record -g cargo bench -p partita --bench state -- engine_1m/count
+//! ```
 
 #![allow(missing_docs)] // criterion_group! and criterion_main! generate undocumented items
 
@@ -304,7 +316,9 @@ fn run_all(instance: &mut Instance, keys: usize) -> Duration {
 fn engine_1m(c: &mut Criterion) {
     let cache = tempfile::tempdir().unwrap();
     let engine = Engine::new(EngineConfig {
-        cache_dir: Some(cache.path().into()),
+        cache_dir: std::env::var_os("PARTITA_PERFMAP")
+            .is_none()
+            .then(|| cache.path().into()),
         epoch_tick: Duration::from_millis(10),
     })
     .expect("engine");

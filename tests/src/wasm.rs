@@ -16,9 +16,15 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Folder holding the built components, `NAME.wasm` per crate.
+/// Folder holding the built components, `NAME.wasm` per crate:
+/// `target/wasm/components/`, or the folder named by `PARTITA_COMPONENTS`
+/// (components built some other way, for example with symbol names kept
+/// for profiling; nothing is built then).
 pub fn components_dir() -> PathBuf {
-    repo_root().join("target/wasm/components")
+    match std::env::var_os("PARTITA_COMPONENTS") {
+        Some(dir) => PathBuf::from(dir),
+        None => repo_root().join("target/wasm/components"),
+    }
 }
 
 /// Path of the component built from crate `name` (for example
@@ -27,6 +33,9 @@ pub fn components_dir() -> PathBuf {
 pub fn component(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
+        if std::env::var_os("PARTITA_COMPONENTS").is_some() {
+            return Ok(());
+        }
         let script = repo_root().join("scripts/build-wasm.sh");
         let out = Command::new("bash")
             .arg(&script)

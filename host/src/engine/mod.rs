@@ -259,6 +259,10 @@ impl Engine {
             .wasm_component_model(true)
             .epoch_interruption(true)
             .strategy(wasmtime::Strategy::Cranelift);
+        // For profiling: perf then names the functions of compiled guests.
+        if std::env::var_os("PARTITA_PERFMAP").is_some() {
+            wasm_config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let wasm = wasmtime::Engine::new(&wasm_config).map_err(anyhow::Error::from)?;
         let linker = imports::linker(&wasm).map_err(anyhow::Error::from)?;
         let cache = config.cache_dir.map(|dir| ArtifactCache::new(dir, &wasm));
