@@ -49,6 +49,18 @@ pub fn outputs_by_key(outputs: &[Consumed]) -> BTreeMap<String, Vec<(u64, u64)>>
 /// with a 6 s session; `kafka` and `consumer` are more lines for
 /// `[kafka]` and `[kafka.consumer]`.
 pub fn count_pipeline(ws: &Workspace, bootstrap: &str, kafka: &str, consumer: &str) -> PathBuf {
+    count_pipeline_with(ws, bootstrap, kafka, consumer, "on_error = \"stop\"")
+}
+
+/// [`count_pipeline`] with `stage` as the stage's own settings instead of
+/// `on_error = "stop"`.
+pub fn count_pipeline_with(
+    ws: &Workspace,
+    bootstrap: &str,
+    kafka: &str,
+    consumer: &str,
+    stage: &str,
+) -> PathBuf {
     let processor = component("count");
     let kafka_extra = format!(
         "commit_interval_ms = 200\n{kafka}\n[kafka.consumer]\n\"session.timeout.ms\" = 6000\n\"heartbeat.interval.ms\" = 1000\n{consumer}\n"
@@ -62,7 +74,7 @@ pub fn count_pipeline(ws: &Workspace, bootstrap: &str, kafka: &str, consumer: &s
             processor: &processor,
             input: "numbers",
             outputs: &[("default", "counts")],
-            extra: "on_error = \"stop\"",
+            extra: stage,
         }],
     );
     ws.write("pipeline.toml", &text)

@@ -6,14 +6,20 @@
 //! 1, 2, 3, ... with no gap and no repeat) and the true totals: nothing of
 //! the killed host's open transaction is seen, and the new host resumes
 //! from the offsets committed in its last transaction, with its state
-//! rebuilt from the committed changelog.
+//! rebuilt from the committed changelog. A host killed again and again
+//! while records flow, some of them dead letters, ends the same way, with
+//! exactly one dead letter per bad record.
 
+use std::collections::BTreeMap;
+use std::thread;
 use std::time::Duration;
 
-use partita_tests::kafka::wait_until;
+use partita_tests::kafka::{Record, wait_until};
 use partita_tests::mock::consume_committed;
 use partita_tests::noida::Noida;
-use partita_tests::numbers::{assert_exact, count_pipeline, numbers, outputs_by_key, truth};
+use partita_tests::numbers::{
+    assert_exact, count_pipeline, count_pipeline_with, numbers, outputs_by_key, truth,
+};
 use partita_tests::partita::Partita;
 use partita_tests::pipeline::Workspace;
 
@@ -136,6 +142,85 @@ fn a_paused_host_is_fenced_by_its_replacement_and_writes_nothing_more() {
     let status = host.stop(Duration::from_secs(30)).unwrap();
     assert!(status.success(), "host 2: {status}\n{}", host.log_tail(40));
     assert_exact(&kafka, n);
+}
+
+#[test]
+fn a_host_killed_again_and_again_while_records_flow_ends_exact_with_one_dead_letter_per_bad_record()
+{
+    const CHUNKS: usize = 80;
+    const CHUNK: usize = 50;
+    let n = CHUNKS * CHUNK;
+    let mut noida = Noida::start().unwrap();
+    let kafka = noida.kafka();
+    for topic in ["numbers", "counts", "g.count.changelog", "numbers.dlq"] {
+        kafka.create_topic(topic, PARTITIONS).unwrap();
+    }
+    let ws = Workspace::new().unwrap();
+    let file = count_pipeline_with(
+        &ws,
+        &noida.bootstrap(),
+        "guarantee = \"exactly-once\"",
+        "\"group.instance.id\" = \"host-a\"",
+        "on_error = \"dlq\"",
+    );
+    // Chunks of numbers, each followed by a record `count` rejects, every
+    // 100 ms: about 8 s of records, through both kills.
+    let producer = {
+        let kafka = kafka.clone();
+        thread::spawn(move || -> anyhow::Result<()> {
+            for c in 0..CHUNKS {
+                kafka.produce("numbers", numbers(c * CHUNK, (c + 1) * CHUNK))?;
+                kafka.produce("numbers", [Record::new(&format!("bad{c}"), "twelve")])?;
+                thread::sleep(Duration::from_millis(100));
+            }
+            Ok(())
+        })
+    };
+    let committed = || consume_committed(&kafka, "counts").map(|o| o.len());
+    let mut host = Partita::run("host 1", &file, &ws.log("host-1")).unwrap();
+    let mut seen = 0;
+    for next in 2..=3 {
+        // Each host is killed once it has committed 500 more outputs, with
+        // a transaction most likely open.
+        wait_until(
+            Duration::from_secs(120),
+            "500 more committed outputs",
+            || {
+                host.assert_running()?;
+                Ok(committed()? >= seen + 500)
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e:#}\nhost log:\n{}", host.log_tail(40)));
+        host.kill9().unwrap();
+        seen = committed().unwrap();
+        let name = format!("host-{next}");
+        host = Partita::run(&name, &file, &ws.log(&name)).unwrap();
+    }
+    producer.join().expect("producer thread").unwrap();
+    wait_complete(&kafka, n, &mut host);
+    noida.assert_running().unwrap();
+    let status = host.stop(Duration::from_secs(30)).unwrap();
+    assert!(
+        status.success(),
+        "clean stop: {status}\n{}",
+        host.log_tail(40)
+    );
+
+    assert_exact(&kafka, n);
+    let mut dead: BTreeMap<String, usize> = BTreeMap::new();
+    for d in consume_committed(&kafka, "numbers.dlq").unwrap() {
+        *dead.entry(d.key_str()).or_default() += 1;
+    }
+    let expected: BTreeMap<String, usize> = (0..CHUNKS).map(|c| (format!("bad{c}"), 1)).collect();
+    assert_eq!(dead, expected, "committed dead letters, by key");
+    // The offsets also hold what the killed hosts' open transactions wrote
+    // (hidden from read_committed readers) and the transaction markers.
+    let offsets = |topic| kafka.count(topic).unwrap();
+    eprintln!(
+        "two kills: {n} outputs committed in {} offsets, {CHUNKS} dead letters in {}",
+        offsets("counts"),
+        offsets("numbers.dlq")
+    );
 }
 
 fn signal(host: &mut Partita, name: &str) {
