@@ -4,7 +4,7 @@
 # over 4, 64, 256 and 1,000 partitions.
 #
 #   scripts/bench-partitions.sh [--records-per-partition N] [--processor passthrough|count]
-#                               [--json FILE] [--debug] [PARTITIONS...]
+#                               [--stages S] [--json FILE] [--debug] [PARTITIONS...]
 #
 # Builds partita in release mode, starts a private Tansu broker (memory://)
 # on a free port, and for each partition count P: creates an input topic of
@@ -12,7 +12,11 @@
 # distinct keys), runs `partita run` on a one-stage pipeline (passthrough by
 # default; count keeps durable state, one store per partition) with the
 # compiled component already cached, and waits until the group has
-# committed every record. It samples the process's thread count every
+# committed every record. With --stages S (default 1), the P partitions
+# are S stages of P/S partitions each, chained: stage 1 reads the input
+# topic, each next stage the topic the one before writes, every topic of
+# P/S partitions, and the run ends when the last stage has committed every
+# record. It samples the process's thread count every
 # 100 ms (the peak includes the threads that start partitions, and the
 # consumers of partitions with changelog records to restore, which end once
 # all have started),
@@ -27,12 +31,13 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD"
 
 per=200
+stages=1
 processor=passthrough
 counts=()
 json=""
 profile=release
 usage() {
-    echo "usage: $0 [--records-per-partition N] [--processor passthrough|count] [--json FILE] [--debug] [PARTITIONS...]" >&2
+    echo "usage: $0 [--records-per-partition N] [--processor passthrough|count] [--stages S] [--json FILE] [--debug] [PARTITIONS...]" >&2
     exit 2
 }
 while [[ $# -gt 0 ]]; do
@@ -51,6 +56,11 @@ while [[ $# -gt 0 ]]; do
             per="$2"
             shift 2
             ;;
+        --stages)
+            [[ $# -ge 2 && "$2" =~ ^[0-9]+$ && "$2" -gt 0 ]] || usage
+            stages="$2"
+            shift 2
+            ;;
         --processor)
             [[ $# -ge 2 && ("$2" == passthrough || "$2" == count) ]] || usage
             processor="$2"
@@ -64,6 +74,12 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ ${#counts[@]} -gt 0 ]] || counts=(4 64 256 1000)
+for p in "${counts[@]}"; do
+    if ((p % stages != 0)); then
+        echo "error: $p partitions cannot be split over $stages stages" >&2
+        exit 2
+    fi
+done
 
 WORK="$ROOT/target/bench-partitions"
 step() { printf '== %s\n' "$*" >&2; }
@@ -113,13 +129,19 @@ printf '{"key":"k","value":"1"}\n' > "$WORK/one.jsonl"
 "$partita" test "$WORK/$processor.wasm" --input "$WORK/one.jsonl" >/dev/null
 
 rows=()
+((stages == 1)) || echo "each run: $stages chained stages of partitions/$stages partitions each; records/s counts input records"
 printf '%11s %13s %12s %14s %18s %19s %10s\n' partitions "threads, peak" "at the end" "peak RSS MiB" "s to first commit" "s to all committed" "records/s"
 for p in "${counts[@]}"; do
     topic="scale.$p"
-    records=$((p * per))
-    "$tool" --bootstrap "$bootstrap" create-topic "$topic" --partitions "$p" >/dev/null
-    "$tool" --bootstrap "$bootstrap" create-topic "$topic.out" --partitions "$p" >/dev/null
-    "$tool" --bootstrap "$bootstrap" create-topic "$topic.dlq" --partitions "$p" >/dev/null
+    per_stage=$((p / stages))
+    # Input records: N per partition of a stage, each through every stage.
+    records=$((per_stage * per))
+    # Topic i (1..S) is what stage i writes; the input is scale.P.
+    topics=("$topic")
+    for ((i = 1; i <= stages; i++)); do topics+=("$topic.$i"); done
+    for t in "${topics[@]}" "$topic.dlq"; do
+        "$tool" --bootstrap "$bootstrap" create-topic "$t" --partitions "$per_stage" >/dev/null
+    done
     # Key: a distinct one per record; value: the number 1, padded with
     # zeros to 100 bytes (count reads it as a number).
     awk -v n="$records" 'BEGIN { for (i = 0; i < n; i++) printf "k%07d\t%0100d\n", i, 1 }' |
@@ -128,8 +150,11 @@ for p in "${counts[@]}"; do
         printf '[kafka]\nbootstrap = "%s"\ngroup = "scale-%s"\ncommit_interval_ms = 100\n' "$bootstrap" "$p"
         printf '\n[kafka.consumer]\n"fetch.wait.max.ms" = "10"\n"fetch.queue.backoff.ms" = "10"\n'
         printf '\n[state]\ndir = "%s/state-%s"\nmemory_mb = 4\n' "$WORK" "$p"
-        printf '\n[[stage]]\nname = "s"\nprocessor = "%s.wasm"\n' "$processor"
-        printf 'input = "%s"\noutputs = { default = "%s.out" }\n' "$topic" "$topic"
+        for ((i = 1; i <= stages; i++)); do
+            printf '\n[[stage]]\nname = "s%s"\nprocessor = "%s.wasm"\n' "$i" "$processor"
+            printf 'input = "%s"\noutputs = { default = "%s" }\n' "${topics[i - 1]}" "${topics[i]}"
+            printf 'dlq = "%s.dlq"\n' "$topic"
+        done
     } > "$WORK/scale-$p.toml"
     start="$(date +%s%N)"
     "$partita" run "$WORK/scale-$p.toml" 2>"$WORK/scale-$p.log" &
@@ -143,7 +168,7 @@ for p in "${counts[@]}"; do
         done
     ) &
     sampler=$!
-    if ! "$probe" --bootstrap "$bootstrap" wait-committed --group "scale-$p.s" --topic "$topic" \
+    if ! "$probe" --bootstrap "$bootstrap" wait-committed --group "scale-$p.s$stages" --topic "${topics[stages - 1]}" \
         --total "$records" --since-ns "$start" --pid "$run_pid" --timeout-s 600 > "$WORK/scale-$p.samples"; then
         echo "error: $p partitions did not finish; its log:" >&2
         tail -n 20 "$WORK/scale-$p.log" >&2
@@ -170,8 +195,9 @@ for p in "${counts[@]}"; do
         "$(echo "$done_ms / 1000" | bc -l)" "$(echo "$records * 1000 / $done_ms" | bc -l)"
     rows+=("$p $(cat "$WORK/threads-$p") $threads_now $rss_kb $first_ms $done_ms $records")
     # Free the broker's memory before the next size.
-    "$tansu" topic delete "$topic" --broker "tcp://$bootstrap" >/dev/null 2>&1 || true
-    "$tansu" topic delete "$topic.out" --broker "tcp://$bootstrap" >/dev/null 2>&1 || true
+    for t in "${topics[@]}"; do
+        "$tansu" topic delete "$t" --broker "tcp://$bootstrap" >/dev/null 2>&1 || true
+    done
 done
 if [[ -n $json ]]; then
     printf '%s\n' "${rows[@]}" | python3 -c '
@@ -183,7 +209,8 @@ for line in sys.stdin:
                  "peak_rss_mib": int(rss_kb) / 1024, "first_commit_s": float(first_ms) / 1e3,
                  "all_committed_s": float(done_ms) / 1e3,
                  "records_per_s": int(records) / (float(done_ms) / 1e3)})
-json.dump({"processor": sys.argv[1], "records_per_partition": int(sys.argv[2]), "runs": runs},
+json.dump({"processor": sys.argv[1], "records_per_partition": int(sys.argv[2]),
+           "stages": int(sys.argv[4]), "runs": runs},
           open(sys.argv[3], "w"), indent=2)
-' "$processor" "$per" "$json"
+' "$processor" "$per" "$json" "$stages"
 fi

@@ -5,7 +5,7 @@
 
 Reads, from OUT_DIR: criterion's estimates (criterion/**/new/), the end to
 end medians (e2e.json) and the partition runs (partitions.json, and
-scale-4.json and scale-1000.json when present). Writes OUT_DIR/results.json
+stages.json, scale-4.json and scale-1000.json when present). Writes OUT_DIR/results.json
 and prints a Markdown report with the ratios that matter. With --update,
 the report replaces what lies between the markers `<!-- bench.sh: begin -->`
 and `<!-- bench.sh: end -->` in DOC.
@@ -128,7 +128,19 @@ def report(r):
             add(f"| {run['partitions']:,} | {run['threads_peak']} | {run['threads_end']} | "
                 f"{run['peak_rss_mib']:.0f} MiB | {run['first_commit_s']:.2f} s | "
                 f"{run['all_committed_s']:.2f} s |")
+        staged = r.get("stages")
+        for run in (staged or {}).get("runs", []):
+            n = staged["stages"]
+            add(f"| {run['partitions']:,} ({n} chained stages of {run['partitions'] // n:,}) | "
+                f"{run['threads_peak']} | {run['threads_end']} | "
+                f"{run['peak_rss_mib']:.0f} MiB | {run['first_commit_s']:.2f} s | "
+                f"{run['all_committed_s']:.2f} s |")
         add("")
+        if staged:
+            add(f"With chained stages, each stage's partitions hold "
+                f"{staged['records_per_partition']} input records each and every record goes "
+                "through every stage; the commits timed are the last stage's.")
+            add("")
     few, many = r.get("scale_few"), r.get("scale_many")
     if few and many:
         f, m = few["runs"][0], many["runs"][0]
@@ -156,6 +168,7 @@ def main():
         "engine": criterion(os.path.join(out, "criterion")),
         "e2e": load(os.path.join(out, "e2e.json")),
         "partitions": load(os.path.join(out, "partitions.json")),
+        "stages": load(os.path.join(out, "stages.json")),
         "scale_few": load(os.path.join(out, "scale-4.json")),
         "scale_many": load(os.path.join(out, "scale-1000.json")),
     }

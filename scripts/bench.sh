@@ -17,7 +17,8 @@
 #      records/s for 15 s;
 #   3. partitions: scripts/bench-partitions.sh over 4, 64, 256 and 1,000
 #      partitions (threads, peak RSS, time to the first and last commit),
-#      then the same 1,000,000 records on 4 and on 1,000 partitions.
+#      4 chained stages of 250 partitions each, then the same 1,000,000
+#      records on 4 and on 1,000 partitions.
 #
 # About 5 minutes on 2 cores once built. Performance is read from ratios of
 # runs in the same invocation; the machine is shared, so single figures
@@ -77,11 +78,13 @@ if [[ -n $smoke ]]; then
     engine_args=(--warm-up-time 0.01 --measurement-time 0.05 --sample-size 10)
     e2e=(--debug --records 20000 --latency-s 3)
     sweep=(--debug --records-per-partition 20 4 64)
+    staged=(--debug --records-per-partition 20 --stages 4 8)
 else
     engine=()
     engine_args=()
     e2e=(--records 1000000 --latency-s 15)
     sweep=(4 64 256 1000)
+    staged=(--stages 4 1000)
 fi
 
 step "engine (criterion)"
@@ -94,6 +97,8 @@ run "$out/e2e.log" bash scripts/bench-e2e.sh "${e2e[@]}" --repeats 1 --settings 
 
 step "partitions: ${sweep[*]}"
 run "$out/partitions.log" bash scripts/bench-partitions.sh "${sweep[@]}" --json "$out/partitions.json"
+step "partitions: 4 chained stages, ${staged[-1]} partitions in all"
+run "$out/stages.log" bash scripts/bench-partitions.sh "${staged[@]}" --json "$out/stages.json"
 if [[ -z $smoke ]]; then
     step "partitions: the same 1,000,000 records on 4 and on 1,000"
     run "$out/scale-4.log" bash scripts/bench-partitions.sh --records-per-partition 250000 4 \

@@ -67,4 +67,7 @@ fn the_bench_command_runs_every_step_and_writes_its_results() {
         .map(|run| run["partitions"].as_u64().expect("a partition count"))
         .collect();
     assert_eq!(partitions, [4, 64]);
+    let staged = &r["stages"];
+    assert_eq!(staged["stages"], 4, "{staged}");
+    assert_eq!(staged["runs"][0]["partitions"], 8, "{staged}");
 }
