@@ -585,7 +585,7 @@ mod tests {
         });
         // Keys short enough to sit in the entry and long ones held apart.
         let key = |i: u8| {
-            let len = if i % 2 == 0 { 3 } else { 40 };
+            let len = if i.is_multiple_of(2) { 3 } else { 40 };
             vec![i; len]
         };
         for i in 0..10u8 {
