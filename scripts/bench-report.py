@@ -4,9 +4,9 @@
     scripts/bench-report.py OUT_DIR [--smoke] [--update DOC]
 
 Reads, from OUT_DIR: criterion's estimates (criterion/**/new/), the end to
-end medians (e2e.json) and the partition runs (partitions.json, and
-stages.json, scale-4.json and scale-1000.json when present). Writes OUT_DIR/results.json
-and prints a Markdown report with the ratios that matter. With --update,
+end medians (e2e.json), and, when present, the peer comparison (peer.json)
+and the partition runs (partitions.json, stages.json, scale-4.json and
+scale-1000.json). Writes OUT_DIR/results.json and prints a Markdown report with the ratios that matter. With --update,
 the report replaces what lies between the markers `<!-- bench.sh: begin -->`
 and `<!-- bench.sh: end -->` in DOC.
 """
@@ -85,6 +85,18 @@ def report(r):
     add(f"`count` over 4,096 keys at batch 512: {fmt(ct, '{:.0f}')} ns per record, "
         f"{fmt(ratio(ct, pt), '{:.1f}')}× passthrough's {fmt(pt, '{:.0f}')} ns.")
     add("")
+    peer = r.get("peer")
+    if peer:
+        add(f"**Against a peer**, {peer['peer']}, same records in the same process "
+            f"({peer['records']:,} records of {peer['value_bytes']} B, batches of "
+            f"{peer['batch']}, median of {peer['rounds']} rounds), ns per record:")
+        add("")
+        add("| map | Partita | Fluvio | Partita's records/s over Fluvio's |")
+        add("|---|---:|---:|---:|")
+        for c in peer["cases"]:
+            add(f"| {c['map']} | {c['partita_ns_per_record']:.0f} | "
+                f"{c['fluvio_ns_per_record']:.0f} | {c['ratio']:.1f} |")
+        add("")
     e2e = r["e2e"]
     if e2e:
         runs = next(iter(e2e["settings"].values()))
@@ -166,6 +178,7 @@ def main():
         "cores": os.cpu_count(),
         "smoke": smoke,
         "engine": criterion(os.path.join(out, "criterion")),
+        "peer": load(os.path.join(out, "peer.json")),
         "e2e": load(os.path.join(out, "e2e.json")),
         "partitions": load(os.path.join(out, "partitions.json")),
         "stages": load(os.path.join(out, "stages.json")),

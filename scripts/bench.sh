@@ -10,6 +10,11 @@
 #   1. engine: criterion (host/benches/engine.rs): a native identity and
 #      the passthrough processor at batches of 1, 64 and 512 records of
 #      100 B and 1 KB, count over 4,096 keys, component loading;
+#   1b. the engine against a peer: scripts/bench-peer.sh, Partita and
+#      Fluvio's SmartModule engine (fluvio-smartengine) on the same records,
+#      an identity and a JSON field extraction (its first build takes about
+#      11 minutes: a second wasmtime and the peer's dependencies; --no-peer
+#      leaves it out);
 #   2. end to end: scripts/bench-e2e.sh --count: a bare rdkafka loop,
 #      `partita run` passthrough and count (durable state, a key per record)
 #      over the same 1,000,000 records on a private Tansu (memory://), then
@@ -24,8 +29,9 @@
 # runs in the same invocation; the machine is shared, so single figures
 # move from run to run.
 #
-# --smoke runs every step with tiny sizes on the debug build that the tests
-# use (scripts/test.sh runs it, so that the command cannot rot); its
+# --smoke runs every step but the peer's with tiny sizes on the debug build
+# that the tests use (scripts/test.sh runs it, so that the command cannot
+# rot; the peer's build alone would take longer than the whole test run); its
 # figures mean nothing and docs/BENCHMARKS.md is left alone. --out puts the
 # logs and results elsewhere (default target/bench).
 set -euo pipefail
@@ -33,11 +39,16 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD"
 
 smoke=""
+peer=1
 out="$ROOT/target/bench"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --smoke)
             smoke=1
+            shift
+            ;;
+        --no-peer)
+            peer=""
             shift
             ;;
         --out)
@@ -90,6 +101,11 @@ fi
 step "engine (criterion)"
 CRITERION_HOME="$out/criterion" run "$out/engine.log" \
     cargo bench "${engine[@]}" --workspace --bench engine -- --noplot "${engine_args[@]}"
+
+if [[ -z $smoke && -n $peer ]]; then
+    step "engine against a peer: fluvio-smartengine"
+    run "$out/peer.log" bash scripts/bench-peer.sh --json "$out/peer.json"
+fi
 
 step "end to end: bare loop, passthrough, count"
 run "$out/e2e.log" bash scripts/bench-e2e.sh "${e2e[@]}" --repeats 1 --settings tansu --count \
