@@ -21,6 +21,7 @@ mod engine_processors;
 mod engine_window_sum;
 mod kafka_broker_restart;
 mod kafka_chaos;
+mod kafka_chaos_exactly_once;
 mod kafka_console;
 mod kafka_consumer_group;
 mod kafka_dead_letters;
