@@ -215,7 +215,6 @@ fn hosts_killed_and_stopped_at_random_under_exactly_once_leave_exact_outputs() {
         assert!(status.success(), "{name}: {status}\n{}", h.log_tail(40));
     }
 
-    drop(start);
     // The hosts shared the partitions: each took some of count's, each
     // through its partition's own transactional producer.
     let mut taken = BTreeMap::new();
