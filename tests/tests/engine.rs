@@ -472,7 +472,7 @@ fn state_of_a_successful_call_is_committed() {
     let changes: Vec<_> = outcome
         .changes()
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
         .collect();
     assert_eq!(
         changes,
@@ -498,7 +498,7 @@ fn state_of_a_failed_call_is_dropped() {
     let changes: Vec<_> = outcome
         .changes()
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
         .collect();
     assert_eq!(changes, vec![(b"count:a".to_vec(), Some(b"2".to_vec()))]);
     drop(outcome);
@@ -718,10 +718,7 @@ fn on_timer_returns_outputs_and_commits_state() {
     }
     assert_eq!(counter(&mut inst, "timer").as_deref(), Some("1"));
     let changes: Vec<_> = inst.last_changes().iter().collect();
-    assert_eq!(
-        changes,
-        vec![(&b"count:timer".to_vec(), &Some(b"1".to_vec()))]
-    );
+    assert_eq!(changes, vec![(&b"count:timer"[..], Some(&b"1"[..]))]);
 
     let mut panicky = instance(&[("timer", "panic")]);
     run(&mut panicky, &[("a", "state")]);

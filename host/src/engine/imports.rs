@@ -15,7 +15,7 @@ use super::limits::Limiter;
 use super::stderr::StderrTail;
 use crate::bindings::Stage;
 use crate::bindings::partita::processor::{log, metrics, state, tables, types};
-use crate::state::{ChangeSet, StateStore};
+use crate::state::{ChangeSet, Overlay, StateStore};
 use crate::tables::Tables;
 
 /// A state store failure raised as a trap out of a state import, so that the
@@ -59,6 +59,15 @@ pub(crate) struct StoreData {
     pub(crate) state: Box<dyn StateStore>,
     /// Writes of the current call, applied to `state` only if it succeeds.
     pub(crate) pending: ChangeSet,
+    /// The last of `pending`'s writes per key, for reads during the call:
+    /// built by the call's first `get` or `scan`, then kept up to date. A
+    /// processor that only writes (as the SDKs do, in one `write-batch` at
+    /// the end of a call) never needs it.
+    pending_index: Option<Overlay>,
+    /// Whether `pending` may hold a key twice: set by a `put` or `delete`,
+    /// or by a second `write-batch`, in the call. A single `write-batch`
+    /// (what the SDKs send) names each key once.
+    pending_repeats: bool,
     /// Bytes of keys and values written in the current call: held by the
     /// host on the guest's behalf, so capped by its memory cap.
     pub(crate) pending_bytes: usize,
@@ -91,6 +100,8 @@ impl StoreData {
             limiter: Limiter::new(limits.memory_bytes),
             state,
             pending: ChangeSet::new(),
+            pending_index: None,
+            pending_repeats: false,
             pending_bytes: 0,
             max_record_bytes: limits.max_record_bytes,
             tables,
@@ -109,6 +120,49 @@ impl StoreData {
     /// The tables this instance reads.
     pub(crate) fn tables(&self) -> Arc<dyn Tables> {
         self.tables.clone()
+    }
+
+    /// Forgets the current call's writes.
+    pub(crate) fn clear_pending(&mut self) {
+        self.pending.clear();
+        self.pending_index = None;
+        self.pending_repeats = false;
+        self.pending_bytes = 0;
+    }
+
+    /// Keeps only the last write per key of the call (then in key order)
+    /// when a key may have been written twice, so that each key costs one
+    /// changelog record.
+    pub(crate) fn keep_last_writes(&mut self) {
+        if self.pending_repeats {
+            self.pending_index();
+            let index = self.pending_index.take().unwrap_or_default();
+            self.pending.clear();
+            for (k, v) in &index {
+                self.pending.push(k, v.as_deref());
+            }
+            self.pending_repeats = false;
+        }
+    }
+
+    /// Adds a write to the current call's.
+    fn write(&mut self, key: &[u8], value: Option<&[u8]>) {
+        self.pending.push(key, value);
+        if let Some(index) = &mut self.pending_index {
+            index.insert(key.to_vec(), value.map(<[u8]>::to_vec));
+        }
+    }
+
+    /// The last write per key of the current call.
+    fn pending_index(&mut self) -> &Overlay {
+        let pending = &self.pending;
+        self.pending_index.get_or_insert_with(|| {
+            let mut index = Overlay::new();
+            for (k, v) in pending.iter() {
+                index.insert(k.to_vec(), v.map(<[u8]>::to_vec));
+            }
+            index
+        })
     }
 
     fn failure(e: anyhow::Error) -> wasmtime::Error {
@@ -163,22 +217,26 @@ impl types::Host for StoreData {}
 
 impl state::Host for StoreData {
     fn get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
-        match self.pending.get(&key) {
-            Some(v) => Ok(v.clone()),
-            None => self.state.get(&key).map_err(Self::failure),
+        if !self.pending.is_empty()
+            && let Some(v) = self.pending_index().get(&key)
+        {
+            return Ok(v.clone());
         }
+        self.state.get(&key).map_err(Self::failure)
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
         self.check_size(key.len() + value.len())?;
         self.charge(key.len() + value.len())?;
-        self.pending.insert(key, Some(value));
+        self.pending_repeats = true;
+        self.write(&key, Some(&value));
         Ok(())
     }
 
     fn delete(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
         self.charge(key.len())?;
-        self.pending.insert(key, None);
+        self.pending_repeats = true;
+        self.write(&key, None);
         Ok(())
     }
 
@@ -193,11 +251,12 @@ impl state::Host for StoreData {
                 self.check_size(k.len() + v.len())?;
             }
         }
+        self.pending_repeats |= !self.pending.is_empty();
         for w in writes.iter() {
             match w {
-                partita_wire::Write::Put(k, v) => self.pending.insert(k.to_vec(), Some(v.to_vec())),
-                partita_wire::Write::Delete(k) => self.pending.insert(k.to_vec(), None),
-            };
+                partita_wire::Write::Put(k, v) => self.write(k, Some(v)),
+                partita_wire::Write::Delete(k) => self.write(k, None),
+            }
         }
         Ok(Ok(()))
     }
@@ -208,9 +267,12 @@ impl state::Host for StoreData {
         end: Option<Vec<u8>>,
         limit: u32,
     ) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.pending_index();
+        let empty = Overlay::new();
+        let pending = self.pending_index.as_ref().unwrap_or(&empty);
         crate::state::scan_merged(
             &mut *self.state,
-            &self.pending,
+            pending,
             &start,
             end.as_deref(),
             limit as usize,

@@ -362,8 +362,7 @@ impl GuestSlot {
     /// Resets what a call may leave behind and arms the deadline.
     fn before_call(&mut self) {
         let data = self.store.data_mut();
-        data.pending.clear();
-        data.pending_bytes = 0;
+        data.clear_pending();
         data.counts.clear();
         data.limiter.take_refused();
         data.stderr.clear();
@@ -409,14 +408,17 @@ impl GuestSlot {
         if data.pending.is_empty() {
             return Ok(());
         }
-        let pending = std::mem::take(&mut data.pending);
+        data.keep_last_writes();
         data.state
-            .commit(&pending)
+            .commit(&data.pending)
             .map_err(|e| ProcessError::State(format!("{e:#}")))?;
         if changes.is_empty() {
-            *changes = pending;
+            // The call's buffers become the batch's, and the batch's
+            // (emptied) serve the next call.
+            std::mem::swap(changes, &mut data.pending);
+            data.clear_pending();
         } else {
-            changes.extend(pending);
+            changes.append(&data.pending);
         }
         Ok(())
     }
@@ -424,7 +426,7 @@ impl GuestSlot {
     /// Names the cause of a failed call.
     fn classify(&mut self, e: wasmtime::Error) -> ProcessError {
         let refused = self.store.data_mut().limiter.take_refused();
-        self.store.data_mut().pending.clear();
+        self.store.data_mut().clear_pending();
         self.store.data_mut().counts.clear();
         if let Some(f) = e.downcast_ref::<StateFailure>() {
             return ProcessError::State(f.0.clone());
@@ -563,7 +565,7 @@ fn start_guest(
     let init = guest
         .partita_processor_processor()
         .call_init(&mut store, config);
-    store.data_mut().pending.clear();
+    store.data_mut().clear_pending();
     store.data_mut().counts.clear();
     match init {
         Ok(Ok(outputs)) => Ok((store, guest, outputs)),

@@ -104,7 +104,7 @@ impl ChangelogWriter {
         for (key, value) in changes {
             let record = OutRecord {
                 key: Some(key),
-                value: value.as_deref(),
+                value,
                 headers: None,
                 timestamp: None,
                 partition: Some(self.partition),

@@ -33,7 +33,7 @@ use redb::{
 };
 
 use super::overlay::scan_merged;
-use super::{ChangeSet, StateStore};
+use super::{ChangeSet, Overlay, StateStore};
 
 /// The state: key bytes → value bytes.
 const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
@@ -176,7 +176,7 @@ pub struct DiskState {
     path: PathBuf,
     options: DiskOptions,
     /// Writes not yet in the file, `None` for a delete.
-    dirty: ChangeSet,
+    dirty: Overlay,
     dirty_bytes: usize,
     /// The checkpoint in the file.
     checkpoint: Option<i64>,
@@ -210,7 +210,7 @@ impl DiskState {
             },
             path,
             options,
-            dirty: ChangeSet::new(),
+            dirty: Overlay::new(),
             dirty_bytes: 0,
             checkpoint,
             pending_checkpoint: None,
@@ -336,16 +336,16 @@ impl StateStore for DiskState {
         if self.dirty_bytes >= self.options.max_dirty_bytes {
             self.flush()?;
         }
-        for (k, v) in changes {
-            self.dirty_bytes += k.len() + v.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD;
-            match (v, self.dirty.get_mut(k.as_slice())) {
+        for (k, v) in changes.iter() {
+            self.dirty_bytes += k.len() + v.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
+            match (v, self.dirty.get_mut(k)) {
                 (Some(v), Some(Some(slot))) => {
                     slot.clear();
                     slot.extend_from_slice(v);
                 }
-                (v, Some(slot)) => *slot = v.clone(),
+                (v, Some(slot)) => *slot = v.map(<[u8]>::to_vec),
                 (v, None) => {
-                    self.dirty.insert(k.clone(), v.clone());
+                    self.dirty.insert(k.to_vec(), v.map(<[u8]>::to_vec));
                 }
             }
         }

@@ -43,18 +43,18 @@ impl StateStore for MemoryState {
     }
 
     fn commit(&mut self, changes: &ChangeSet) -> anyhow::Result<()> {
-        for (k, v) in changes {
-            match (v, self.map.get_mut(k.as_slice())) {
+        for (k, v) in changes.iter() {
+            match (v, self.map.get_mut(k)) {
                 // An update reuses the value's allocation.
                 (Some(v), Some(slot)) => {
                     slot.clear();
                     slot.extend_from_slice(v);
                 }
                 (Some(v), None) => {
-                    self.map.insert(k.clone(), v.clone());
+                    self.map.insert(k.to_vec(), v.to_vec());
                 }
                 (None, _) => {
-                    self.map.remove(k.as_slice());
+                    self.map.remove(k);
                 }
             }
         }
@@ -75,7 +75,7 @@ mod tests {
         let mut s = MemoryState::new();
         let mut c = ChangeSet::new();
         for k in ["b", "a", "d", "c"] {
-            c.insert(k.as_bytes().to_vec(), Some(k.to_uppercase().into_bytes()));
+            c.put(k.as_bytes(), k.to_uppercase().as_bytes());
         }
         s.commit(&c).unwrap();
         let keys: Vec<_> = s
@@ -88,10 +88,17 @@ mod tests {
         assert_eq!(s.scan(b"a", None, 2).unwrap().len(), 2);
         assert!(s.scan(b"d", Some(b"a"), 10).unwrap().is_empty());
         let mut del = ChangeSet::new();
-        del.insert(b"a".to_vec(), None);
+        del.delete(b"a");
         s.commit(&del).unwrap();
         assert_eq!(s.get(b"a").unwrap(), None);
         assert_eq!(s.get(b"b").unwrap(), Some(b"B".to_vec()));
         assert_eq!(s.len(), 3);
+        // A key written twice in one change set ends with its last write.
+        let twice: ChangeSet = [("b", Some("1")), ("b", Some("2")), ("c", None)]
+            .into_iter()
+            .collect();
+        s.commit(&twice).unwrap();
+        assert_eq!(s.get(b"b").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(s.get(b"c").unwrap(), None);
     }
 }

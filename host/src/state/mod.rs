@@ -4,6 +4,7 @@
 //! the store only when the call succeeds, so a trapped batch leaves state as
 //! it was.
 //!
+//! - [`changes`]: [`ChangeSet`], writes in the order made, in one buffer.
 //! - [`memory`]: [`MemoryState`], state in an ordered in-memory map.
 //! - [`disk`]: [`DiskState`], the durable store of `partita run`: a redb
 //!   file per (stage, partition) behind a write-back buffer, recording the
@@ -15,20 +16,17 @@
 //! The changelog topic that makes the state durable across hosts is in
 //! [`crate::kafka::changelog`].
 
-use std::collections::BTreeMap;
-
+pub mod changes;
 pub mod disk;
 pub mod local;
 pub mod memory;
 mod overlay;
 
+pub use changes::ChangeSet;
 pub use disk::{DiskOptions, DiskState};
 pub use local::{LocalStores, OpenedStore};
 pub use memory::MemoryState;
-pub use overlay::scan_merged;
-
-/// The writes of one successful call: `Some(value)` to store, `None` to delete.
-pub type ChangeSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+pub use overlay::{Overlay, scan_merged};
 
 /// A key/value store scoped to one stage and partition.
 pub trait StateStore: Send + 'static {
@@ -44,7 +42,8 @@ pub trait StateStore: Send + 'static {
         limit: usize,
     ) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>>;
 
-    /// Applies the writes of one successful call, all or nothing.
+    /// Applies the writes of one successful call, all or nothing, in
+    /// order (a key's last write wins).
     fn commit(&mut self, changes: &ChangeSet) -> anyhow::Result<()>;
 
     /// Number of keys stored, for metrics (a durable store may report the

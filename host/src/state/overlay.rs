@@ -2,13 +2,19 @@
 //! processor's `state.scan` sees during a call (the engine), and what a
 //! disk store sees of its write buffer.
 
-use crate::state::{ChangeSet, StateStore};
+use std::collections::BTreeMap;
+
+use crate::state::StateStore;
+
+/// Writes laid over a store, the last one per key, in key order:
+/// `Some(value)` replaces, `None` deletes.
+pub type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// Up to `limit` entries of `start <= key < end` as the call sees them: the
 /// store's entries overlaid with the call's pending writes, in key order.
 pub fn scan_merged(
     store: &mut dyn StateStore,
-    pending: &ChangeSet,
+    pending: &Overlay,
     start: &[u8],
     end: Option<&[u8]>,
     limit: usize,
@@ -54,7 +60,7 @@ pub fn scan_merged(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::MemoryState;
+    use crate::state::{ChangeSet, MemoryState};
 
     fn kv(k: &str, v: &str) -> (Vec<u8>, Vec<u8>) {
         (k.as_bytes().to_vec(), v.as_bytes().to_vec())
@@ -65,10 +71,10 @@ mod tests {
         let mut store = MemoryState::new();
         let mut base = ChangeSet::new();
         for k in ["a", "b", "c", "d", "e"] {
-            base.insert(k.into(), Some(k.to_uppercase().into_bytes()));
+            base.put(k.as_bytes(), k.to_uppercase().as_bytes());
         }
         store.commit(&base).unwrap();
-        let mut pending = ChangeSet::new();
+        let mut pending = Overlay::new();
         pending.insert(b"a".to_vec(), None); // deleted
         pending.insert(b"b".to_vec(), None); // deleted
         pending.insert(b"c".to_vec(), Some(b"c2".to_vec())); // replaced

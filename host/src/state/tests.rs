@@ -6,11 +6,11 @@ use super::local::{CLEAN_MARKER, Wiped};
 use super::*;
 
 fn put(c: &mut ChangeSet, k: &str, v: &str) {
-    c.insert(k.as_bytes().to_vec(), Some(v.as_bytes().to_vec()));
+    c.put(k.as_bytes(), v.as_bytes());
 }
 
 fn del(c: &mut ChangeSet, k: &str) {
-    c.insert(k.as_bytes().to_vec(), None);
+    c.delete(k.as_bytes());
 }
 
 fn keys(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<String> {
@@ -152,7 +152,7 @@ fn state_larger_than_the_memory_budget_is_kept_on_disk() {
         let mut c = ChangeSet::new();
         for i in 0..500 {
             let k = format!("key-{:06}", batch * 500 + i);
-            c.insert(k.into_bytes(), Some(value.to_vec()));
+            c.put(k.as_bytes(), &value);
         }
         s.commit(&c).unwrap();
         assert!(

@@ -151,7 +151,7 @@ impl<S: StateStore> Pairing<S> {
                     decode_waiting(other, &r.key, ts, &pv).map_err(anyhow::Error::msg)?;
                 // Its expiry entry stays: at expiry it only clears the
                 // side's last-seen timestamp.
-                changes.insert(pk, None);
+                changes.delete(&pk);
                 self.waiting -= 1;
                 let (left, right) = match r.side {
                     Side::Left => (r.clone(), found),
@@ -171,9 +171,9 @@ impl<S: StateStore> Pairing<S> {
             None => {
                 let last = self.last_seen[r.side.index()].get(&r.key).copied();
                 let duplicate = last.is_some_and(|t| (r.timestamp - t).abs() <= self.window);
-                changes.insert(
-                    pending_key(r.side, &r.key, r.timestamp, self.seq),
-                    Some(encode_waiting(&r, duplicate)),
+                changes.put(
+                    &pending_key(r.side, &r.key, r.timestamp, self.seq),
+                    &encode_waiting(&r, duplicate),
                 );
                 self.waiting += 1;
             }
@@ -235,7 +235,7 @@ impl<S: StateStore> Pairing<S> {
             if let Some(pv) = self.store.get(&pk).context("reading the waiting records")? {
                 let (record, duplicate) =
                     decode_waiting(side, &key, ts, &pv).map_err(anyhow::Error::msg)?;
-                changes.insert(pk, None);
+                changes.delete(&pk);
                 self.waiting -= 1;
                 out(Outcome::Single {
                     class: if duplicate {
