@@ -17,9 +17,18 @@ done
 
 cargo build --release --target wasm32-wasip2 --target-dir target/wasm "${packages[@]}" >&2
 
+# put_component FILE DEST: puts FILE at DEST unless DEST already holds the same
+# bytes, through a rename, so that a test reading DEST while another build
+# runs never sees half a file.
+put_component() {
+    cmp -s "$1" "$2" && return 0
+    cp "$1" "$2.tmp.$$"
+    mv -f "$2.tmp.$$" "$2"
+}
+
 mkdir -p target/wasm/components
 for f in target/wasm/wasm32-wasip2/release/*.wasm; do
-    cp "$f" target/wasm/components/
+    put_component "$f" "target/wasm/components/$(basename "$f")"
 done
 
 # The demo's buggy first version of csv-to-json (scripts/demo.sh), in a
@@ -27,7 +36,7 @@ done
 # other build.
 cargo build --release --target wasm32-wasip2 --target-dir target/wasm-demo \
     -p csv-to-json --features demo-round-to-cents >&2
-cp target/wasm-demo/wasm32-wasip2/release/csv_to_json.wasm \
+put_component target/wasm-demo/wasm32-wasip2/release/csv_to_json.wasm \
     target/wasm/components/csv_to_json_round_to_cents.wasm
 echo "components in target/wasm/components/:" >&2
 ls target/wasm/components >&2
