@@ -14,9 +14,11 @@
 //!   exactly-once tests (Tansu has no transactions).
 //! - [`process`]: child processes killed when their handle drops.
 //! - [`orders`]: sample legacy data, orders as CSV lines.
+//! - [`chaos`]: the seed, generator and records of the chaos runs.
 
 pub mod broker;
 pub mod browser;
+pub mod chaos;
 pub mod kafka;
 pub mod metrics;
 pub mod mock;

@@ -25,7 +25,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use partita_tests::broker::Broker;
-use partita_tests::kafka::{Consumed, Record, wait_until};
+use partita_tests::chaos::{self, Random, record};
+use partita_tests::kafka::{Consumed, wait_until};
 use partita_tests::numbers::outputs_by_key;
 use partita_tests::partita::Partita;
 use partita_tests::pipeline::{
@@ -67,19 +68,6 @@ enum Action {
     Join,
     /// The broker dies (SIGKILL) and comes back on the same storage.
     BrokerRestart,
-}
-
-/// A small deterministic generator (xorshift), so that a run can be
-/// replayed from its seed.
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
 }
 
 /// The hosts and what is needed to start more.
@@ -132,12 +120,6 @@ impl Hosts {
     }
 }
 
-/// Record `i`: key `k{i % KEYS}`, value the number `i` (its id, and what
-/// `count` adds).
-fn record(i: u64) -> Record {
-    Record::new(&format!("k{}", i % KEYS), &i.to_string())
-}
-
 /// The restores of stage `count` in the logs: each one's time (s), and
 /// the partitions restored.
 fn restores(logs: &[PathBuf]) -> (Vec<f64>, BTreeSet<i32>) {
@@ -168,21 +150,9 @@ fn restores(logs: &[PathBuf]) -> (Vec<f64>, BTreeSet<i32>) {
 
 #[test]
 fn hosts_and_broker_fail_while_records_flow_and_nothing_is_lost() {
-    let minutes: f64 = std::env::var("PARTITA_CHAOS_MINUTES")
-        .ok()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0.0);
-    let seed: u64 = std::env::var("PARTITA_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-                | 1
-        });
+    let (minutes, seed) = chaos::settings();
     println!("chaos: seed {seed} (PARTITA_CHAOS_SEED={seed} replays the choices)");
-    let mut random = Random(seed);
+    let mut random = Random::new(seed);
 
     let mut broker = Broker::start().unwrap();
     let kafka = broker.kafka();
@@ -231,7 +201,7 @@ fn hosts_and_broker_fail_while_records_flow_and_nothing_is_lost() {
         thread::spawn(move || -> anyhow::Result<u64> {
             let mut next = 0;
             while flowing.load(Ordering::Relaxed) {
-                kafka.produce("in", (next..next + CHUNK).map(record))?;
+                kafka.produce("in", (next..next + CHUNK).map(|i| record(i, KEYS)))?;
                 next += CHUNK;
                 thread::sleep(Duration::from_millis(100));
             }

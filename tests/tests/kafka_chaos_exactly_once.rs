@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use partita_tests::kafka::{Consumed, Record, wait_until};
+use partita_tests::chaos::{self, Random, record};
+use partita_tests::kafka::{Consumed, wait_until};
 use partita_tests::mock::consume_committed;
 use partita_tests::noida::Noida;
 use partita_tests::numbers::outputs_by_key;
@@ -48,41 +49,11 @@ const DISTURBANCES: usize = 4;
 const BETWEEN: Duration = Duration::from_secs(5);
 const HOSTS: [&str; 3] = ["h1", "h2", "h3"];
 
-/// Record `i`: key `k{i % KEYS}`, value the number `i` (its id, and what
-/// `count` adds).
-fn record(i: u64) -> Record {
-    Record::new(&format!("k{}", i % KEYS), &i.to_string())
-}
-
-/// A small deterministic generator (xorshift).
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
-
 #[test]
 fn hosts_killed_and_stopped_at_random_under_exactly_once_leave_exact_outputs() {
-    let minutes: f64 = std::env::var("PARTITA_CHAOS_MINUTES")
-        .ok()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0.0);
-    let seed: u64 = std::env::var("PARTITA_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-                | 1
-        });
+    let (minutes, seed) = chaos::settings();
     println!("chaos, exactly-once: seed {seed} (PARTITA_CHAOS_SEED={seed} replays the choices)");
-    let mut random = Random(seed);
+    let mut random = Random::new(seed);
 
     let mut noida = Noida::start().unwrap();
     let kafka = noida.kafka();
@@ -155,7 +126,7 @@ fn hosts_killed_and_stopped_at_random_under_exactly_once_leave_exact_outputs() {
         thread::spawn(move || -> anyhow::Result<u64> {
             let mut next = 0;
             while flowing.load(Ordering::Relaxed) {
-                kafka.produce("in", (next..next + CHUNK).map(record))?;
+                kafka.produce("in", (next..next + CHUNK).map(|i| record(i, KEYS)))?;
                 next += CHUNK;
                 thread::sleep(Duration::from_millis(100));
             }

@@ -1,0 +1,50 @@
+//! What the chaos runs share: how long they go on and their seed, from the
+//! environment; a generator that replays a run's choices from its seed; and
+//! the records that flow through them.
+
+use crate::kafka::Record;
+
+/// A small deterministic generator (xorshift), so that a run can be
+/// replayed from its seed.
+pub struct Random(u64);
+
+impl Random {
+    /// A generator started from `seed` (odd, not zero).
+    pub fn new(seed: u64) -> Random {
+        Random(seed | 1)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Minutes of random disturbances after the planned ones
+/// (`PARTITA_CHAOS_MINUTES`, default none) and the seed of their choices
+/// (`PARTITA_CHAOS_SEED`, default from the clock).
+pub fn settings() -> (f64, u64) {
+    let minutes = std::env::var("PARTITA_CHAOS_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0.0);
+    let seed = std::env::var("PARTITA_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        });
+    (minutes, seed)
+}
+
+/// Record `i` over `keys` keys: key `k{i % keys}`, value the number `i`
+/// (its id, and what `count` adds).
+pub fn record(i: u64, keys: u64) -> Record {
+    Record::new(&format!("k{}", i % keys), &i.to_string())
+}
