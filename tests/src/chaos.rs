@@ -1,8 +1,13 @@
 //! What the chaos runs share: how long they go on and their seed, from the
 //! environment; a generator that replays a run's choices from its seed; and
-//! the records that flow through them.
+//! the records that flow through them the whole time.
 
-use crate::kafka::Record;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crate::kafka::{Kafka, Record};
 
 /// A small deterministic generator (xorshift), so that a run can be
 /// replayed from its seed.
@@ -47,4 +52,36 @@ pub fn settings() -> (f64, u64) {
 /// (its id, and what `count` adds).
 pub fn record(i: u64, keys: u64) -> Record {
     Record::new(&format!("k{}", i % keys), &i.to_string())
+}
+
+/// Records `0, 1, 2, ...` ([`record`]) produced to a topic, `chunk` every
+/// 100 ms, from [`Flow::start`] to [`Flow::stop`] (the client retries
+/// while the broker is down).
+pub struct Flow {
+    flowing: Arc<AtomicBool>,
+    thread: JoinHandle<anyhow::Result<u64>>,
+}
+
+impl Flow {
+    /// Starts producing to `topic`, over `keys` keys.
+    pub fn start(kafka: &Kafka, topic: &str, keys: u64, chunk: u64) -> Flow {
+        let flowing = Arc::new(AtomicBool::new(true));
+        let (kafka, topic, on) = (kafka.clone(), topic.to_string(), flowing.clone());
+        let thread = thread::spawn(move || {
+            let mut next = 0;
+            while on.load(Ordering::Relaxed) {
+                kafka.produce(&topic, (next..next + chunk).map(|i| record(i, keys)))?;
+                next += chunk;
+                thread::sleep(Duration::from_millis(100));
+            }
+            Ok(next)
+        });
+        Flow { flowing, thread }
+    }
+
+    /// Stops producing; the number of records produced.
+    pub fn stop(self) -> anyhow::Result<u64> {
+        self.flowing.store(false, Ordering::Relaxed);
+        self.thread.join().expect("the producing thread")
+    }
 }

@@ -19,13 +19,11 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use partita_tests::broker::Broker;
-use partita_tests::chaos::{self, Random, record};
+use partita_tests::chaos::{self, Flow, Random};
 use partita_tests::kafka::{Consumed, wait_until};
 use partita_tests::numbers::outputs_by_key;
 use partita_tests::partita::Partita;
@@ -195,19 +193,7 @@ fn hosts_and_broker_fail_while_records_flow_and_nothing_is_lost() {
 
     // Records flow from start to end, through every disturbance (the
     // producer's client retries while the broker is down).
-    let flowing = Arc::new(AtomicBool::new(true));
-    let producer = {
-        let (kafka, flowing) = (kafka.clone(), flowing.clone());
-        thread::spawn(move || -> anyhow::Result<u64> {
-            let mut next = 0;
-            while flowing.load(Ordering::Relaxed) {
-                kafka.produce("in", (next..next + CHUNK).map(|i| record(i, KEYS)))?;
-                next += CHUNK;
-                thread::sleep(Duration::from_millis(100));
-            }
-            Ok(next)
-        })
-    };
+    let flow = Flow::start(&kafka, "in", KEYS, CHUNK);
     wait_until(Duration::from_secs(120), "the first 2,000 outputs", || {
         hosts.assert_running()?;
         Ok(kafka.count("in.out")? >= 2_000 && kafka.count("counts")? >= 2_000)
@@ -276,10 +262,8 @@ fn hosts_and_broker_fail_while_records_flow_and_nothing_is_lost() {
             .assert_running()
             .unwrap_or_else(|e| panic!("after `{}`: {e:#}", done.join("`, `")));
     }
-    flowing.store(false, Ordering::Relaxed);
-    let produced = producer
-        .join()
-        .expect("producer thread")
+    let produced = flow
+        .stop()
         .unwrap_or_else(|e| panic!("{e:#}\nbroker log:\n{}", broker.log_tail(30)));
 
     wait_caught_up(

@@ -21,12 +21,10 @@
 //! (`PARTITA_CHAOS_MINUTES`; `PARTITA_CHAOS_SEED` replays a run's choices).
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use partita_tests::chaos::{self, Random, record};
+use partita_tests::chaos::{self, Flow, Random};
 use partita_tests::kafka::{Consumed, wait_until};
 use partita_tests::mock::consume_committed;
 use partita_tests::noida::Noida;
@@ -120,19 +118,7 @@ fn hosts_killed_and_stopped_at_random_under_exactly_once_leave_exact_outputs() {
             .join("\n")
     };
 
-    let flowing = Arc::new(AtomicBool::new(true));
-    let producer = {
-        let (kafka, flowing) = (kafka.clone(), flowing.clone());
-        thread::spawn(move || -> anyhow::Result<u64> {
-            let mut next = 0;
-            while flowing.load(Ordering::Relaxed) {
-                kafka.produce("in", (next..next + CHUNK).map(|i| record(i, KEYS)))?;
-                next += CHUNK;
-                thread::sleep(Duration::from_millis(100));
-            }
-            Ok(next)
-        })
-    };
+    let flow = Flow::start(&kafka, "in", KEYS, CHUNK);
     wait_until(Duration::from_secs(120), "the first 2,000 outputs", || {
         for h in &mut hosts {
             h.assert_running()?;
@@ -167,8 +153,7 @@ fn hosts_killed_and_stopped_at_random_under_exactly_once_leave_exact_outputs() {
                 .unwrap_or_else(|e| panic!("after `{}`: {e:#}", done.join("`, `")));
         }
     }
-    flowing.store(false, Ordering::Relaxed);
-    let produced = producer.join().expect("producer thread").unwrap();
+    let produced = flow.stop().unwrap();
     wait_caught_up(
         &kafka,
         &[("g.pass", "in"), ("g.count", "in")],
