@@ -268,8 +268,7 @@ impl state::Host for StoreData {
         limit: u32,
     ) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.pending_index();
-        let empty = Overlay::new();
-        let pending = self.pending_index.as_ref().unwrap_or(&empty);
+        let pending = self.pending_index.as_ref().expect("built just above");
         crate::state::scan_merged(
             &mut *self.state,
             pending,
