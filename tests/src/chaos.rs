@@ -1,13 +1,16 @@
 //! What the chaos runs share: how long they go on and their seed, from the
 //! environment; a generator that replays a run's choices from its seed; and
-//! the records that flow through them the whole time.
+//! the records that flow through them the whole time, and their stages.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use std::path::Path;
+
 use crate::kafka::{Kafka, Record};
+use crate::pipeline::Stage;
 
 /// A small deterministic generator (xorshift), so that a run can be
 /// replayed from its seed.
@@ -84,4 +87,26 @@ impl Flow {
         self.flowing.store(false, Ordering::Relaxed);
         self.thread.join().expect("the producing thread")
     }
+}
+
+/// The stages of the chaos runs, both reading `in`: `pass` (the
+/// `passthrough` component `pass`) to `in.out`, and `count` (the `count`
+/// component `count`) to `counts`.
+pub fn stages<'a>(pass: &'a Path, count: &'a Path) -> [Stage<'a>; 2] {
+    [
+        Stage {
+            name: "pass",
+            processor: pass,
+            input: "in",
+            outputs: &[("default", "in.out")],
+            extra: "",
+        },
+        Stage {
+            name: "count",
+            processor: count,
+            input: "in",
+            outputs: &[("default", "counts")],
+            extra: "",
+        },
+    ]
 }

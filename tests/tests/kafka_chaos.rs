@@ -28,7 +28,7 @@ use partita_tests::kafka::{Consumed, wait_until};
 use partita_tests::numbers::outputs_by_key;
 use partita_tests::partita::Partita;
 use partita_tests::pipeline::{
-    Inputs, Stage, Workspace, account, id_of_value, pipeline_toml, toml_path, wait_caught_up,
+    Inputs, Workspace, account, id_of_value, pipeline_toml, toml_path, wait_caught_up,
 };
 use partita_tests::wasm::component;
 
@@ -163,22 +163,7 @@ fn hosts_and_broker_fail_while_records_flow_and_nothing_is_lost() {
         &broker.bootstrap(),
         "g",
         KAFKA,
-        &[
-            Stage {
-                name: "pass",
-                processor: &pass,
-                input: "in",
-                outputs: &[("default", "in.out")],
-                extra: "",
-            },
-            Stage {
-                name: "count",
-                processor: &count,
-                input: "in",
-                outputs: &[("default", "counts")],
-                extra: "",
-            },
-        ],
+        &chaos::stages(&pass, &count),
     );
     let mut hosts = Hosts {
         ws: Workspace::new().unwrap(),

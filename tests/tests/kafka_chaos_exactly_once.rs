@@ -31,7 +31,7 @@ use partita_tests::noida::Noida;
 use partita_tests::numbers::outputs_by_key;
 use partita_tests::partita::Partita;
 use partita_tests::pipeline::{
-    Inputs, Stage, Workspace, account, id_of_value, pipeline_toml, toml_path, wait_caught_up,
+    Inputs, Workspace, account, id_of_value, pipeline_toml, toml_path, wait_caught_up,
 };
 use partita_tests::wasm::component;
 
@@ -74,22 +74,7 @@ fn hosts_killed_and_stopped_at_random_under_exactly_once_leave_exact_outputs() {
                 &noida.bootstrap(),
                 "g",
                 &kafka_extra,
-                &[
-                    Stage {
-                        name: "pass",
-                        processor: &pass,
-                        input: "in",
-                        outputs: &[("default", "in.out")],
-                        extra: "",
-                    },
-                    Stage {
-                        name: "count",
-                        processor: &count,
-                        input: "in",
-                        outputs: &[("default", "counts")],
-                        extra: "",
-                    },
-                ],
+                &chaos::stages(&pass, &count),
             );
             let state = toml_path(&ws.path().join(format!("state-{name}")));
             ws.write(
