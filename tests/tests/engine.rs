@@ -582,10 +582,140 @@ fn a_record_with_too_many_outputs_fails_alone_and_writes_nothing() {
     assert_eq!(seen[0], "ok:1");
     assert_eq!(
         seen[1],
-        "failed:emitted 10001 outputs for one record (at most 10000)"
+        "failed:emitted 10001 outputs for one record, more than max_record_outputs (10000)"
     );
     assert_eq!(seen[2], "ok:1");
     assert_eq!(counter(&mut inst, "b"), None, "its state write was dropped");
+}
+
+/// An instance of `misbehave` under `limits`.
+fn capped(limits: Limits, config: &[(&str, &str)]) -> Instance {
+    misbehave(&shared())
+        .instantiate(InstanceSetup {
+            limits,
+            ..setup(config, Arc::new(MemoryTables::new()))
+        })
+        .expect("instantiate")
+}
+
+#[test]
+fn the_caps_on_one_record_are_settings_and_hold_for_timers_too() {
+    let limits = Limits {
+        max_record_bytes: 4_000_000,
+        max_record_outputs: 20_000,
+        max_record_output_bytes: 1_000_000,
+        ..Limits::default()
+    };
+    let mut inst = capped(limits, &[("timer", "emit")]);
+    let (seen, _) = run(&mut inst, &[("a", "flood"), ("b", "big-output"), ("c", "state")]);
+    assert!(seen[0].starts_with("ok:"), "10,001 outputs are allowed now");
+    assert_eq!(
+        seen[1],
+        "failed:emitted 2000000 bytes of outputs for one record, \
+         more than max_record_output_bytes (1000000)"
+    );
+    assert_eq!(seen[2], "ok:1");
+    assert_eq!(counter(&mut inst, "b"), None, "its state write was dropped");
+
+    // A timer call's outputs count as one record's: key and value, 34
+    // bytes, over 10.
+    let mut timer = capped(
+        Limits {
+            max_record_output_bytes: 10,
+            ..Limits::default()
+        },
+        &[("timer", "emit")],
+    );
+    assert_eq!(
+        timer.on_timer(5_000, 6_000).err(),
+        Some(ProcessError::OutputsTooLarge {
+            bytes: 34,
+            limit: 10
+        })
+    );
+    assert_eq!(counter(&mut timer, "timer"), None, "its write was dropped");
+}
+
+#[test]
+fn a_batch_past_its_caps_runs_again_record_by_record_and_only_the_records_past_them_fail() {
+    // Outputs: the state guest's output is its count, one byte.
+    let mut inst = capped(
+        Limits {
+            max_batch_outputs: 3,
+            ..Limits::default()
+        },
+        &[],
+    );
+    let five: Vec<_> = ["a", "b", "c", "d", "e"].map(|k| (k, "state")).into();
+    let (seen, calls) = run(&mut inst, &five);
+    assert_eq!(calls, 1 + 5, "the batch, then each record alone");
+    assert_eq!(&seen[..3], ["ok:1", "ok:1", "ok:1"]);
+    assert_eq!(
+        seen[3],
+        "failed:would take the batch's outputs to 4, more than max_batch_outputs (3); \
+         lower batch_size or raise max_batch_outputs"
+    );
+    assert_eq!(seen[4], seen[3], "a failed record adds nothing to the batch");
+    assert_eq!(counter(&mut inst, "d"), None, "its state write was dropped");
+    assert_eq!(counter(&mut inst, "c").as_deref(), Some("1"));
+    // Each batch has its own budget.
+    assert_eq!(run(&mut inst, &five[3..]), (vec!["ok:1".into(), "ok:1".into()], 1));
+
+    // Bytes of outputs: three outputs of 2 MB against 5 MB.
+    let mut inst = capped(
+        Limits {
+            max_record_bytes: 4_000_000,
+            max_batch_output_bytes: 5_000_000,
+            ..Limits::default()
+        },
+        &[],
+    );
+    let (seen, calls) = run(
+        &mut inst,
+        &[
+            ("a", "big-output"),
+            ("b", "big-output"),
+            ("c", "big-output"),
+            ("d", "state"),
+        ],
+    );
+    assert_eq!(calls, 1 + 4);
+    assert_eq!(seen[0].len(), "ok:".len() + 2_000_000);
+    assert_eq!(seen[1], seen[0]);
+    assert_eq!(
+        seen[2],
+        "failed:would take the batch's bytes of outputs to 6000000, more than \
+         max_batch_output_bytes (5000000); lower batch_size or raise max_batch_output_bytes"
+    );
+    assert_eq!(seen[3], "ok:1", "a record that fits still passes");
+    assert_eq!(counter(&mut inst, "c"), None);
+
+    // Bytes of state writes: each `state` record puts "count:K" = "1", 8
+    // bytes; 20 allow two of them.
+    let mut inst = capped(
+        Limits {
+            max_batch_state_bytes: 20,
+            ..Limits::default()
+        },
+        &[],
+    );
+    let (seen, calls) = run(&mut inst, &five[..3]);
+    assert_eq!(calls, 1 + 3);
+    assert_eq!(&seen[..2], ["ok:1", "ok:1"]);
+    assert_eq!(
+        seen[2],
+        "failed:would take the batch's bytes of state writes to 24, more than \
+         max_batch_state_bytes (20); lower batch_size or raise max_batch_state_bytes"
+    );
+    assert_eq!(counter(&mut inst, "c"), None);
+    assert_eq!(counter(&mut inst, "b").as_deref(), Some("1"));
+    let again = batch(&five[..3]);
+    let outcome = inst.process(&again);
+    assert_eq!(
+        outcome.changes().len(),
+        2,
+        "the changelog gets the writes of the records that passed"
+    );
 }
 
 #[test]

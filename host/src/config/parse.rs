@@ -343,6 +343,22 @@ fn read_stage(
     let max_record_bytes = r
         .integer("max_record_bytes", 1, 1 << 30, p)
         .map_or(crate::engine::DEFAULT_MAX_RECORD_BYTES, to_usize);
+    let caps = Limits::default();
+    let max_record_outputs = r
+        .integer("max_record_outputs", 1, 100_000_000, p)
+        .map_or(caps.max_record_outputs, to_usize);
+    let max_record_output_bytes = r
+        .integer("max_record_output_bytes", 1, 1 << 40, p)
+        .map_or(caps.max_record_output_bytes, to_usize);
+    let max_batch_outputs = r
+        .integer("max_batch_outputs", 1, 100_000_000, p)
+        .map_or(caps.max_batch_outputs, to_usize);
+    let max_batch_output_bytes = r
+        .integer("max_batch_output_bytes", 1, 1 << 40, p)
+        .map_or(caps.max_batch_output_bytes, to_usize);
+    let max_batch_state_bytes = r
+        .integer("max_batch_state_bytes", 1, 1 << 40, p)
+        .map_or(caps.max_batch_state_bytes, to_usize);
     let batch_size = r
         .integer("batch_size", 1, 1_000_000, p)
         .map_or(DEFAULT_BATCH_SIZE, to_usize);
@@ -382,6 +398,11 @@ fn read_stage(
             memory_bytes: to_usize(memory_mb) << 20,
             deadline,
             max_record_bytes,
+            max_record_outputs,
+            max_record_output_bytes,
+            max_batch_outputs,
+            max_batch_output_bytes,
+            max_batch_state_bytes,
         },
         batch: BatchLimits {
             max_records: batch_size,

@@ -402,6 +402,42 @@ fn max_record_bytes_sets_the_stage_limit_within_its_range() {
 }
 
 #[test]
+fn the_caps_on_outputs_and_state_writes_are_set_per_stage_within_their_ranges() {
+    let d = Dir::new();
+    let set = MINIMAL.replace(
+        "input = \"legacy.orders\"",
+        "input = \"legacy.orders\"\nmax_record_outputs = 5\nmax_record_output_bytes = 6\n\
+         max_batch_outputs = 7\nmax_batch_output_bytes = 8\nmax_batch_state_bytes = 9",
+    );
+    let limits = d.parse(&set).unwrap().stages[0].limits;
+    assert_eq!(
+        (
+            limits.max_record_outputs,
+            limits.max_record_output_bytes,
+            limits.max_batch_outputs,
+            limits.max_batch_output_bytes,
+            limits.max_batch_state_bytes,
+        ),
+        (5, 6, 7, 8, 9)
+    );
+    assert_eq!(
+        d.parse(MINIMAL).unwrap().stages[0].limits,
+        crate::engine::Limits::default()
+    );
+    let bad = MINIMAL.replace(
+        "input = \"legacy.orders\"",
+        "input = \"legacy.orders\"\nmax_batch_outputs = 0\nmax_record_output_bytes = \"big\"",
+    );
+    assert_eq!(
+        d.problems(&bad),
+        [
+            "DIR/pipeline.toml:10:21: stage \"pass\": max_batch_outputs: expected an integer from 1 to 100000000, found 0",
+            "DIR/pipeline.toml:11:27: stage \"pass\": max_record_output_bytes: expected an integer from 1 to 1099511627776, found string",
+        ]
+    );
+}
+
+#[test]
 fn group_health_timings_out_of_range_are_refused() {
     let d = Dir::new();
     let text = MINIMAL.replace(

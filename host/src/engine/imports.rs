@@ -42,6 +42,17 @@ pub(crate) struct WriteTooLarge {
     pub(crate) limit: usize,
 }
 
+/// State writes that would take their batch past `max_batch_state_bytes`,
+/// raised as a trap out of a state import.
+#[derive(Debug, thiserror::Error)]
+#[error("the batch's state writes would reach {total} bytes, more than max_batch_state_bytes ({limit})")]
+pub(crate) struct BatchStateFull {
+    /// The batch's bytes of state writes with this call's.
+    pub(crate) total: usize,
+    /// The limit.
+    pub(crate) limit: usize,
+}
+
 /// Who an instance is, for its log lines.
 #[derive(Debug, Clone)]
 pub(crate) struct Origin {
@@ -73,6 +84,11 @@ pub(crate) struct StoreData {
     pub(crate) pending_bytes: usize,
     /// The largest state write (key and value) allowed.
     max_record_bytes: usize,
+    /// Bytes of state writes the batch made in the calls before this one
+    /// (a batch run record by record makes one call per record).
+    pub(crate) batch_state_bytes: usize,
+    /// The most bytes of state writes one batch may make.
+    max_batch_state_bytes: usize,
     tables: Arc<dyn Tables>,
     origin: Origin,
     /// What the guest wrote to stderr during the current call.
@@ -104,6 +120,8 @@ impl StoreData {
             pending_repeats: false,
             pending_bytes: 0,
             max_record_bytes: limits.max_record_bytes,
+            batch_state_bytes: 0,
+            max_batch_state_bytes: limits.max_batch_state_bytes,
             tables,
             origin,
             stderr,
@@ -182,7 +200,8 @@ impl StoreData {
     }
 
     /// Counts `bytes` more of state writes in this call; past the memory
-    /// cap the call stops, reported as the memory cap.
+    /// cap the call stops, reported as the memory cap, and past the batch's
+    /// `max_batch_state_bytes` it stops with [`BatchStateFull`].
     fn charge(&mut self, bytes: usize) -> wasmtime::Result<()> {
         self.pending_bytes = self.pending_bytes.saturating_add(bytes);
         if self.pending_bytes > self.limiter.memory_cap() {
@@ -191,6 +210,13 @@ impl StoreData {
                 "the state writes of one call exceed the memory cap of {} bytes",
                 self.limiter.memory_cap()
             )));
+        }
+        let total = self.batch_state_bytes.saturating_add(self.pending_bytes);
+        if total > self.max_batch_state_bytes {
+            return Err(wasmtime::Error::new(BatchStateFull {
+                total,
+                limit: self.max_batch_state_bytes,
+            }));
         }
         Ok(())
     }

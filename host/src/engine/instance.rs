@@ -19,7 +19,7 @@ use partita_wire::{
 use wasmtime::Store;
 
 use super::counters::Counters;
-use super::imports::{Origin, StateFailure, StoreData, WriteTooLarge};
+use super::imports::{BatchStateFull, Origin, StateFailure, StoreData, WriteTooLarge};
 use super::{InstanceError, InstanceSetup, Limits, ProcessError, Processor};
 use crate::bindings::Stage;
 use crate::state::{ChangeSet, MemoryState, StateStore};
@@ -57,6 +57,15 @@ struct GuestSlot {
     timer: Vec<u8>,
     /// The partition's counters, kept across restarts and swaps.
     counters: Arc<Counters>,
+}
+
+/// What a batch run record by record has handed over so far: the records
+/// that would take it past a batch cap fail.
+#[derive(Debug, Clone, Copy, Default)]
+struct BatchTotals {
+    outputs: usize,
+    output_bytes: usize,
+    state_bytes: usize,
 }
 
 /// The result of one record run on its own.
@@ -155,12 +164,12 @@ impl Instance {
         }
         if n > 0 && run.guest.is_some() {
             calls += 1;
-            let first = match run.call_process(batch.as_bytes()) {
+            let first = match run.call_process(batch.as_bytes(), 0) {
                 Ok(buf) => {
                     *results = buf;
                     let results: &'a [u8] = results;
                     match Results::parse(results, n, run.n_outputs()) {
-                        Ok(parsed) => check_outputs(&parsed, &run.limits)
+                        Ok(parsed) => check_outputs(&parsed, BatchTotals::default(), &run.limits)
                             .and_then(|()| run.commit(changes).map(|()| parsed)),
                         Err(e) => Err(ProcessError::Malformed(format!("results: {e}"))),
                     }
@@ -183,12 +192,13 @@ impl Instance {
             }
         }
         if n > 0 && whole.is_none() {
+            let mut totals = BatchTotals::default();
             for i in 0..n {
                 let single = match &run.broken {
                     Some(e) => Single::Failed(e.clone()),
                     None => {
                         calls += 1;
-                        match run.call_single(&batch.single(i), changes) {
+                        match run.call_single(&batch.single(i), changes, &mut totals) {
                             Ok(buf) => Single::Ok(buf),
                             Err(e) => {
                                 run.restart();
@@ -291,14 +301,9 @@ impl GuestSlot {
         let checked = match result {
             Ok(buf) => {
                 self.timer = buf;
-                let limit = self.limits.max_record_bytes;
                 match Outputs::parse(&self.timer, self.n_outputs()) {
-                    Ok(o) if o.largest() > limit => Err(ProcessError::TooLarge {
-                        what: "an output",
-                        bytes: o.largest(),
-                        limit,
-                    }),
-                    Ok(_) => self.commit(changes),
+                    Ok(o) => check_record(o.len(), o.largest(), o.bytes(), &self.limits)
+                        .and_then(|()| self.commit(changes)),
                     Err(e) => Err(ProcessError::Malformed(format!("timer outputs: {e}"))),
                 }
             }
@@ -359,20 +364,24 @@ impl GuestSlot {
             .unwrap_or_else(|| ProcessError::Restart("no instance".into()))
     }
 
-    /// Resets what a call may leave behind and arms the deadline.
+    /// Resets what a call may leave behind and arms the deadline. The
+    /// batch's state writes start from zero: [`GuestSlot::call_single`]
+    /// sets what its batch wrote before.
     fn before_call(&mut self) {
         let data = self.store.data_mut();
         data.clear_pending();
+        data.batch_state_bytes = 0;
         data.counts.clear();
         data.limiter.take_refused();
         data.stderr.clear();
         self.store.set_epoch_deadline(self.ticks);
     }
 
-    /// One `process` call on the current guest; the caller validates the
-    /// buffer and commits.
-    fn call_process(&mut self, input: &[u8]) -> Result<Vec<u8>, ProcessError> {
+    /// One `process` call on the current guest, its batch having written
+    /// `state_bytes` before it; the caller validates the buffer and commits.
+    fn call_process(&mut self, input: &[u8], state_bytes: usize) -> Result<Vec<u8>, ProcessError> {
         self.before_call();
+        self.store.data_mut().batch_state_bytes = state_bytes;
         let Some(guest) = &self.guest else {
             return Err(self.broken_error());
         };
@@ -385,18 +394,27 @@ impl GuestSlot {
         }
     }
 
-    /// One `process` call for a single record, validated and committed.
+    /// One `process` call for a single record, validated against the caps
+    /// with its batch's `totals` so far, committed, and added to them.
     fn call_single(
         &mut self,
         input: &[u8],
         changes: &mut ChangeSet,
+        totals: &mut BatchTotals,
     ) -> Result<Vec<u8>, ProcessError> {
-        let buf = self.call_process(input)?;
-        match Results::parse(&buf, 1, self.n_outputs()) {
-            Ok(parsed) => check_outputs(&parsed, &self.limits)?,
+        let buf = self.call_process(input, totals.state_bytes)?;
+        let (outputs, output_bytes) = match Results::parse(&buf, 1, self.n_outputs()) {
+            Ok(parsed) => {
+                check_outputs(&parsed, *totals, &self.limits)?;
+                (parsed.outputs(), parsed.output_bytes())
+            }
             Err(e) => return Err(ProcessError::Malformed(format!("results: {e}"))),
-        }
+        };
+        let state_bytes = self.store.data().pending_bytes;
         self.commit(changes)?;
+        totals.outputs += outputs;
+        totals.output_bytes += output_bytes;
+        totals.state_bytes += state_bytes;
         Ok(buf)
     }
 
@@ -436,6 +454,14 @@ impl GuestSlot {
                 what: "a state write",
                 bytes: w.bytes,
                 limit: w.limit,
+            };
+        }
+        if let Some(b) = e.downcast_ref::<BatchStateFull>() {
+            return ProcessError::BatchLimit {
+                what: "bytes of state writes",
+                total: b.total,
+                setting: "max_batch_state_bytes",
+                limit: b.limit,
             };
         }
         match e.downcast_ref::<wasmtime::Trap>() {
@@ -577,21 +603,69 @@ fn start_guest(
     }
 }
 
-/// Fails when a record of `results` has more than
-/// [`super::MAX_OUTPUTS_PER_RECORD`] outputs, or an output larger than
-/// `limits.max_record_bytes`.
-fn check_outputs(results: &Results<'_>, limits: &Limits) -> Result<(), ProcessError> {
-    if results.most_outputs() > super::MAX_OUTPUTS_PER_RECORD {
-        return Err(ProcessError::TooManyOutputs(results.most_outputs()));
+/// Fails when a record of `results` goes past a cap of one record, or
+/// when they would take their batch (having handed over `before`) past a
+/// cap of one batch.
+fn check_outputs(
+    results: &Results<'_>,
+    before: BatchTotals,
+    limits: &Limits,
+) -> Result<(), ProcessError> {
+    check_record(
+        results.most_outputs(),
+        results.largest_output(),
+        results.most_output_bytes(),
+        limits,
+    )?;
+    let outputs = before.outputs + results.outputs();
+    if outputs > limits.max_batch_outputs {
+        return Err(ProcessError::BatchLimit {
+            what: "outputs",
+            total: outputs,
+            setting: "max_batch_outputs",
+            limit: limits.max_batch_outputs,
+        });
     }
-    match results.largest_output() {
-        bytes if bytes > limits.max_record_bytes => Err(ProcessError::TooLarge {
+    let bytes = before.output_bytes.saturating_add(results.output_bytes());
+    if bytes > limits.max_batch_output_bytes {
+        return Err(ProcessError::BatchLimit {
+            what: "bytes of outputs",
+            total: bytes,
+            setting: "max_batch_output_bytes",
+            limit: limits.max_batch_output_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Fails when one record's (or one timer call's) outputs are too many, one
+/// of them too large, or all of them together too large.
+fn check_record(
+    count: usize,
+    largest: usize,
+    bytes: usize,
+    limits: &Limits,
+) -> Result<(), ProcessError> {
+    if count > limits.max_record_outputs {
+        return Err(ProcessError::TooManyOutputs {
+            count,
+            limit: limits.max_record_outputs,
+        });
+    }
+    if largest > limits.max_record_bytes {
+        return Err(ProcessError::TooLarge {
             what: "an output",
-            bytes,
+            bytes: largest,
             limit: limits.max_record_bytes,
-        }),
-        _ => Ok(()),
+        });
     }
+    if bytes > limits.max_record_output_bytes {
+        return Err(ProcessError::OutputsTooLarge {
+            bytes,
+            limit: limits.max_record_output_bytes,
+        });
+    }
+    Ok(())
 }
 
 /// A one-line description of a guest failure, with the last words the

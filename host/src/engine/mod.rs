@@ -60,7 +60,9 @@ impl EngineConfig {
     }
 }
 
-/// Per-instance resource limits.
+/// Per-instance resource limits, and the caps on what one record and one
+/// batch may hand the host (which holds a batch's outputs and state writes
+/// until they are produced and committed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Maximum linear memory of the instance, in bytes.
@@ -73,6 +75,26 @@ pub struct Limits {
     /// ([`ProcessError::TooLarge`]) instead of the producer refusing it
     /// for good and stopping the run.
     pub max_record_bytes: usize,
+    /// The most outputs one record (or one `on-timer` call) may have: a
+    /// processor emitting more (a bug that loops, say) would flood the
+    /// output topics from one input. More, and the record fails
+    /// ([`ProcessError::TooManyOutputs`]).
+    pub max_record_outputs: usize,
+    /// The most bytes of outputs one record (or one `on-timer` call) may
+    /// have, each output counting its own key, value and headers. More, and
+    /// the record fails ([`ProcessError::OutputsTooLarge`]).
+    pub max_record_output_bytes: usize,
+    /// The most outputs one batch may have. A batch with more runs again
+    /// record by record, and the records that would take it past the cap
+    /// fail ([`ProcessError::BatchLimit`]).
+    pub max_batch_outputs: usize,
+    /// The most bytes of outputs one batch may have, as
+    /// [`Limits::max_batch_outputs`].
+    pub max_batch_output_bytes: usize,
+    /// The most bytes of state writes (keys and values) one batch may make:
+    /// a partition's pending changes, which the host holds until they are
+    /// in its store and changelog. As [`Limits::max_batch_outputs`].
+    pub max_batch_state_bytes: usize,
 }
 
 /// librdkafka's default `message.max.bytes`: the default of
@@ -80,13 +102,21 @@ pub struct Limits {
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1_000_000;
 
 impl Default for Limits {
-    /// 128 MiB of memory, 1 s of CPU per call, records up to
-    /// [`DEFAULT_MAX_RECORD_BYTES`]: the pipeline file's defaults.
+    /// The pipeline file's defaults: 128 MiB of memory, 1 s of CPU per
+    /// call, records up to [`DEFAULT_MAX_RECORD_BYTES`], 10,000 outputs and
+    /// 16 MiB of outputs per record, 100,000 outputs (librdkafka's default
+    /// `queue.buffering.max.messages`), 64 MiB of outputs and 64 MiB of
+    /// state writes per batch.
     fn default() -> Self {
         Limits {
             memory_bytes: 128 << 20,
             deadline: Duration::from_secs(1),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_record_outputs: 10_000,
+            max_record_output_bytes: 16 << 20,
+            max_batch_outputs: 100_000,
+            max_batch_output_bytes: 64 << 20,
+            max_batch_state_bytes: 64 << 20,
         }
     }
 }
@@ -162,10 +192,16 @@ pub enum ProcessError {
     /// The state store failed.
     #[error("state store failed: {0}")]
     State(String),
-    /// The processor emitted more outputs for one record than
-    /// [`MAX_OUTPUTS_PER_RECORD`] (its outputs and state writes dropped).
-    #[error("emitted {0} outputs for one record (at most {MAX_OUTPUTS_PER_RECORD})")]
-    TooManyOutputs(usize),
+    /// The processor emitted more outputs for one record (or one timer
+    /// call) than [`Limits::max_record_outputs`] (its outputs and state
+    /// writes dropped).
+    #[error("emitted {count} outputs for one record, more than max_record_outputs ({limit})")]
+    TooManyOutputs {
+        /// How many it emitted.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// An output or a state write was larger than
     /// [`Limits::max_record_bytes`] (the record's outputs and state writes
     /// dropped).
@@ -178,17 +214,41 @@ pub enum ProcessError {
         /// The limit.
         limit: usize,
     },
+    /// The processor emitted more bytes of outputs for one record (or one
+    /// timer call) than [`Limits::max_record_output_bytes`] (its outputs
+    /// and state writes dropped).
+    #[error(
+        "emitted {bytes} bytes of outputs for one record, more than max_record_output_bytes ({limit})"
+    )]
+    OutputsTooLarge {
+        /// The bytes of its outputs together.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The record's outputs or state writes would take its batch past one
+    /// of the batch caps ([`Limits::max_batch_outputs`],
+    /// [`Limits::max_batch_output_bytes`],
+    /// [`Limits::max_batch_state_bytes`]): its outputs and state writes
+    /// were dropped. The records before it in the batch kept theirs.
+    #[error(
+        "would take the batch's {what} to {total}, more than {setting} ({limit}); lower batch_size or raise {setting}"
+    )]
+    BatchLimit {
+        /// `"outputs"`, `"bytes of outputs"` or `"bytes of state writes"`.
+        what: &'static str,
+        /// The batch's total with this record.
+        total: usize,
+        /// The setting that caps it.
+        setting: &'static str,
+        /// The limit.
+        limit: usize,
+    },
     /// After an earlier failure the processor could not be started again
     /// (instantiation or `init` failed), so the record was not run.
     #[error("cannot restart the processor after a failure: {0}")]
     Restart(String),
 }
-
-/// The most outputs one record may have: a processor emitting more (a bug
-/// that loops, say) would flood the output topics and the producer's
-/// queue from one input. The record fails instead, with its state writes
-/// dropped, and goes to the error policy.
-pub const MAX_OUTPUTS_PER_RECORD: usize = 10_000;
 
 /// One instance's set-up: what `init` gets and what the instance may use.
 pub struct InstanceSetup {

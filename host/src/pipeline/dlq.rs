@@ -37,10 +37,15 @@ pub enum ErrorKind {
     State,
     /// The processor could not be restarted after an earlier failure.
     Restart,
-    /// It had more outputs than a record may have.
+    /// It had more outputs than a record may have (`max_record_outputs`).
     Outputs,
-    /// An output or a state write was larger than `max_record_bytes`.
+    /// An output or a state write was larger than `max_record_bytes`, or
+    /// its outputs together larger than `max_record_output_bytes`.
     TooLarge,
+    /// It would have taken its batch past a batch cap
+    /// (`max_batch_outputs`, `max_batch_output_bytes`,
+    /// `max_batch_state_bytes`).
+    BatchLimit,
 }
 
 impl ErrorKind {
@@ -53,8 +58,11 @@ impl ErrorKind {
             ProcessError::Malformed(_) => ErrorKind::Malformed,
             ProcessError::State(_) => ErrorKind::State,
             ProcessError::Restart(_) => ErrorKind::Restart,
-            ProcessError::TooManyOutputs(_) => ErrorKind::Outputs,
-            ProcessError::TooLarge { .. } => ErrorKind::TooLarge,
+            ProcessError::TooManyOutputs { .. } => ErrorKind::Outputs,
+            ProcessError::TooLarge { .. } | ProcessError::OutputsTooLarge { .. } => {
+                ErrorKind::TooLarge
+            }
+            ProcessError::BatchLimit { .. } => ErrorKind::BatchLimit,
         }
     }
 
@@ -70,6 +78,7 @@ impl ErrorKind {
             ErrorKind::Restart => "restart",
             ErrorKind::Outputs => "outputs",
             ErrorKind::TooLarge => "too_large",
+            ErrorKind::BatchLimit => "batch_limit",
         }
     }
 }
@@ -146,7 +155,13 @@ mod tests {
             (ProcessError::Malformed("x".into()), "malformed"),
             (ProcessError::State("x".into()), "state"),
             (ProcessError::Restart("x".into()), "restart"),
-            (ProcessError::TooManyOutputs(10_001), "outputs"),
+            (
+                ProcessError::TooManyOutputs {
+                    count: 10_001,
+                    limit: 10_000,
+                },
+                "outputs",
+            ),
             (
                 ProcessError::TooLarge {
                     what: "an output",
@@ -154,6 +169,19 @@ mod tests {
                     limit: 1,
                 },
                 "too_large",
+            ),
+            (
+                ProcessError::OutputsTooLarge { bytes: 2, limit: 1 },
+                "too_large",
+            ),
+            (
+                ProcessError::BatchLimit {
+                    what: "outputs",
+                    total: 3,
+                    setting: "max_batch_outputs",
+                    limit: 2,
+                },
+                "batch_limit",
             ),
         ];
         for (e, kind) in cases {

@@ -440,6 +440,8 @@ pub struct Outputs<'a> {
     n_outputs: u32,
     /// The largest [`OutputRef::own_bytes`] among them.
     largest: usize,
+    /// The sum of their [`OutputRef::own_bytes`].
+    bytes: usize,
 }
 
 impl<'a> Outputs<'a> {
@@ -458,14 +460,18 @@ impl<'a> Outputs<'a> {
         let n = cur.u32("truncated output count")?;
         let start = cur.pos;
         let mut largest = 0;
+        let mut bytes = 0usize;
         for _ in 0..n {
-            largest = largest.max(read_output(cur, n_outputs)?.own_bytes());
+            let own = read_output(cur, n_outputs)?.own_bytes();
+            largest = largest.max(own);
+            bytes = bytes.saturating_add(own);
         }
         Some(Outputs {
             n,
             raw: &cur.buf[start..cur.pos],
             n_outputs,
             largest,
+            bytes,
         })
     }
 
@@ -473,6 +479,12 @@ impl<'a> Outputs<'a> {
     /// ([`OutputRef::own_bytes`]); 0 when there are none.
     pub fn largest(&self) -> usize {
         self.largest
+    }
+
+    /// The size of all the outputs together, each counting what it gives
+    /// of its own ([`OutputRef::own_bytes`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Number of outputs.
@@ -534,6 +546,12 @@ pub struct Results<'a> {
     most_outputs: usize,
     /// The largest output of any record ([`OutputRef::own_bytes`]).
     largest_output: usize,
+    /// The most bytes of outputs any one record has ([`Outputs::bytes`]).
+    most_output_bytes: usize,
+    /// The outputs of all the records together.
+    outputs: usize,
+    /// The bytes of all the records' outputs together.
+    output_bytes: usize,
 }
 
 #[inline]
@@ -569,13 +587,19 @@ impl<'a> Results<'a> {
         let start = cur.pos;
         let mut most_outputs = 0;
         let mut largest_output = 0;
+        let mut most_output_bytes = 0;
+        let mut outputs = 0usize;
+        let mut output_bytes = 0usize;
         for i in 0..count {
             cur.item = Some(i);
-            if let RecordResult::Ok(outputs) =
+            if let RecordResult::Ok(o) =
                 read_result(&mut cur, n_outputs).ok_or_else(|| cur.error())?
             {
-                most_outputs = most_outputs.max(outputs.len());
-                largest_output = largest_output.max(outputs.largest);
+                most_outputs = most_outputs.max(o.len());
+                largest_output = largest_output.max(o.largest);
+                most_output_bytes = most_output_bytes.max(o.bytes);
+                outputs += o.len();
+                output_bytes = output_bytes.saturating_add(o.bytes);
             }
         }
         cur.item = None;
@@ -586,7 +610,26 @@ impl<'a> Results<'a> {
             n_outputs,
             most_outputs,
             largest_output,
+            most_output_bytes,
+            outputs,
+            output_bytes,
         })
+    }
+
+    /// The most bytes of outputs any one record has ([`Outputs::bytes`]; 0
+    /// when none has any).
+    pub fn most_output_bytes(&self) -> usize {
+        self.most_output_bytes
+    }
+
+    /// The number of outputs of all the records together.
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// The bytes of all the records' outputs together ([`Outputs::bytes`]).
+    pub fn output_bytes(&self) -> usize {
+        self.output_bytes
     }
 
     /// The size of the largest output of any record

@@ -103,6 +103,8 @@ fn results_round_trip_with_keep_and_reject() {
     // The value, and the header block: two length prefixes, "a" and "b".
     assert_eq!(outs[1].own_bytes(), 3 + 4 + 1 + 4 + 1);
     assert_eq!(r.largest_output(), 13);
+    assert_eq!(r.most_output_bytes(), 13);
+    assert_eq!((r.outputs(), r.output_bytes()), (2, 13));
     assert!(matches!(all[1], RecordResult::Rejected("bad line")));
     assert!(matches!(all[2], RecordResult::Ok(o) if o.is_empty()));
 }
@@ -263,8 +265,10 @@ mod hostile {
             let good = results(&parts);
             let parsed = Results::parse(&good, parts.len(), 3);
             prop_assert!(parsed.is_ok(), "{:?}", parsed.err());
-            let accepted = parts.iter().any(|p| p.3.is_none());
-            prop_assert_eq!(parsed.unwrap().most_outputs(), usize::from(accepted));
+            let parsed = parsed.unwrap();
+            let accepted = parts.iter().filter(|p| p.3.is_none()).count();
+            prop_assert_eq!(parsed.most_outputs(), usize::from(accepted > 0));
+            prop_assert_eq!(parsed.outputs(), accepted);
             // Cut short: always refused, at a byte within what is left.
             let short = &good[..cut % good.len()];
             match Results::parse(short, parts.len(), 3) {
