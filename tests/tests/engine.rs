@@ -607,7 +607,10 @@ fn the_caps_on_one_record_are_settings_and_hold_for_timers_too() {
         ..Limits::default()
     };
     let mut inst = capped(limits, &[("timer", "emit")]);
-    let (seen, _) = run(&mut inst, &[("a", "flood"), ("b", "big-output"), ("c", "state")]);
+    let (seen, _) = run(
+        &mut inst,
+        &[("a", "flood"), ("b", "big-output"), ("c", "state")],
+    );
     assert!(seen[0].starts_with("ok:"), "10,001 outputs are allowed now");
     assert_eq!(
         seen[1],
@@ -655,11 +658,17 @@ fn a_batch_past_its_caps_runs_again_record_by_record_and_only_the_records_past_t
         "failed:would take the batch's outputs to 4, more than max_batch_outputs (3); \
          lower batch_size or raise max_batch_outputs"
     );
-    assert_eq!(seen[4], seen[3], "a failed record adds nothing to the batch");
+    assert_eq!(
+        seen[4], seen[3],
+        "a failed record adds nothing to the batch"
+    );
     assert_eq!(counter(&mut inst, "d"), None, "its state write was dropped");
     assert_eq!(counter(&mut inst, "c").as_deref(), Some("1"));
     // Each batch has its own budget.
-    assert_eq!(run(&mut inst, &five[3..]), (vec!["ok:1".into(), "ok:1".into()], 1));
+    assert_eq!(
+        run(&mut inst, &five[3..]),
+        (vec!["ok:1".into(), "ok:1".into()], 1)
+    );
 
     // Bytes of outputs: three outputs of 2 MB against 5 MB.
     let mut inst = capped(

@@ -15,6 +15,7 @@ use super::limits::Limiter;
 use super::stderr::StderrTail;
 use crate::bindings::Stage;
 use crate::bindings::partita::processor::{log, metrics, state, tables, types};
+use crate::state::key::to_key;
 use crate::state::{ChangeSet, Overlay, StateStore};
 use crate::tables::Tables;
 
@@ -45,7 +46,9 @@ pub(crate) struct WriteTooLarge {
 /// State writes that would take their batch past `max_batch_state_bytes`,
 /// raised as a trap out of a state import.
 #[derive(Debug, thiserror::Error)]
-#[error("the batch's state writes would reach {total} bytes, more than max_batch_state_bytes ({limit})")]
+#[error(
+    "the batch's state writes would reach {total} bytes, more than max_batch_state_bytes ({limit})"
+)]
 pub(crate) struct BatchStateFull {
     /// The batch's bytes of state writes with this call's.
     pub(crate) total: usize,
@@ -167,7 +170,7 @@ impl StoreData {
     fn write(&mut self, key: &[u8], value: Option<&[u8]>) {
         self.pending.push(key, value);
         if let Some(index) = &mut self.pending_index {
-            index.insert(key.to_vec(), value.map(<[u8]>::to_vec));
+            index.insert(to_key(key), value.map(<[u8]>::to_vec));
         }
     }
 
@@ -177,7 +180,7 @@ impl StoreData {
         self.pending_index.get_or_insert_with(|| {
             let mut index = Overlay::new();
             for (k, v) in pending.iter() {
-                index.insert(k.to_vec(), v.map(<[u8]>::to_vec));
+                index.insert(to_key(k), v.map(<[u8]>::to_vec));
             }
             index
         })
@@ -244,7 +247,7 @@ impl types::Host for StoreData {}
 impl state::Host for StoreData {
     fn get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
         if !self.pending.is_empty()
-            && let Some(v) = self.pending_index().get(&key)
+            && let Some(v) = self.pending_index().get(key.as_slice())
         {
             return Ok(v.clone());
         }

@@ -24,6 +24,7 @@
 //! most `max_dirty_bytes`, and redb's page cache at most
 //! [`DiskOptions::cache_bytes`]; the rest is read from the file.
 
+use std::collections::btree_map::Entry;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,7 @@ use redb::{
     Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTableMetadata, TableDefinition,
 };
 
+use super::key::to_key;
 use super::overlay::scan_merged;
 use super::{ChangeSet, Overlay, StateStore};
 
@@ -241,7 +243,7 @@ impl DiskState {
             self.flush()?;
         }
         self.dirty_bytes += key.len() + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
-        self.dirty.insert(key.to_vec(), value.map(<[u8]>::to_vec));
+        self.dirty.insert(to_key(key), value.map(<[u8]>::to_vec));
         self.note_checkpoint(offset);
         Ok(())
     }
@@ -338,14 +340,18 @@ impl StateStore for DiskState {
         }
         for (k, v) in changes.iter() {
             self.dirty_bytes += k.len() + v.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
-            match (v, self.dirty.get_mut(k)) {
-                (Some(v), Some(Some(slot))) => {
-                    slot.clear();
-                    slot.extend_from_slice(v);
-                }
-                (v, Some(slot)) => *slot = v.map(<[u8]>::to_vec),
-                (v, None) => {
-                    self.dirty.insert(k.to_vec(), v.map(<[u8]>::to_vec));
+            // One walk down the tree per write: a short key is made
+            // without allocating, so the entry costs no more than a lookup.
+            match self.dirty.entry(to_key(k)) {
+                Entry::Occupied(mut e) => match (e.get_mut(), v) {
+                    (Some(slot), Some(v)) => {
+                        slot.clear();
+                        slot.extend_from_slice(v);
+                    }
+                    (slot, v) => *slot = v.map(<[u8]>::to_vec),
+                },
+                Entry::Vacant(e) => {
+                    e.insert(v.map(<[u8]>::to_vec));
                 }
             }
         }

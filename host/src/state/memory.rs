@@ -2,13 +2,15 @@
 //! `partita test`, by the engine's embedders and in tests).
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
+use super::key::{Key, to_key};
 use super::{ChangeSet, StateStore};
 
 /// State kept in an ordered in-memory map.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryState {
-    map: BTreeMap<Vec<u8>, Vec<u8>>,
+    map: BTreeMap<Key, Vec<u8>>,
 }
 
 impl MemoryState {
@@ -38,22 +40,27 @@ impl StateStore for MemoryState {
             .map
             .range::<[u8], _>((Included(start), upper))
             .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.to_vec(), v.clone()))
             .collect())
     }
 
     fn commit(&mut self, changes: &ChangeSet) -> anyhow::Result<()> {
         for (k, v) in changes.iter() {
-            match (v, self.map.get_mut(k)) {
-                // An update reuses the value's allocation.
-                (Some(v), Some(slot)) => {
-                    slot.clear();
-                    slot.extend_from_slice(v);
-                }
-                (Some(v), None) => {
-                    self.map.insert(k.to_vec(), v.to_vec());
-                }
-                (None, _) => {
+            // One walk down the tree per write: a short key is made without
+            // allocating, so the entry costs no more than a lookup.
+            match v {
+                Some(v) => match self.map.entry(to_key(k)) {
+                    // An update reuses the value's allocation.
+                    Entry::Occupied(mut e) => {
+                        let slot = e.get_mut();
+                        slot.clear();
+                        slot.extend_from_slice(v);
+                    }
+                    Entry::Vacant(e) => {
+                        e.insert(v.to_vec());
+                    }
+                },
+                None => {
                     self.map.remove(k);
                 }
             }

@@ -5,6 +5,7 @@
 //! it was.
 //!
 //! - [`changes`]: [`ChangeSet`], writes in the order made, in one buffer.
+//! - [`key`]: [`Key`], a key as the in-memory ordered maps hold it.
 //! - [`memory`]: [`MemoryState`], state in an ordered in-memory map.
 //! - [`disk`]: [`DiskState`], the durable store of `partita run`: a redb
 //!   file per (stage, partition) behind a write-back buffer, recording the
@@ -18,12 +19,14 @@
 
 pub mod changes;
 pub mod disk;
+pub mod key;
 pub mod local;
 pub mod memory;
 mod overlay;
 
 pub use changes::ChangeSet;
 pub use disk::{DiskOptions, DiskState};
+pub use key::Key;
 pub use local::{LocalStores, OpenedStore};
 pub use memory::MemoryState;
 pub use overlay::{Overlay, scan_merged};

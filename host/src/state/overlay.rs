@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::state::StateStore;
+use crate::state::{Key, StateStore};
 
 /// Writes laid over a store, the last one per key, in key order:
 /// `Some(value)` replaces, `None` deletes.
-pub type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+pub type Overlay = BTreeMap<Key, Option<Vec<u8>>>;
 
 /// Up to `limit` entries of `start <= key < end` as the call sees them: the
 /// store's entries overlaid with the call's pending writes, in key order.
@@ -23,7 +23,7 @@ pub fn scan_merged(
     if end.is_some_and(|e| e <= start) || limit == 0 {
         return Ok(Vec::new());
     }
-    let overlay: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = pending
+    let overlay: Vec<(&Key, &Option<Vec<u8>>)> = pending
         .range::<[u8], _>((Included(start), end.map_or(Unbounded, Excluded)))
         .collect();
     // Each pending write hides or replaces at most one stored entry, so this
@@ -48,7 +48,7 @@ pub fn scan_merged(
         };
         if take_pending {
             if let Some((k, Some(v))) = p.next() {
-                out.push((k.clone(), v.clone()));
+                out.push((k.to_vec(), v.clone()));
             }
         } else if let Some(kv) = s.next() {
             out.push(kv);
@@ -60,6 +60,7 @@ pub fn scan_merged(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::key::to_key;
     use crate::state::{ChangeSet, MemoryState};
 
     fn kv(k: &str, v: &str) -> (Vec<u8>, Vec<u8>) {
@@ -75,10 +76,10 @@ mod tests {
         }
         store.commit(&base).unwrap();
         let mut pending = Overlay::new();
-        pending.insert(b"a".to_vec(), None); // deleted
-        pending.insert(b"b".to_vec(), None); // deleted
-        pending.insert(b"c".to_vec(), Some(b"c2".to_vec())); // replaced
-        pending.insert(b"bb".to_vec(), Some(b"new".to_vec())); // added
+        pending.insert(to_key(b"a"), None); // deleted
+        pending.insert(to_key(b"b"), None); // deleted
+        pending.insert(to_key(b"c"), Some(b"c2".to_vec())); // replaced
+        pending.insert(to_key(b"bb"), Some(b"new".to_vec())); // added
 
         let all = scan_merged(&mut store, &pending, b"", None, 100).unwrap();
         assert_eq!(
