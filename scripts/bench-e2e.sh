@@ -20,7 +20,9 @@
 # column and the ratio of this build to it. With --count, `partita run`
 # of the count processor (a running total per key, so as many state keys
 # as records, durable state written to its changelog) runs in turn too,
-# and the table gains its column and its ratio to passthrough. --json
+# and the table gains its column and its ratio to passthrough; with both,
+# the baseline build runs count too (column "baseline count", and the
+# ratio of this build's count to it). --json
 # writes the medians to FILE (scripts/bench.sh reads it); --debug uses the
 # debug build that the tests use instead of building in release mode (for
 # a quick check that the script works, not for figures). With
@@ -245,8 +247,8 @@ start_kind() {
     read -ra props <<< "$(setting_properties "$setting")"
     if [[ "$kind" != bare ]]; then
         local bin="$partita" processor=passthrough
-        [[ "$kind" == baseline ]] && bin="$baseline"
-        [[ "$kind" == count ]] && processor=count
+        [[ "$kind" == baseline* ]] && bin="$baseline"
+        [[ "$kind" == *count ]] && processor=count
         {
             printf '[kafka]\nbootstrap = "%s"\ngroup = "%s"\ncommit_interval_ms = %s\n' \
                 "$bootstrap" "$group" "$commit_ms"
@@ -308,7 +310,7 @@ run_one() {
     local output_digest
     output_digest="$("$probe" --bootstrap "$bootstrap" "${probe_fast[@]}" digest \
         --topic "$out" --expect "$records")"
-    if [[ "$kind" == count ]]; then
+    if [[ "$kind" == *count ]]; then
         # One output (the key's new total) per input.
         if [[ "$output_digest" != "count=$records "* ]]; then
             echo "error: $name: $out holds $output_digest, expected $records records" >&2
@@ -335,6 +337,9 @@ for setting in $settings; do
         fi
         if [[ -n "$count" ]]; then
             run_one "$setting" count "$n"
+        fi
+        if [[ -n "$baseline" && -n "$count" ]]; then
+            run_one "$setting" baseline-count "$n"
         fi
     done
 done
@@ -437,12 +442,15 @@ for setting in dict.fromkeys(s for s, _ in runs):
     bare, part = runs[(setting, "bare")], runs[(setting, "partita")]
     base = runs.get((setting, "baseline"))
     cnt = runs.get((setting, "count"))
+    base_cnt = runs.get((setting, "baseline-count"))
     print(f"\nsetting {setting}: {records:,} records of 100 B, median of {len(bare)} run(s) each")
     head = f"{'':44} {'bare':>10} {'partita':>10} {'partita/bare':>13}"
     if base:
         head += f" {'baseline':>10} {'partita/baseline':>17}"
     if cnt:
         head += f" {'count':>10} {'count/partita':>14}"
+    if base_cnt:
+        head += f" {'baseline count':>15} {'count/baseline':>15}"
     print(head)
     for label, key, fmt in rows:
         b, p = median(bare, key), median(part, key)
@@ -453,16 +461,20 @@ for setting in dict.fromkeys(s for s, _ in runs):
         if cnt:
             c = median(cnt, key)
             line += f" {show(fmt, c):>10} {ratio(c, p):>14}"
+        if base_cnt:
+            bc = median(base_cnt, key)
+            line += f" {show(fmt, bc):>15} {ratio(median(cnt, key), bc):>15}"
         print(line)
     for kind, l in latency.get(setting, {}).items():
         print(f"latency of {kind} at {l['rate']:,} records/s: p50 {l['p50_ms']} ms, "
               f"p99 {l['p99_ms']} ms, max {l['max_ms']} ms ({l['measured']:,} outputs measured)")
     print("every run: records/s total, steady; CPU µs/record total, steady; broker µs/record steady")
     kinds = [("bare", bare), ("partita", part)] + ([("baseline", base)] if base else []) \
-        + ([("count", cnt)] if cnt else [])
+        + ([("count", cnt)] if cnt else []) \
+        + ([("baseline-count", base_cnt)] if base_cnt else [])
     for kind, rs in kinds:
         for i, r in enumerate(rs, 1):
-            print(f"  {kind:8} {i}: {r['total_rate']:>9,.0f} {show('{:,.0f}', r['steady_rate']):>9}   "
+            print(f"  {kind:14} {i}: {r['total_rate']:>9,.0f} {show('{:,.0f}', r['steady_rate']):>9}   "
                   f"{r['total_cpu']:.2f} {show('{:.2f}', r['steady_cpu'])}   "
                   f"{show('{:.2f}', r['broker_cpu'])}")
 PY

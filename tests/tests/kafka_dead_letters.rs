@@ -19,6 +19,7 @@ fn value_of(i: u64) -> &'static str {
         _ if i % 97 == 13 => "reject",
         _ if i % 331 == 7 => "panic",
         700 | 1_500 => "loop",
+        300 | 1_200 => "flood",
         _ => "ok",
     }
 }
@@ -29,6 +30,7 @@ fn expected_error(value: &str) -> (&'static str, &'static str) {
         "reject" => ("rejected", "rejected on request"),
         "panic" => ("trap", "trapped"),
         "loop" => ("deadline", "CPU deadline"),
+        "flood" => ("outputs", "more than max_record_outputs (10000)"),
         other => panic!("{other} is not poison"),
     }
 }
