@@ -617,22 +617,34 @@ fn check_outputs(
         results.most_output_bytes(),
         limits,
     )?;
-    let outputs = before.outputs + results.outputs();
-    if outputs > limits.max_batch_outputs {
+    batch_within(
+        before.outputs + results.outputs(),
+        limits.max_batch_outputs,
+        "outputs",
+        "max_batch_outputs",
+    )?;
+    batch_within(
+        before.output_bytes.saturating_add(results.output_bytes()),
+        limits.max_batch_output_bytes,
+        "bytes of outputs",
+        "max_batch_output_bytes",
+    )
+}
+
+/// Fails with [`ProcessError::BatchLimit`] when a batch's `total` of `what`
+/// is over `limit` (the value of `setting`).
+fn batch_within(
+    total: usize,
+    limit: usize,
+    what: &'static str,
+    setting: &'static str,
+) -> Result<(), ProcessError> {
+    if total > limit {
         return Err(ProcessError::BatchLimit {
-            what: "outputs",
-            total: outputs,
-            setting: "max_batch_outputs",
-            limit: limits.max_batch_outputs,
-        });
-    }
-    let bytes = before.output_bytes.saturating_add(results.output_bytes());
-    if bytes > limits.max_batch_output_bytes {
-        return Err(ProcessError::BatchLimit {
-            what: "bytes of outputs",
-            total: bytes,
-            setting: "max_batch_output_bytes",
-            limit: limits.max_batch_output_bytes,
+            what,
+            total,
+            setting,
+            limit,
         });
     }
     Ok(())
