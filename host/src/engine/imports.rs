@@ -156,8 +156,10 @@ impl StoreData {
     /// changelog record.
     pub(crate) fn keep_last_writes(&mut self) {
         if self.pending_repeats {
-            self.pending_index();
-            let index = self.pending_index.take().unwrap_or_default();
+            let index = match self.pending_index.take() {
+                Some(index) => index,
+                None => last_writes(&self.pending),
+            };
             self.pending.clear();
             for (k, v) in &index {
                 self.pending.push(k, v.as_deref());
@@ -174,16 +176,11 @@ impl StoreData {
         }
     }
 
-    /// The last write per key of the current call.
+    /// The last write per key of the current call, built on first use.
     fn pending_index(&mut self) -> &Overlay {
         let pending = &self.pending;
-        self.pending_index.get_or_insert_with(|| {
-            let mut index = Overlay::new();
-            for (k, v) in pending.iter() {
-                index.insert(to_key(k), v.map(<[u8]>::to_vec));
-            }
-            index
-        })
+        self.pending_index
+            .get_or_insert_with(|| last_writes(pending))
     }
 
     fn failure(e: anyhow::Error) -> wasmtime::Error {
@@ -223,6 +220,15 @@ impl StoreData {
         }
         Ok(())
     }
+}
+
+/// The last write per key of `writes`, in key order.
+fn last_writes(writes: &ChangeSet) -> Overlay {
+    let mut index = Overlay::new();
+    for (k, v) in writes.iter() {
+        index.insert(to_key(k), v.map(<[u8]>::to_vec));
+    }
+    index
 }
 
 /// The linker with every import a processor may use.
@@ -296,8 +302,10 @@ impl state::Host for StoreData {
         end: Option<Vec<u8>>,
         limit: u32,
     ) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.pending_index();
-        let pending = self.pending_index.as_ref().expect("built just above");
+        let pending = &self.pending;
+        let pending = self
+            .pending_index
+            .get_or_insert_with(|| last_writes(pending));
         crate::state::scan_merged(
             &mut *self.state,
             pending,

@@ -289,7 +289,7 @@ impl GuestSlot {
         if self.guest.is_none() {
             self.restart();
         }
-        self.before_call();
+        self.before_call(0);
         let Some(guest) = &self.guest else {
             return Err(self.broken_error());
         };
@@ -364,13 +364,12 @@ impl GuestSlot {
             .unwrap_or_else(|| ProcessError::Restart("no instance".into()))
     }
 
-    /// Resets what a call may leave behind and arms the deadline. The
-    /// batch's state writes start from zero: [`GuestSlot::call_single`]
-    /// sets what its batch wrote before.
-    fn before_call(&mut self) {
+    /// Resets what a call may leave behind and arms the deadline; the
+    /// call's batch has written `state_bytes` of state before it.
+    fn before_call(&mut self, state_bytes: usize) {
         let data = self.store.data_mut();
         data.clear_pending();
-        data.batch_state_bytes = 0;
+        data.batch_state_bytes = state_bytes;
         data.counts.clear();
         data.limiter.take_refused();
         data.stderr.clear();
@@ -380,8 +379,7 @@ impl GuestSlot {
     /// One `process` call on the current guest, its batch having written
     /// `state_bytes` before it; the caller validates the buffer and commits.
     fn call_process(&mut self, input: &[u8], state_bytes: usize) -> Result<Vec<u8>, ProcessError> {
-        self.before_call();
-        self.store.data_mut().batch_state_bytes = state_bytes;
+        self.before_call(state_bytes);
         let Some(guest) = &self.guest else {
             return Err(self.broken_error());
         };
