@@ -20,9 +20,15 @@
 //! changelog records is idempotent. The checkpoint is never ahead of the
 //! data.
 //!
+//! A read that misses the buffer asks a Bloom filter over the file's keys
+//! ([`KeyFilter`]) before the file, so that a key the file never held (the
+//! common case of a key seen for the first time) costs no B-tree walk.
+//!
 //! Memory stays bounded whatever the size of the state: the buffer is at
-//! most `max_dirty_bytes`, and redb's page cache at most
-//! [`DiskOptions::cache_bytes`]; the rest is read from the file.
+//! most `max_dirty_bytes`, redb's page cache at most
+//! [`DiskOptions::cache_bytes`] and the filter at most
+//! [`DiskOptions::filter_bytes`] (beyond it the store reads the file
+//! without one); the rest is read from the file.
 
 use std::collections::btree_map::Entry;
 use std::path::{Path, PathBuf};
@@ -30,10 +36,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use redb::{
-    Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTableMetadata, TableDefinition,
+    Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
 };
 
 use super::key::to_key;
+use super::key_filter::KeyFilter;
 use super::overlay::scan_merged;
 use super::{ChangeSet, Overlay, StateStore};
 
@@ -58,16 +66,22 @@ pub struct DiskOptions {
     pub max_dirty_bytes: usize,
     /// A checkpoint is written at most this long after it arrived.
     pub flush_interval: Duration,
+    /// Most bytes of the filter over the file's keys (about 1.2 bytes per
+    /// key); a store with more keys than that holds goes without one.
+    pub filter_bytes: usize,
 }
 
 impl DiskOptions {
-    /// Settings for a memory budget of `memory_bytes` per partition: three
-    /// quarters for the page cache, a quarter for the buffer.
+    /// Settings for a memory budget of `memory_bytes` per partition: a
+    /// quarter for the buffer, a sixteenth for the key filter (enough for
+    /// about 7 million keys in 128 MiB), the rest for the page cache.
     pub fn with_memory(memory_bytes: usize) -> Self {
+        let filter_bytes = memory_bytes / 16;
         DiskOptions {
-            cache_bytes: (memory_bytes / 4 * 3).max(64 << 10),
+            cache_bytes: (memory_bytes / 4 * 3 - filter_bytes).max(64 << 10),
             max_dirty_bytes: (memory_bytes / 4).max(16 << 10),
             flush_interval: Duration::from_secs(1),
+            filter_bytes,
         }
     }
 }
@@ -79,8 +93,8 @@ impl Default for DiskOptions {
     }
 }
 
-/// The on-disk part: the redb file and a read snapshot reused between
-/// flushes.
+/// The on-disk part: the redb file, a read snapshot reused between
+/// flushes, and the filter over its keys.
 struct File {
     /// `None` until the first write creates the file.
     db: Option<Database>,
@@ -88,6 +102,9 @@ struct File {
     read: Option<ReadOnlyTable<&'static [u8], &'static [u8]>>,
     /// Keys in the file, as of the last flush.
     keys: u64,
+    /// Every key in the file may be in it; `None` when the keys are more
+    /// than [`DiskOptions::filter_bytes`] can hold.
+    filter: Option<KeyFilter>,
 }
 
 impl File {
@@ -103,10 +120,36 @@ impl File {
         }
         Ok(self.read.as_ref())
     }
+
+    /// Builds the filter again from the file's keys, sized for twice as
+    /// many (so that builds cost about two reads of each key in all), or
+    /// for as many as `bytes` holds; none when that is not a quarter more
+    /// than the file has.
+    fn build_filter(&mut self, bytes: usize) -> anyhow::Result<()> {
+        self.filter = None;
+        let keys = usize::try_from(self.keys).unwrap_or(usize::MAX);
+        let most = (bytes as f64 * 8.0 / KeyFilter::BITS_PER_KEY) as usize;
+        let capacity = keys.saturating_mul(2).min(most);
+        if !KeyFilter::fits(capacity, bytes) || capacity < keys.saturating_add(keys / 4) {
+            return Ok(());
+        }
+        let mut filter = KeyFilter::with_capacity(capacity);
+        if let Some(table) = self.table()? {
+            for entry in table.iter().context("reading the state file's keys")? {
+                let (k, _) = entry.context("reading the state file's keys")?;
+                filter.insert(k.value());
+            }
+        }
+        self.filter = Some(filter);
+        Ok(())
+    }
 }
 
 impl StateStore for File {
     fn get(&mut self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+        if self.filter.as_ref().is_some_and(|f| !f.may_contain(key)) {
+            return Ok(None);
+        }
         let Some(table) = self.table()? else {
             return Ok(None);
         };
@@ -209,6 +252,7 @@ impl DiskState {
                 db,
                 read: None,
                 keys,
+                filter: None,
             },
             path,
             options,
@@ -223,6 +267,7 @@ impl DiskState {
             // commit: creates them, so that reads never meet a missing one.
             store.write(Durability::Immediate)?;
         }
+        store.file.build_filter(options.filter_bytes)?;
         Ok(store)
     }
 
@@ -263,6 +308,11 @@ impl DiskState {
         self.dirty_bytes
     }
 
+    /// Bytes of the filter over the file's keys; `None` without one.
+    pub fn filter_bytes(&self) -> Option<usize> {
+        self.file.filter.as_ref().map(KeyFilter::bytes)
+    }
+
     fn note_checkpoint(&mut self, offset: i64) {
         let current = self.pending_checkpoint.or(self.checkpoint);
         if current.is_none_or(|c| offset > c) {
@@ -290,7 +340,15 @@ impl DiskState {
             for (k, v) in &self.dirty {
                 match v {
                     Some(v) => {
-                        data.insert(k.as_slice(), v.as_slice()).with_context(what)?;
+                        let existed = data.insert(k.as_slice(), v.as_slice()).with_context(what)?;
+                        // A key new to the file goes into the filter before
+                        // the commit: if the commit fails, the filter only
+                        // holds a key too many, which costs a read.
+                        if existed.is_none()
+                            && let Some(filter) = &mut self.file.filter
+                        {
+                            filter.insert(k);
+                        }
                     }
                     None => {
                         data.remove(k.as_slice()).with_context(what)?;
@@ -311,6 +369,9 @@ impl DiskState {
             self.checkpoint = Some(c);
         }
         self.last_flush = Instant::now();
+        if self.file.filter.as_ref().is_some_and(KeyFilter::is_full) {
+            self.file.build_filter(self.options.filter_bytes)?;
+        }
         Ok(())
     }
 }
@@ -394,6 +455,7 @@ impl std::fmt::Debug for DiskState {
             .field("path", &self.path)
             .field("keys", &self.file.keys)
             .field("dirty", &self.dirty.len())
+            .field("filter_bytes", &self.filter_bytes())
             .field("checkpoint", &self.checkpoint)
             .finish()
     }

@@ -6,6 +6,8 @@
 //!
 //! - [`changes`]: [`ChangeSet`], writes in the order made, in one buffer.
 //! - [`key`]: [`Key`], a key as the in-memory ordered maps hold it.
+//! - [`key_filter`]: [`key_filter::KeyFilter`], a Bloom filter over the
+//!   keys of a durable store's file.
 //! - [`memory`]: [`MemoryState`], state in an ordered in-memory map.
 //! - [`disk`]: [`DiskState`], the durable store of `partita run`: a redb
 //!   file per (stage, partition) behind a write-back buffer, recording the
@@ -20,6 +22,7 @@
 pub mod changes;
 pub mod disk;
 pub mod key;
+pub mod key_filter;
 pub mod local;
 pub mod memory;
 mod overlay;

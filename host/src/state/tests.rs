@@ -26,6 +26,7 @@ fn manual() -> DiskOptions {
         cache_bytes: 1 << 20,
         max_dirty_bytes: usize::MAX,
         flush_interval: Duration::from_secs(3600),
+        filter_bytes: 1 << 20,
     }
 }
 
@@ -272,4 +273,85 @@ fn the_file_is_created_by_the_first_write() {
     let mut s = DiskState::open(dir.path(), manual()).unwrap();
     assert_eq!(s.get(b"k").unwrap(), Some(b"v".to_vec()));
     assert_eq!((s.len(), s.checkpoint()), (1, Some(4)));
+}
+
+/// Reads `0..n` back (each `key-N` holds `N`) and `n..n + 2000` as absent.
+fn check_reads(s: &mut DiskState, n: usize) {
+    for i in 0..n {
+        let k = format!("key-{i:06}");
+        let v = s.get(k.as_bytes()).unwrap();
+        assert_eq!(v, Some(i.to_string().into_bytes()), "{k}");
+    }
+    for i in n..n + 2000 {
+        let k = format!("key-{i:06}");
+        assert_eq!(s.get(k.as_bytes()).unwrap(), None, "{k}");
+    }
+}
+
+#[test]
+fn reads_are_right_while_the_key_filter_grows_and_after_a_reopen() {
+    for filter_bytes in [1 << 20, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = DiskOptions {
+            filter_bytes,
+            ..manual()
+        };
+        let mut s = DiskState::open(dir.path(), options).unwrap();
+        assert_eq!(s.filter_bytes().is_some(), filter_bytes > 0);
+        let first = s.filter_bytes();
+        // 50,000 keys in flushes of 1,000: the filter, sized for 16,384 at
+        // first, is built again from the file twice on the way.
+        for batch in 0..50 {
+            let mut c = ChangeSet::new();
+            for i in batch * 1000..(batch + 1) * 1000 {
+                c.put(format!("key-{i:06}").as_bytes(), i.to_string().as_bytes());
+            }
+            s.commit(&c).unwrap();
+            s.flush().unwrap();
+        }
+        if filter_bytes > 0 {
+            assert!(s.filter_bytes() > first, "the filter grew with the file");
+        }
+        check_reads(&mut s, 50_000);
+        // A deleted key reads as absent though the filter still holds it.
+        let mut c = ChangeSet::new();
+        c.delete(b"key-000007");
+        s.commit(&c).unwrap();
+        s.flush().unwrap();
+        assert_eq!(s.get(b"key-000007").unwrap(), None);
+        s.close().unwrap();
+        drop(s);
+
+        let mut s = DiskState::open(dir.path(), options).unwrap();
+        assert_eq!(s.filter_bytes().is_some(), filter_bytes > 0);
+        let mut c = ChangeSet::new();
+        c.put(b"key-000007", b"7");
+        s.commit(&c).unwrap();
+        s.flush().unwrap();
+        check_reads(&mut s, 50_000);
+    }
+}
+
+#[test]
+fn a_store_whose_keys_outgrow_the_filter_budget_goes_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // About 27,000 keys' worth of filter.
+    let options = DiskOptions {
+        filter_bytes: 32 << 10,
+        ..manual()
+    };
+    let mut s = DiskState::open(dir.path(), options).unwrap();
+    assert!(s.filter_bytes().is_some());
+    let mut c = ChangeSet::new();
+    for i in 0..30_000 {
+        c.put(format!("key-{i:06}").as_bytes(), i.to_string().as_bytes());
+    }
+    s.commit(&c).unwrap();
+    s.flush().unwrap();
+    assert_eq!(s.filter_bytes(), None);
+    check_reads(&mut s, 30_000);
+    drop(s);
+    let mut s = DiskState::open(dir.path(), options).unwrap();
+    assert_eq!(s.filter_bytes(), None, "nor after a reopen");
+    check_reads(&mut s, 30_000);
 }

@@ -29,6 +29,7 @@ fn options() -> DiskOptions {
         cache_bytes: 1 << 20,
         max_dirty_bytes: 1 << 20,
         flush_interval: Duration::from_secs(3600),
+        filter_bytes: 1 << 20,
     }
 }
 

@@ -1,0 +1,129 @@
+//! [`KeyFilter`]: which keys the durable store's file may hold, so that a
+//! read of a key it has never held skips the file.
+//!
+//! A processor that sees a key for the first time (a new customer, a new
+//! session, every record of `count` over distinct keys) reads state that is
+//! not there. The write buffer misses, and the file would then walk its
+//! B-tree from the root to a leaf to find nothing: the largest single cost
+//! of such a read. A Bloom filter over the file's keys answers "not in the
+//! file" for all but about 1 % of those keys with two or three bit probes,
+//! as RocksDB's per-file filters do for Kafka Streams' stores.
+//!
+//! The filter holds every key written to the file since it was built (a
+//! deleted key stays in it until the next build, which only costs a read).
+//! It is sized for a number of keys, and built again from the file, twice
+//! as large, when the file outgrows it; the builds scan the file, about
+//! twice its final number of keys in all. Its memory is bounded: past
+//! [`KeyFilter::fits`] the store goes without one and reads the file.
+
+use fastbloom::BloomFilter;
+
+/// Share of reads of absent keys the filter lets through to the file.
+const FALSE_POSITIVES: f64 = 0.01;
+/// Keys a new filter is sized for (about 20 KiB).
+const FIRST_CAPACITY: usize = 1 << 14;
+
+/// A Bloom filter over the keys of a store's file.
+pub struct KeyFilter {
+    bloom: BloomFilter<foldhash::fast::RandomState>,
+    /// Keys the filter was sized for.
+    capacity: usize,
+    /// Keys inserted since it was built, counting those it was built with.
+    items: usize,
+}
+
+impl KeyFilter {
+    /// Bits per key at a 1 % false-positive rate: `-ln(p) / ln(2)^2`.
+    pub const BITS_PER_KEY: f64 = 9.6;
+
+    /// An empty filter for about `keys` keys, at least [`FIRST_CAPACITY`].
+    /// Its hash is seeded at random, so that keys cannot be chosen to
+    /// collide.
+    pub fn with_capacity(keys: usize) -> KeyFilter {
+        let capacity = keys.max(FIRST_CAPACITY);
+        KeyFilter {
+            bloom: BloomFilter::with_false_pos(FALSE_POSITIVES)
+                .hasher(foldhash::fast::RandomState::default())
+                .expected_items(capacity),
+            capacity,
+            items: 0,
+        }
+    }
+
+    /// Whether a filter for `keys` keys fits in `bytes` of memory.
+    pub fn fits(keys: usize, bytes: usize) -> bool {
+        keys.max(FIRST_CAPACITY) as f64 * Self::BITS_PER_KEY <= bytes as f64 * 8.0
+    }
+
+    /// Records `key` as possibly in the file.
+    #[inline]
+    pub fn insert(&mut self, key: &[u8]) {
+        self.bloom.insert(key);
+        self.items += 1;
+    }
+
+    /// False when `key` is certainly not in the file.
+    #[inline]
+    pub fn may_contain(&self, key: &[u8]) -> bool {
+        self.bloom.contains(key)
+    }
+
+    /// Whether more keys went in than the filter was sized for, so that
+    /// its false positives pass [`FALSE_POSITIVES`]: time to build it
+    /// again, larger.
+    pub fn is_full(&self) -> bool {
+        self.items > self.capacity
+    }
+
+    /// Bytes of its bits.
+    pub fn bytes(&self) -> usize {
+        self.bloom.num_bits() / 8
+    }
+
+    /// The hash of `key` (tests: filters are seeded apart).
+    #[cfg(test)]
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.bloom.source_hash(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: usize) -> Vec<u8> {
+        format!("key-{n:012}").into_bytes()
+    }
+
+    #[test]
+    fn every_inserted_key_may_be_present_and_most_others_are_not() {
+        let mut f = KeyFilter::with_capacity(10_000);
+        assert_eq!(f.capacity, FIRST_CAPACITY, "never below the first size");
+        for n in 0..FIRST_CAPACITY {
+            f.insert(&key(n));
+        }
+        assert!((0..FIRST_CAPACITY).all(|n| f.may_contain(&key(n))));
+        let passed = (FIRST_CAPACITY..FIRST_CAPACITY + 100_000)
+            .filter(|&n| f.may_contain(&key(n)))
+            .count();
+        // 1 % expected; 2 % is far outside the binomial spread.
+        assert!(passed < 2_000, "{passed} of 100,000 absent keys passed");
+        assert!(!f.is_full());
+        f.insert(b"one more");
+        assert!(f.is_full());
+    }
+
+    #[test]
+    fn size_follows_the_keys_and_the_budget_bounds_it() {
+        let f = KeyFilter::with_capacity(1_000_000);
+        // 9.6 bits per key, rounded up to whole words by the crate.
+        assert!((1_150_000..1_300_000).contains(&f.bytes()), "{}", f.bytes());
+        assert!(KeyFilter::fits(1_000_000, 1_200_000));
+        assert!(!KeyFilter::fits(1_000_000, 1_100_000));
+        assert!(
+            !KeyFilter::fits(1, 16 << 10),
+            "a filter has a smallest size"
+        );
+        assert_ne!(f.hash(b"a"), KeyFilter::with_capacity(1).hash(b"a"));
+    }
+}
