@@ -20,9 +20,10 @@
 //! changelog records is idempotent. The checkpoint is never ahead of the
 //! data.
 //!
-//! A read that misses the buffer asks a Bloom filter over the file's keys
-//! ([`KeyFilter`]) before the file, so that a key the file never held (the
-//! common case of a key seen for the first time) costs no B-tree walk.
+//! A read first asks a Bloom filter over the keys of the buffer and the
+//! file ([`KeyFilter`]), so that a key the store never held (the common
+//! case of a key seen for the first time) costs neither a walk down the
+//! buffer's map nor one down the file's B-tree.
 //!
 //! Memory stays bounded whatever the size of the state: the buffer is at
 //! most `max_dirty_bytes`, redb's page cache at most
@@ -93,8 +94,8 @@ impl Default for DiskOptions {
     }
 }
 
-/// The on-disk part: the redb file, a read snapshot reused between
-/// flushes, and the filter over its keys.
+/// The on-disk part: the redb file and a read snapshot reused between
+/// flushes.
 struct File {
     /// `None` until the first write creates the file.
     db: Option<Database>,
@@ -102,9 +103,6 @@ struct File {
     read: Option<ReadOnlyTable<&'static [u8], &'static [u8]>>,
     /// Keys in the file, as of the last flush.
     keys: u64,
-    /// Every key in the file may be in it; `None` when the keys are more
-    /// than [`DiskOptions::filter_bytes`] can hold.
-    filter: Option<KeyFilter>,
 }
 
 impl File {
@@ -120,36 +118,10 @@ impl File {
         }
         Ok(self.read.as_ref())
     }
-
-    /// Builds the filter again from the file's keys, sized for twice as
-    /// many (so that builds cost about two reads of each key in all), or
-    /// for as many as `bytes` holds; none when that is not a quarter more
-    /// than the file has.
-    fn build_filter(&mut self, bytes: usize) -> anyhow::Result<()> {
-        self.filter = None;
-        let keys = usize::try_from(self.keys).unwrap_or(usize::MAX);
-        let most = (bytes as f64 * 8.0 / KeyFilter::BITS_PER_KEY) as usize;
-        let capacity = keys.saturating_mul(2).min(most);
-        if !KeyFilter::fits(capacity, bytes) || capacity < keys.saturating_add(keys / 4) {
-            return Ok(());
-        }
-        let mut filter = KeyFilter::with_capacity(capacity);
-        if let Some(table) = self.table()? {
-            for entry in table.iter().context("reading the state file's keys")? {
-                let (k, _) = entry.context("reading the state file's keys")?;
-                filter.insert(k.value());
-            }
-        }
-        self.filter = Some(filter);
-        Ok(())
-    }
 }
 
 impl StateStore for File {
     fn get(&mut self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
-        if self.filter.as_ref().is_some_and(|f| !f.may_contain(key)) {
-            return Ok(None);
-        }
         let Some(table) = self.table()? else {
             return Ok(None);
         };
@@ -222,6 +194,10 @@ pub struct DiskState {
     options: DiskOptions,
     /// Writes not yet in the file, `None` for a delete.
     dirty: Overlay,
+    /// Every key with a value in the buffer or the file may be in it;
+    /// `None` when the file has more keys than
+    /// [`DiskOptions::filter_bytes`] can hold.
+    filter: Option<KeyFilter>,
     dirty_bytes: usize,
     /// The checkpoint in the file.
     checkpoint: Option<i64>,
@@ -252,11 +228,11 @@ impl DiskState {
                 db,
                 read: None,
                 keys,
-                filter: None,
             },
             path,
             options,
             dirty: Overlay::new(),
+            filter: None,
             dirty_bytes: 0,
             checkpoint,
             pending_checkpoint: None,
@@ -267,7 +243,7 @@ impl DiskState {
             // commit: creates them, so that reads never meet a missing one.
             store.write(Durability::Immediate)?;
         }
-        store.file.build_filter(options.filter_bytes)?;
+        store.build_filter()?;
         Ok(store)
     }
 
@@ -287,7 +263,13 @@ impl DiskState {
         if self.dirty_bytes >= self.options.max_dirty_bytes {
             self.flush()?;
         }
+        self.grow_filter()?;
         self.dirty_bytes += key.len() + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
+        if value.is_some()
+            && let Some(filter) = &mut self.filter
+        {
+            filter.insert(key);
+        }
         self.dirty.insert(to_key(key), value.map(<[u8]>::to_vec));
         self.note_checkpoint(offset);
         Ok(())
@@ -310,7 +292,47 @@ impl DiskState {
 
     /// Bytes of the filter over the file's keys; `None` without one.
     pub fn filter_bytes(&self) -> Option<usize> {
-        self.file.filter.as_ref().map(KeyFilter::bytes)
+        self.filter.as_ref().map(KeyFilter::bytes)
+    }
+
+    /// Builds the key filter from the keys of the file and the buffer,
+    /// sized for twice as many (so that the builds cost about two reads of
+    /// each key in all), or for as many as [`DiskOptions::filter_bytes`]
+    /// holds; none when that is not a quarter more than there are.
+    fn build_filter(&mut self) -> anyhow::Result<()> {
+        self.filter = None;
+        let bytes = self.options.filter_bytes;
+        let keys = usize::try_from(self.file.keys)
+            .unwrap_or(usize::MAX)
+            .saturating_add(self.dirty.len());
+        let most = (bytes as f64 * 8.0 / KeyFilter::BITS_PER_KEY) as usize;
+        let capacity = keys.saturating_mul(2).min(most);
+        if !KeyFilter::fits(capacity, bytes) || capacity < keys.saturating_add(keys / 4) {
+            return Ok(());
+        }
+        let mut filter = KeyFilter::with_capacity(capacity);
+        if let Some(table) = self.file.table()? {
+            for entry in table.iter().context("reading the state file's keys")? {
+                let (k, _) = entry.context("reading the state file's keys")?;
+                filter.insert(k.value());
+            }
+        }
+        for (k, v) in &self.dirty {
+            if v.is_some() {
+                filter.insert(k);
+            }
+        }
+        self.filter = Some(filter);
+        Ok(())
+    }
+
+    /// Builds the key filter again, larger, once more keys went in than it
+    /// was sized for (past that its false positives climb fast).
+    fn grow_filter(&mut self) -> anyhow::Result<()> {
+        if self.filter.as_ref().is_some_and(KeyFilter::is_full) {
+            self.build_filter()?;
+        }
+        Ok(())
     }
 
     fn note_checkpoint(&mut self, offset: i64) {
@@ -340,15 +362,7 @@ impl DiskState {
             for (k, v) in &self.dirty {
                 match v {
                     Some(v) => {
-                        let existed = data.insert(k.as_slice(), v.as_slice()).with_context(what)?;
-                        // A key new to the file goes into the filter before
-                        // the commit: if the commit fails, the filter only
-                        // holds a key too many, which costs a read.
-                        if existed.is_none()
-                            && let Some(filter) = &mut self.file.filter
-                        {
-                            filter.insert(k);
-                        }
+                        data.insert(k.as_slice(), v.as_slice()).with_context(what)?;
                     }
                     None => {
                         data.remove(k.as_slice()).with_context(what)?;
@@ -369,15 +383,15 @@ impl DiskState {
             self.checkpoint = Some(c);
         }
         self.last_flush = Instant::now();
-        if self.file.filter.as_ref().is_some_and(KeyFilter::is_full) {
-            self.file.build_filter(self.options.filter_bytes)?;
-        }
         Ok(())
     }
 }
 
 impl StateStore for DiskState {
     fn get(&mut self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+        if self.filter.as_ref().is_some_and(|f| !f.may_contain(key)) {
+            return Ok(None);
+        }
         match self.dirty.get(key) {
             Some(v) => Ok(v.clone()),
             None => self.file.get(key),
@@ -393,12 +407,14 @@ impl StateStore for DiskState {
         scan_merged(&mut self.file, &self.dirty, start, end, limit)
     }
 
-    /// All or nothing: a flush the buffer needs happens first, and if it
-    /// fails none of `changes` is applied.
+    /// All or nothing: a flush the buffer needs, and a build of the key
+    /// filter, happen first, and if they fail none of `changes` is
+    /// applied.
     fn commit(&mut self, changes: &ChangeSet) -> anyhow::Result<()> {
         if self.dirty_bytes >= self.options.max_dirty_bytes {
             self.flush()?;
         }
+        self.grow_filter()?;
         for (k, v) in changes.iter() {
             self.dirty_bytes += k.len() + v.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
             // One walk down the tree per write: a short key is made
@@ -412,7 +428,14 @@ impl StateStore for DiskState {
                     (slot, v) => *slot = v.map(<[u8]>::to_vec),
                 },
                 Entry::Vacant(e) => {
-                    e.insert(v.map(<[u8]>::to_vec));
+                    // A key new to the buffer goes into the filter (a key
+                    // already in the buffer is in it).
+                    if let (Some(v), Some(filter)) = (v, &mut self.filter) {
+                        filter.insert(k);
+                        e.insert(Some(v.to_vec()));
+                    } else {
+                        e.insert(v.map(<[u8]>::to_vec));
+                    }
                 }
             }
         }

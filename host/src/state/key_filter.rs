@@ -1,20 +1,20 @@
-//! [`KeyFilter`]: which keys the durable store's file may hold, so that a
-//! read of a key it has never held skips the file.
+//! [`KeyFilter`]: which keys the durable store may hold, so that a read of
+//! a key it has never held costs no lookup.
 //!
 //! A processor that sees a key for the first time (a new customer, a new
 //! session, every record of `count` over distinct keys) reads state that is
-//! not there. The write buffer misses, and the file would then walk its
-//! B-tree from the root to a leaf to find nothing: the largest single cost
-//! of such a read. A Bloom filter over the file's keys answers "not in the
-//! file" for all but about 1 % of those keys with two or three bit probes,
-//! as RocksDB's per-file filters do for Kafka Streams' stores.
+//! not there. The store would walk its write buffer's map, then its file's
+//! B-tree from the root to a leaf, to find nothing: the largest cost of
+//! such a read. A Bloom filter over the store's keys answers "not there"
+//! for all but about 1 % of those keys with two or three bit probes, as
+//! RocksDB's per-file filters do for Kafka Streams' stores.
 //!
-//! The filter holds every key written to the file since it was built (a
-//! deleted key stays in it until the next build, which only costs a read).
-//! It is sized for a number of keys, and built again from the file, twice
-//! as large, when the file outgrows it; the builds scan the file, about
-//! twice its final number of keys in all. Its memory is bounded: past
-//! [`KeyFilter::fits`] the store goes without one and reads the file.
+//! The filter holds every key written since it was built (a deleted key
+//! stays in it until the next build, which only costs a lookup). It is
+//! sized for a number of keys, and built again from the file, twice as
+//! large, when more keys went in; the builds scan the file, about twice its
+//! final number of keys in all. Its memory is bounded: past
+//! [`KeyFilter::fits`] the store goes without one and looks every key up.
 
 use fastbloom::BloomFilter;
 
@@ -23,12 +23,13 @@ const FALSE_POSITIVES: f64 = 0.01;
 /// Keys a new filter is sized for (about 20 KiB).
 const FIRST_CAPACITY: usize = 1 << 14;
 
-/// A Bloom filter over the keys of a store's file.
+/// A Bloom filter over the keys of a store.
 pub struct KeyFilter {
     bloom: BloomFilter<foldhash::fast::RandomState>,
     /// Keys the filter was sized for.
     capacity: usize,
-    /// Keys inserted since it was built, counting those it was built with.
+    /// Keys inserted since it was built, counting those it was built with
+    /// and not those it held already.
     items: usize,
 }
 
@@ -55,14 +56,15 @@ impl KeyFilter {
         keys.max(FIRST_CAPACITY) as f64 * Self::BITS_PER_KEY <= bytes as f64 * 8.0
     }
 
-    /// Records `key` as possibly in the file.
+    /// Records `key` as possibly in the store.
     #[inline]
     pub fn insert(&mut self, key: &[u8]) {
-        self.bloom.insert(key);
-        self.items += 1;
+        if !self.bloom.insert(key) {
+            self.items += 1;
+        }
     }
 
-    /// False when `key` is certainly not in the file.
+    /// False when `key` is certainly not in the store.
     #[inline]
     pub fn may_contain(&self, key: &[u8]) -> bool {
         self.bloom.contains(key)
@@ -109,8 +111,18 @@ mod tests {
         // 1 % expected; 2 % is far outside the binomial spread.
         assert!(passed < 2_000, "{passed} of 100,000 absent keys passed");
         assert!(!f.is_full());
-        f.insert(b"one more");
-        assert!(f.is_full());
+        // Keys it seemed to hold already do not count (a key inserted
+        // again, a false positive): it fills a little past its capacity.
+        for _ in 0..FIRST_CAPACITY {
+            f.insert(&key(0));
+        }
+        assert!(!f.is_full(), "a key inserted again does not count");
+        let mut n = FIRST_CAPACITY;
+        while !f.is_full() {
+            f.insert(&key(n));
+            n += 1;
+        }
+        assert!(n < FIRST_CAPACITY + 1_000, "full after {n} keys");
     }
 
     #[test]

@@ -313,6 +313,20 @@ fn reads_are_right_while_the_key_filter_grows_and_after_a_reopen() {
             assert!(s.filter_bytes() > first, "the filter grew with the file");
         }
         check_reads(&mut s, 50_000);
+        // Keys in the buffer only, and in a restore's buffer.
+        let mut c = ChangeSet::new();
+        for i in 50_000..51_000 {
+            c.put(format!("key-{i:06}").as_bytes(), i.to_string().as_bytes());
+        }
+        s.commit(&c).unwrap();
+        for i in 51_000..52_000 {
+            let k = format!("key-{i:06}");
+            s.apply_changelog(k.as_bytes(), Some(i.to_string().as_bytes()), i)
+                .unwrap();
+        }
+        check_reads(&mut s, 52_000);
+        s.flush().unwrap();
+        check_reads(&mut s, 52_000);
         // A deleted key reads as absent though the filter still holds it.
         let mut c = ChangeSet::new();
         c.delete(b"key-000007");
@@ -328,7 +342,7 @@ fn reads_are_right_while_the_key_filter_grows_and_after_a_reopen() {
         c.put(b"key-000007", b"7");
         s.commit(&c).unwrap();
         s.flush().unwrap();
-        check_reads(&mut s, 50_000);
+        check_reads(&mut s, 52_000);
     }
 }
 
@@ -342,14 +356,21 @@ fn a_store_whose_keys_outgrow_the_filter_budget_goes_without_one() {
     };
     let mut s = DiskState::open(dir.path(), options).unwrap();
     assert!(s.filter_bytes().is_some());
-    let mut c = ChangeSet::new();
-    for i in 0..30_000 {
-        c.put(format!("key-{i:06}").as_bytes(), i.to_string().as_bytes());
+    // In commits of 1,000: the filter is built again before a commit once
+    // it is full, and dropped once the keys pass what the budget holds.
+    for batch in 0..30 {
+        let mut c = ChangeSet::new();
+        for i in batch * 1000..(batch + 1) * 1000 {
+            c.put(format!("key-{i:06}").as_bytes(), i.to_string().as_bytes());
+        }
+        s.commit(&c).unwrap();
+        if batch == 20 {
+            check_reads(&mut s, 21_000);
+        }
     }
-    s.commit(&c).unwrap();
-    s.flush().unwrap();
     assert_eq!(s.filter_bytes(), None);
     check_reads(&mut s, 30_000);
+    s.flush().unwrap();
     drop(s);
     let mut s = DiskState::open(dir.path(), options).unwrap();
     assert_eq!(s.filter_bytes(), None, "nor after a reopen");
