@@ -305,7 +305,7 @@ impl DiskState {
         let keys = usize::try_from(self.file.keys)
             .unwrap_or(usize::MAX)
             .saturating_add(self.dirty.len());
-        let most = (bytes as f64 * 8.0 / KeyFilter::BITS_PER_KEY) as usize;
+        let most = bytes.saturating_mul(8) / KeyFilter::BITS_PER_KEY;
         let capacity = keys.saturating_mul(2).min(most);
         if !KeyFilter::fits(capacity, bytes) || capacity < keys.saturating_add(keys / 4) {
             return Ok(());
