@@ -4,7 +4,7 @@
 //! ```toml
 //! [state]
 //! dir = "state"       # default ".partita-state", next to the pipeline file
-//! memory_mb = 64      # per (stage, partition): page cache plus write buffer
+//! memory_mb = 64      # per (stage, partition): page cache, write buffer, key filter
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -27,7 +27,8 @@ pub struct StateConfig {
     /// `<dir>/<group>/<stage>/<partition>/`.
     pub dir: PathBuf,
     /// `memory_mb`: memory for one (stage, partition) store, in MiB (its
-    /// page cache and write buffer; the state itself may be larger).
+    /// page cache, write buffer and key filter; the state itself may be
+    /// larger).
     pub memory_mb: u64,
 }
 

@@ -75,7 +75,7 @@ pub struct DiskOptions {
 impl DiskOptions {
     /// Settings for a memory budget of `memory_bytes` per partition: a
     /// quarter for the buffer, a sixteenth for the key filter (enough for
-    /// about 7 million keys in 128 MiB), the rest for the page cache.
+    /// about 2.7 million keys in 64 MiB), the rest for the page cache.
     pub fn with_memory(memory_bytes: usize) -> Self {
         let filter_bytes = memory_bytes / 16;
         DiskOptions {
