@@ -85,6 +85,16 @@ def report(r):
     add(f"`count` over 4,096 keys at batch 512: {fmt(ct, '{:.0f}')} ns per record, "
         f"{fmt(ratio(ct, pt), '{:.1f}')}× passthrough's {fmt(pt, '{:.0f}')} ns.")
     add("")
+    durable, memory = e.get("engine_1m/count/durable"), e.get("engine_1m/count/memory")
+    few = e.get("engine_1m/count_4096_keys/durable")
+    if durable and memory and few:
+        add(f"**State**, `count` over {durable['elements']:,} records in batches of 512 "
+            f"(criterion, `host/benches/state.rs`): with a key per record, "
+            f"{durable['ns_per_element'] / 1000:.2f} µs per record with the durable store "
+            f"and {memory['ns_per_element'] / 1000:.2f} µs with the in-memory one "
+            f"(target: 1); over 4,096 keys, durable, {few['ns_per_element']:.0f} ns "
+            f"(target: 300).")
+        add("")
     peer = r.get("peer")
     if peer:
         add(f"**Against a peer**, {peer['peer']}, same records in the same process "

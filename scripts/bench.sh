@@ -10,6 +10,9 @@
 #   1. engine: criterion (host/benches/engine.rs): a native identity and
 #      the passthrough processor at batches of 1, 64 and 512 records of
 #      100 B and 1 KB, count over 4,096 keys, component loading;
+#   1a. state: criterion (host/benches/state.rs, engine_1m): count over
+#      1,000,000 records with distinct keys, with the durable and the
+#      in-memory store, and over 4,096 keys, against passthrough;
 #   1b. the engine against a peer: scripts/bench-peer.sh, Partita and
 #      Fluvio's SmartModule engine (fluvio-smartengine) on the same records,
 #      an identity and a JSON field extraction (its first build takes about
@@ -87,12 +90,14 @@ run() {
 if [[ -n $smoke ]]; then
     engine=(--profile dev)
     engine_args=(--warm-up-time 0.01 --measurement-time 0.05 --sample-size 10)
+    state_records=20000
     e2e=(--debug --records 20000 --latency-s 3)
     sweep=(--debug --records-per-partition 20 4 64)
     staged=(--debug --records-per-partition 20 --stages 4 8)
 else
     engine=()
     engine_args=()
+    state_records=1000000
     e2e=(--records 1000000 --latency-s 15)
     sweep=(4 64 256 1000)
     staged=(--stages 4 1000)
@@ -101,6 +106,10 @@ fi
 step "engine (criterion)"
 CRITERION_HOME="$out/criterion" run "$out/engine.log" \
     cargo bench "${engine[@]}" --workspace --bench engine -- --noplot "${engine_args[@]}"
+
+step "state: count over distinct keys (criterion)"
+PARTITA_STATE_RECORDS="$state_records" CRITERION_HOME="$out/criterion" run "$out/state.log" \
+    cargo bench "${engine[@]}" -p partita --bench state -- engine_1m --noplot "${engine_args[@]}"
 
 if [[ -z $smoke && -n $peer ]]; then
     step "engine against a peer: fluvio-smartengine"

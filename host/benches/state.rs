@@ -265,7 +265,13 @@ fn candidates(c: &mut Criterion) {
 }
 
 /// Records of the engine cases: distinct keys, a number as the value.
-const RECORDS: usize = 1_000_000;
+/// `PARTITA_STATE_RECORDS` sets fewer, for `scripts/bench.sh --smoke`.
+fn records() -> usize {
+    std::env::var("PARTITA_STATE_RECORDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000)
+}
 
 fn engine_instance(engine: &Engine, name: &str, state: Box<dyn StateStore>) -> Instance {
     let processor = engine.load(&wasm::component(name)).expect("load");
@@ -288,15 +294,15 @@ fn engine_values() -> Vec<Vec<u8>> {
     (0..1000).map(|n: u32| n.to_string().into_bytes()).collect()
 }
 
-/// Runs `RECORDS` records over `keys` distinct keys through `instance` in
+/// Runs `records` records over `keys` distinct keys through `instance` in
 /// batches of `BATCH` (record `i`: key `i % keys`, value `values[i %
 /// 1000]`); returns the time taken.
-fn run_all(instance: &mut Instance, keys: usize, values: &[Vec<u8>]) -> Duration {
+fn run_all(instance: &mut Instance, records: usize, keys: usize, values: &[Vec<u8>]) -> Duration {
     let mut batch = BatchWriter::new(&["in"]);
     let started = Instant::now();
-    for first in (0..RECORDS).step_by(BATCH) {
+    for first in (0..records).step_by(BATCH) {
         batch.clear();
-        for i in first..(first + BATCH).min(RECORDS) {
+        for i in first..(first + BATCH).min(records) {
             batch.push(
                 0,
                 0,
@@ -335,13 +341,14 @@ fn engine_1m(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_millis(1))
         .measurement_time(Duration::from_secs(1));
-    g.throughput(Throughput::Elements(RECORDS as u64));
+    let records = records();
+    g.throughput(Throughput::Elements(records as u64));
     // (benchmark, processor, distinct keys, durable store). Over 4,096 keys
     // the SDK's cache serves the reads.
     let cases = [
-        ("passthrough", "passthrough", RECORDS, false),
-        ("count/memory", "count", RECORDS, false),
-        ("count/durable", "count", RECORDS, true),
+        ("passthrough", "passthrough", records, false),
+        ("count/memory", "count", records, false),
+        ("count/durable", "count", records, true),
         ("count_4096_keys/memory", "count", 4096, false),
         ("count_4096_keys/durable", "count", 4096, true),
     ];
@@ -360,6 +367,7 @@ fn engine_1m(c: &mut Criterion) {
                         };
                         run_all(
                             &mut engine_instance(&engine, processor, state),
+                            records,
                             keys,
                             &values,
                         )
@@ -375,7 +383,7 @@ fn engine_1m(c: &mut Criterion) {
                 let dir = tempfile::tempdir().unwrap();
                 let started = Instant::now();
                 let mut store = DiskState::open(dir.path(), DiskOptions::default()).unwrap();
-                for n in 0..RECORDS as u64 {
+                for n in 0..records as u64 {
                     store
                         .apply_changelog(
                             &key(n.wrapping_mul(2_654_435_761) % 1_000_000_007),
