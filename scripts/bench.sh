@@ -28,7 +28,7 @@
 #      4 chained stages of 250 partitions each, then the same 1,000,000
 #      records on 4 and on 1,000 partitions.
 #
-# About 5 minutes on 2 cores once built. Performance is read from ratios of
+# About 8 minutes on 2 cores once built. Performance is read from ratios of
 # runs in the same invocation; the machine is shared, so single figures
 # move from run to run.
 #
