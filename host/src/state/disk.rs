@@ -419,24 +419,28 @@ impl StateStore for DiskState {
             self.dirty_bytes += k.len() + v.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
             // One walk down the tree per write: a short key is made
             // without allocating, so the entry costs no more than a lookup.
-            match self.dirty.entry(to_key(k)) {
+            let gets_value = match self.dirty.entry(to_key(k)) {
                 Entry::Occupied(mut e) => match (e.get_mut(), v) {
                     (Some(slot), Some(v)) => {
                         slot.clear();
                         slot.extend_from_slice(v);
+                        false
                     }
-                    (slot, v) => *slot = v.map(<[u8]>::to_vec),
+                    (slot, v) => {
+                        let was_delete = slot.is_none();
+                        *slot = v.map(<[u8]>::to_vec);
+                        was_delete && v.is_some()
+                    }
                 },
                 Entry::Vacant(e) => {
-                    // A key new to the buffer goes into the filter (a key
-                    // already in the buffer is in it).
-                    if let (Some(v), Some(filter)) = (v, &mut self.filter) {
-                        filter.insert(k);
-                        e.insert(Some(v.to_vec()));
-                    } else {
-                        e.insert(v.map(<[u8]>::to_vec));
-                    }
+                    e.insert(v.map(<[u8]>::to_vec));
+                    v.is_some()
                 }
+            };
+            // A key that gets a value in the buffer goes into the filter;
+            // one that had a value there is in it already.
+            if gets_value && let Some(filter) = &mut self.filter {
+                filter.insert(k);
             }
         }
         Ok(())

@@ -376,3 +376,25 @@ fn a_store_whose_keys_outgrow_the_filter_budget_goes_without_one() {
     assert_eq!(s.filter_bytes(), None, "nor after a reopen");
     check_reads(&mut s, 30_000);
 }
+
+#[test]
+fn a_key_deleted_then_written_in_the_buffer_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = DiskState::open(dir.path(), manual()).unwrap();
+    assert!(s.filter_bytes().is_some());
+    // In one change set: a delete of a key the store never held, then a
+    // put; and across two.
+    let mut c = ChangeSet::new();
+    del(&mut c, "a");
+    put(&mut c, "a", "1");
+    del(&mut c, "b");
+    s.commit(&c).unwrap();
+    let mut c = ChangeSet::new();
+    put(&mut c, "b", "2");
+    s.commit(&c).unwrap();
+    assert_eq!(s.get(b"a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(s.get(b"b").unwrap(), Some(b"2".to_vec()));
+    s.flush().unwrap();
+    assert_eq!(s.get(b"a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(s.get(b"b").unwrap(), Some(b"2".to_vec()));
+}
