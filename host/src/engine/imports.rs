@@ -253,7 +253,7 @@ impl types::Host for StoreData {}
 impl state::Host for StoreData {
     fn get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
         if !self.pending.is_empty()
-            && let Some(v) = self.pending_index().get(key.as_slice())
+            && let Some(v) = self.pending_index().get(&to_key(&key))
         {
             return Ok(v.clone());
         }

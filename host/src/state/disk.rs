@@ -392,7 +392,7 @@ impl StateStore for DiskState {
         if self.filter.as_ref().is_some_and(|f| !f.may_contain(key)) {
             return Ok(None);
         }
-        match self.dirty.get(key) {
+        match self.dirty.get(&to_key(key)) {
             Some(v) => Ok(v.clone()),
             None => self.file.get(key),
         }

@@ -22,7 +22,7 @@ impl MemoryState {
 
 impl StateStore for MemoryState {
     fn get(&mut self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
-        Ok(self.map.get(key).cloned())
+        Ok(self.map.get(&to_key(key)).cloned())
     }
 
     fn scan(
@@ -32,13 +32,13 @@ impl StateStore for MemoryState {
         limit: usize,
     ) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         use std::ops::Bound::{Excluded, Included, Unbounded};
-        let upper = end.map_or(Unbounded, Excluded);
         if end.is_some_and(|e| e <= start) {
             return Ok(Vec::new());
         }
+        let upper = end.map_or(Unbounded, |e| Excluded(to_key(e)));
         Ok(self
             .map
-            .range::<[u8], _>((Included(start), upper))
+            .range((Included(to_key(start)), upper))
             .take(limit)
             .map(|(k, v)| (k.to_vec(), v.clone()))
             .collect())
@@ -61,7 +61,7 @@ impl StateStore for MemoryState {
                     }
                 },
                 None => {
-                    self.map.remove(k);
+                    self.map.remove(&to_key(k));
                 }
             }
         }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::state::key::to_key;
 use crate::state::{Key, StateStore};
 
 /// Writes laid over a store, the last one per key, in key order:
@@ -24,7 +25,10 @@ pub fn scan_merged(
         return Ok(Vec::new());
     }
     let overlay: Vec<(&Key, &Option<Vec<u8>>)> = pending
-        .range::<[u8], _>((Included(start), end.map_or(Unbounded, Excluded)))
+        .range((
+            Included(to_key(start)),
+            end.map_or(Unbounded, |e| Excluded(to_key(e))),
+        ))
         .collect();
     // Each pending write hides or replaces at most one stored entry, so this
     // many stored entries hold at least `limit` visible ones (or all of them).
@@ -60,7 +64,6 @@ pub fn scan_merged(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::key::to_key;
     use crate::state::{ChangeSet, MemoryState};
 
     fn kv(k: &str, v: &str) -> (Vec<u8>, Vec<u8>) {
