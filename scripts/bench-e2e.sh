@@ -7,7 +7,7 @@
 #   scripts/bench-e2e.sh [--records N] [--repeats R] [--partitions P]
 #                        [--commit-interval-ms MS] [--settings default|tansu|both]
 #                        [--baseline PARTITA_BINARY] [--count] [--json FILE] [--debug]
-#                        [--latency-s S]
+#                        [--latency-s S] [--latency-rate R]
 #
 # Builds everything in release mode, starts a private Tansu broker with the
 # memory:// engine on a free port, creates the input topic (P partitions,
@@ -33,7 +33,8 @@
 # and the end-to-end latency of its outputs is measured (bench-probe
 # latency: from the record's timestamp, set when it was sent, to when the
 # output is read; the first third of S is left out as warm-up): p50, p99
-# and the largest.
+# and the largest. --latency-rate R sends R records/s instead (to see how
+# latency moves with the load).
 #
 # Client settings (given to both, partita through [kafka.consumer], the
 # bare loop through --consumer-property):
@@ -76,10 +77,11 @@ count=""
 json=""
 profile=release
 latency_s=0
+latency_rate=""
 usage() {
     echo "usage: $0 [--records N] [--repeats R] [--partitions P] [--commit-interval-ms MS]" \
         "[--settings default|tansu|both] [--baseline PARTITA_BINARY] [--count] [--json FILE] [--debug]" \
-        "[--latency-s S]" >&2
+        "[--latency-s S] [--latency-rate R]" >&2
     exit 2
 }
 while [[ $# -gt 0 ]]; do
@@ -93,6 +95,10 @@ while [[ $# -gt 0 ]]; do
         --latency-s)
             [[ "$2" =~ ^[0-9]+$ && "$2" -ge 3 ]] || usage
             latency_s="$2"
+            ;;
+        --latency-rate)
+            [[ "$2" =~ ^[0-9]+$ && "$2" -gt 0 ]] || usage
+            latency_rate="$2"
             ;;
         --records | --repeats | --partitions | --commit-interval-ms)
             [[ "$2" =~ ^[0-9]+$ && "$2" -gt 0 ]] || usage
@@ -121,6 +127,10 @@ while [[ $# -gt 0 ]]; do
     esac
     shift 2
 done
+if [[ -n "$latency_rate" ]] && ((latency_s == 0)); then
+    echo "error: --latency-rate needs --latency-s" >&2
+    exit 2
+fi
 
 # Consumer properties of each setting, KEY=VALUE separated by spaces.
 setting_properties() {
@@ -356,7 +366,12 @@ if ((latency_s > 0)); then
             slowest_ms="$(python3 -c "print(max($slowest_ms, $done_ms))")"
         done
         rate="$(python3 -c "print(max(1, int($records * 1000 / $slowest_ms / 2)))")"
-        step "latency at $rate records/s (half the slowest kind's), $latency_s s each"
+        how="half the slowest kind's"
+        if [[ -n "$latency_rate" ]]; then
+            rate="$latency_rate"
+            how="--latency-rate"
+        fi
+        step "latency at $rate records/s ($how), $latency_s s each"
         for kind in "${kinds[@]}"; do
             latency_one "$setting" "$kind" "$rate"
         done
