@@ -30,6 +30,8 @@ pub struct Instance {
     run: GuestSlot,
     /// Result buffer of the last whole-batch call.
     results: Vec<u8>,
+    /// Where each result in `results` ends, kept by its validation.
+    result_ends: Vec<usize>,
     /// Per-record results of the last batch retried record by record.
     singles: Vec<Single>,
     /// State changes committed by the last batch.
@@ -115,6 +117,7 @@ impl Instance {
                 counters,
             },
             results: Vec::new(),
+            result_ends: Vec::new(),
             singles: Vec::new(),
             changes: ChangeSet::new(),
         })
@@ -149,6 +152,7 @@ impl Instance {
         let Instance {
             run,
             results,
+            result_ends,
             singles,
             changes,
         } = self;
@@ -168,7 +172,7 @@ impl Instance {
                 Ok(buf) => {
                     *results = buf;
                     let results: &'a [u8] = results;
-                    match Results::parse(results, n, run.n_outputs()) {
+                    match Results::parse_indexed(results, n, run.n_outputs(), result_ends) {
                         Ok(parsed) => check_outputs(&parsed, BatchTotals::default(), &run.limits)
                             .and_then(|()| run.commit(changes).map(|()| parsed)),
                         Err(e) => Err(ProcessError::Malformed(format!("results: {e}"))),

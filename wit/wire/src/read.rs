@@ -438,6 +438,11 @@ pub struct Outputs<'a> {
     n: u32,
     raw: &'a [u8],
     n_outputs: u32,
+}
+
+/// What a validation of one record's outputs learned of their sizes.
+#[derive(Debug, Clone, Copy, Default)]
+struct OutputSizes {
     /// The largest [`OutputRef::own_bytes`] among them.
     largest: usize,
     /// The sum of their [`OutputRef::own_bytes`].
@@ -450,41 +455,41 @@ impl<'a> Outputs<'a> {
     pub fn parse(buf: &'a [u8], n_outputs: u32) -> Result<Self, WireError> {
         let mut cur = Cursor::new(buf);
         cur.version()?;
-        let o = Self::read(&mut cur, n_outputs).ok_or_else(|| cur.error())?;
+        let (o, _) = Self::read(&mut cur, n_outputs).ok_or_else(|| cur.error())?;
         cur.end()?;
         Ok(o)
     }
 
+    /// Reads and validates the outputs at the cursor.
     #[inline]
-    fn read(cur: &mut Cursor<'a>, n_outputs: u32) -> Option<Self> {
+    fn read(cur: &mut Cursor<'a>, n_outputs: u32) -> Option<(Self, OutputSizes)> {
         let n = cur.u32("truncated output count")?;
         let start = cur.pos;
-        let mut largest = 0;
-        let mut bytes = 0usize;
+        let mut sizes = OutputSizes::default();
         for _ in 0..n {
             let own = read_output(cur, n_outputs)?.own_bytes();
-            largest = largest.max(own);
-            bytes = bytes.saturating_add(own);
+            sizes.largest = sizes.largest.max(own);
+            sizes.bytes = sizes.bytes.saturating_add(own);
         }
-        Some(Outputs {
+        let outputs = Outputs {
             n,
             raw: &cur.buf[start..cur.pos],
             n_outputs,
-            largest,
-            bytes,
-        })
+        };
+        Some((outputs, sizes))
     }
 
     /// The size of the largest output, counting what it gives of its own
     /// ([`OutputRef::own_bytes`]); 0 when there are none.
     pub fn largest(&self) -> usize {
-        self.largest
+        self.iter().map(|o| o.own_bytes()).max().unwrap_or(0)
     }
 
     /// The size of all the outputs together, each counting what it gives
     /// of its own ([`OutputRef::own_bytes`]).
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.iter()
+            .fold(0, |sum: usize, o| sum.saturating_add(o.own_bytes()))
     }
 
     /// Number of outputs.
@@ -552,14 +557,27 @@ pub struct Results<'a> {
     outputs: usize,
     /// The bytes of all the records' outputs together.
     output_bytes: usize,
+    /// Where each result ends in `body`, when [`Results::parse_indexed`]
+    /// kept them (empty otherwise): iterating then reads each record's
+    /// outputs once, where the consumer walks them, instead of walking
+    /// them first to find the next result.
+    ends: &'a [usize],
 }
 
+/// Reads and validates the result at the cursor.
 #[inline]
-fn read_result<'a>(cur: &mut Cursor<'a>, n_outputs: u32) -> Option<RecordResult<'a>> {
+fn read_result<'a>(
+    cur: &mut Cursor<'a>,
+    n_outputs: u32,
+) -> Option<(RecordResult<'a>, OutputSizes)> {
     match cur.u8("truncated result")? {
-        0 => Some(RecordResult::Ok(Outputs::read(cur, n_outputs)?)),
-        1 => Some(RecordResult::Rejected(
-            cur.str("truncated rejection reason")?,
+        0 => {
+            let (outputs, sizes) = Outputs::read(cur, n_outputs)?;
+            Some((RecordResult::Ok(outputs), sizes))
+        }
+        1 => Some((
+            RecordResult::Rejected(cur.str("truncated rejection reason")?),
+            OutputSizes::default(),
         )),
         _ => {
             cur.pos -= 1;
@@ -572,6 +590,33 @@ impl<'a> Results<'a> {
     /// Validates a result buffer that must hold `expected` results whose
     /// output indices are below `n_outputs`.
     pub fn parse(buf: &'a [u8], expected: usize, n_outputs: u32) -> Result<Self, WireError> {
+        Self::validate(buf, expected, n_outputs, |_| {})
+    }
+
+    /// [`Results::parse`], keeping in `ends` (cleared first) where each
+    /// result ends, so that iterating needs no second walk over the
+    /// outputs.
+    pub fn parse_indexed(
+        buf: &'a [u8],
+        expected: usize,
+        n_outputs: u32,
+        ends: &'a mut Vec<usize>,
+    ) -> Result<Self, WireError> {
+        ends.clear();
+        ends.reserve(expected);
+        let mut results = Self::validate(buf, expected, n_outputs, |end| ends.push(end))?;
+        results.ends = ends;
+        Ok(results)
+    }
+
+    /// Validates the buffer, telling `ended` where in the body each result
+    /// ends.
+    fn validate(
+        buf: &'a [u8],
+        expected: usize,
+        n_outputs: u32,
+        mut ended: impl FnMut(usize),
+    ) -> Result<Self, WireError> {
         let mut cur = Cursor::new(buf);
         cur.version()?;
         let count = cur
@@ -592,14 +637,14 @@ impl<'a> Results<'a> {
         let mut output_bytes = 0usize;
         for i in 0..count {
             cur.item = Some(i);
-            if let RecordResult::Ok(o) =
-                read_result(&mut cur, n_outputs).ok_or_else(|| cur.error())?
-            {
+            let (result, sizes) = read_result(&mut cur, n_outputs).ok_or_else(|| cur.error())?;
+            ended(cur.pos - start);
+            if let RecordResult::Ok(o) = result {
                 most_outputs = most_outputs.max(o.len());
-                largest_output = largest_output.max(o.largest);
-                most_output_bytes = most_output_bytes.max(o.bytes);
+                largest_output = largest_output.max(sizes.largest);
+                most_output_bytes = most_output_bytes.max(sizes.bytes);
                 outputs += o.len();
-                output_bytes = output_bytes.saturating_add(o.bytes);
+                output_bytes = output_bytes.saturating_add(sizes.bytes);
             }
         }
         cur.item = None;
@@ -613,6 +658,7 @@ impl<'a> Results<'a> {
             most_output_bytes,
             outputs,
             output_bytes,
+            ends: &[],
         })
     }
 
@@ -659,6 +705,7 @@ impl<'a> Results<'a> {
             cur: Cursor::new(self.body),
             left: self.count,
             n_outputs: self.n_outputs,
+            ends: self.ends,
         }
     }
 }
@@ -668,6 +715,30 @@ pub struct ResultIter<'a> {
     cur: Cursor<'a>,
     left: u32,
     n_outputs: u32,
+    /// Where each result left ends, when the parse kept them.
+    ends: &'a [usize],
+}
+
+impl<'a> ResultIter<'a> {
+    /// The result at the cursor, which ends at `end` (a validated buffer):
+    /// the outputs are not walked.
+    #[inline]
+    fn read_known(&mut self, end: usize) -> Option<RecordResult<'a>> {
+        let cur = &mut self.cur;
+        let result = match cur.u8("truncated result")? {
+            0 => {
+                let n = cur.u32("truncated output count")?;
+                RecordResult::Ok(Outputs {
+                    n,
+                    raw: cur.buf.get(cur.pos..end)?,
+                    n_outputs: self.n_outputs,
+                })
+            }
+            _ => RecordResult::Rejected(cur.str("truncated rejection reason")?),
+        };
+        cur.pos = end;
+        Some(result)
+    }
 }
 
 impl<'a> Iterator for ResultIter<'a> {
@@ -679,7 +750,13 @@ impl<'a> Iterator for ResultIter<'a> {
             return None;
         }
         self.left -= 1;
-        read_result(&mut self.cur, self.n_outputs)
+        match self.ends.split_first() {
+            Some((&end, rest)) => {
+                self.ends = rest;
+                self.read_known(end)
+            }
+            None => read_result(&mut self.cur, self.n_outputs).map(|(r, _)| r),
+        }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

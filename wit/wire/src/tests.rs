@@ -107,6 +107,29 @@ fn results_round_trip_with_keep_and_reject() {
     assert_eq!((r.outputs(), r.output_bytes()), (2, 13));
     assert!(matches!(all[1], RecordResult::Rejected("bad line")));
     assert!(matches!(all[2], RecordResult::Ok(o) if o.is_empty()));
+    let RecordResult::Ok(first) = all[0] else {
+        panic!()
+    };
+    assert_eq!((first.largest(), first.bytes()), (13, 13));
+
+    // Kept offsets give the same results, and the same statistics.
+    let mut ends = Vec::new();
+    let indexed = Results::parse_indexed(&buf, 3, 2, &mut ends).unwrap();
+    assert_eq!(read_all(&indexed), read_all(&r));
+    assert_eq!(
+        (indexed.outputs(), indexed.output_bytes()),
+        (r.outputs(), r.output_bytes())
+    );
+}
+
+/// Every result of `r` with its outputs, or its rejection reason.
+fn read_all<'a>(r: &Results<'a>) -> Vec<Result<Vec<OutputRef<'a>>, &'a str>> {
+    r.iter()
+        .map(|result| match result {
+            RecordResult::Ok(outputs) => Ok(outputs.iter().collect()),
+            RecordResult::Rejected(reason) => Err(reason),
+        })
+        .collect()
 }
 
 #[test]
@@ -280,9 +303,18 @@ mod hostile {
             let at = flip.0 % bad.len();
             bad[at] ^= flip.1 | 1;
             match Results::parse(&bad, parts.len(), 3) {
-                Ok(r) => walk_results(&r),
+                Ok(r) => {
+                    walk_results(&r);
+                    // Read with kept offsets, a buffer reads the same.
+                    let mut ends = Vec::new();
+                    let indexed = Results::parse_indexed(&bad, parts.len(), 3, &mut ends).unwrap();
+                    prop_assert_eq!(super::read_all(&indexed), super::read_all(&r));
+                }
                 Err(e) => prop_assert!(e.at <= bad.len(), "{e}"),
             }
+            let mut ends = Vec::new();
+            let indexed = Results::parse_indexed(&good, parts.len(), 3, &mut ends).unwrap();
+            prop_assert_eq!(super::read_all(&indexed), super::read_all(&parsed));
         }
     }
 }
