@@ -734,6 +734,7 @@ impl<'a> ResultIter<'a> {
                     n_outputs: self.n_outputs,
                 })
             }
+            // The validation let only tags 0 and 1 through.
             _ => RecordResult::Rejected(cur.str("truncated rejection reason")?),
         };
         cur.pos = end;
